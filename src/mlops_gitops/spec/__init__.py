@@ -1,0 +1,1 @@
+"""Desired state: YAML with positions, one pydantic model per kind, references, mlops.yaml."""

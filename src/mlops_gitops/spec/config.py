@@ -1,0 +1,104 @@
+"""The repository config `mlops.yaml`: workspaces, include/exclude globs, notifications, policies."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from mlops_gitops.spec.kinds.common import Strict
+
+CONFIG_NAMES = ("mlops.yaml", "mlops.yml")
+DEFAULT_INCLUDE = ["**/*.yml", "**/*.yaml"]
+DEFAULT_WORKSPACE = "local"
+
+
+class WorkspaceConfig(Strict):
+    backend: Literal["local"] = "local"
+    path: str | None = Field(None, description="Workspace folder; default .mlops/<workspace> in the repository.")
+    database: str | None = Field(
+        None, description="SQLAlchemy URL of the metadata store; default sqlite:///<path>/state.db."
+    )
+    runtime: Literal["process", "container"] = "process"
+
+
+class NotificationConfig(Strict):
+    type: Literal["webhook", "file", "command", "github"]
+    url: str | None = None
+    path: str | None = None
+    command: str | list[str] | None = None
+    secret: str | None = None
+    events: list[str] = Field(default_factory=lambda: ["*"])
+
+
+class RepoConfig(Strict):
+    schema_: str | None = Field(None, alias="$schema")
+    workspaces: dict[str, WorkspaceConfig] = Field(default_factory=dict)
+    default_workspace: str = DEFAULT_WORKSPACE
+    include: list[str] = Field(default_factory=lambda: list(DEFAULT_INCLUDE))
+    exclude: list[str] = Field(default_factory=list)
+    prune: bool = False
+    strict: bool = False
+    notifications: list[NotificationConfig] = Field(default_factory=list)
+    policies: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("workspaces")
+    @classmethod
+    def _names(cls, value: dict[str, WorkspaceConfig]) -> dict[str, WorkspaceConfig]:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
+                raise ValueError(f"workspace name '{name}' may use letters, digits, '_', '.', '-'")
+        return value
+
+    def workspace(self, name: str | None) -> tuple[str, WorkspaceConfig]:
+        chosen = name or self.default_workspace
+        if chosen in self.workspaces:
+            return chosen, self.workspaces[chosen]
+        if chosen == DEFAULT_WORKSPACE:
+            return chosen, WorkspaceConfig()
+        known = ", ".join(sorted({*self.workspaces, DEFAULT_WORKSPACE}))
+        raise KeyError(f"unknown workspace '{chosen}' (configured: {known})")
+
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(text: str) -> str:
+    """`${VAR}` and `${VAR:-default}` from the environment; unset without default → empty."""
+    return _ENV.sub(lambda m: os.environ.get(m.group(1), m.group(2) or ""), text)
+
+
+def glob_to_regex(pattern: str) -> re.Pattern[str]:
+    """Translate a gitignore-like glob (`**/*.yml`, `src/**`) into a regex over posix paths."""
+    out = []
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+            continue
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+            continue
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            end = pattern.find("]", i + 1)
+            if end == -1:
+                out.append(re.escape(c))
+            else:
+                body = pattern[i + 1 : end].replace("\\", "\\\\")
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append(f"[{body}]")
+                i = end
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return re.compile("".join(out) + r"\Z")

@@ -1,0 +1,157 @@
+"""Shared field types for the Azure ML CLI v2 kinds."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+
+def _version(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("a version is a string or an integer, not a boolean")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        raise ValueError(f"version {value!r} was read as a number; quote it, e.g. version: \"{value}\"")
+    return value
+
+
+def _text(value: Any) -> Any:
+    # Tag and property values are strings in Azure ML; YAML gives us numbers and booleans too.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+Version = Annotated[str, BeforeValidator(_version)]
+Text = Annotated[str, BeforeValidator(_text)]
+Tags = dict[str, Text]
+
+
+class Strict(BaseModel):
+    """Unknown keys are reported (warning by default, error with --strict)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class GitOpsExtension(Strict):
+    """Our extensions live under one key, `x-gitops`, never as new top-level fields."""
+
+    protect: bool = Field(False, description="Refuse to delete or archive this resource, even with --prune.")
+    description: str | None = None
+
+
+class Resource(Strict):
+    schema_: str | None = Field(None, alias="$schema")
+    x_gitops: GitOpsExtension | None = Field(None, alias="x-gitops")
+
+
+class Asset(Resource):
+    name: str
+    version: Version | None = None
+    description: str | None = None
+    tags: Tags | None = None
+    properties: Tags | None = None
+
+
+class Route(Strict):
+    path: str
+    port: int = Field(ge=1, le=65535)
+
+
+class InferenceConfig(Strict):
+    liveness_route: Route | None = None
+    readiness_route: Route | None = None
+    scoring_route: Route | None = None
+
+
+class BuildContext(Strict):
+    path: str
+    dockerfile_path: str = "Dockerfile"
+
+
+class InlineEnvironment(Strict):
+    """An anonymous environment written inside a job or deployment."""
+
+    image: str | None = None
+    build: BuildContext | None = None
+    conda_file: str | dict[str, Any] | None = None
+    os_type: Literal["linux", "windows"] = "linux"
+    inference_config: InferenceConfig | None = None
+    description: str | None = None
+    tags: Tags | None = None
+
+
+class InlineModel(Strict):
+    path: str
+    type: Literal["custom_model", "mlflow_model", "triton_model"] = "custom_model"
+    name: str | None = None
+    version: Version | None = None
+    description: str | None = None
+    flavors: dict[str, Any] | None = None
+
+
+class CodeConfiguration(Strict):
+    code: str
+    scoring_script: str
+
+
+class Identity(Strict):
+    type: Literal["system_assigned", "user_assigned", "user_identity", "managed", "aml_token"]
+    user_assigned_identities: list[dict[str, str]] | None = None
+    client_id: str | None = None
+    resource_id: str | None = None
+    object_id: str | None = None
+
+
+IoType = Literal[
+    "uri_file",
+    "uri_folder",
+    "mltable",
+    "mlflow_model",
+    "custom_model",
+    "triton_model",
+    "string",
+    "number",
+    "integer",
+    "boolean",
+]
+DataMode = Literal["ro_mount", "rw_mount", "download", "upload", "direct", "eval_mount", "eval_download"]
+Scalar = str | bool | int | float
+
+
+class DataInput(Strict):
+    type: IoType = "uri_folder"
+    path: str | None = None
+    mode: DataMode | None = None
+    default: Scalar | None = None
+    optional: bool | None = None
+    description: str | None = None
+
+
+class DataOutput(Strict):
+    type: IoType = "uri_folder"
+    mode: DataMode | None = None
+    path: str | None = None
+    name: str | None = None
+    version: Version | None = None
+    description: str | None = None
+
+
+# A job or step input is a literal, a binding expression, or a data spec.
+JobInput = DataInput | Scalar
+# A job or step output is empty, a binding expression, or a data spec.
+JobOutput = DataOutput | str | None
+
+
+class Resources(Strict):
+    instance_count: int | None = Field(None, ge=1)
+    instance_type: str | None = None
+    shm_size: str | None = None
+    docker_args: str | None = None
+    locations: list[str] | None = None
+    max_instance_count: int | None = Field(None, ge=1)
+    properties: dict[str, Any] | None = None

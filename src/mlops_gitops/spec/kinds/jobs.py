@@ -1,0 +1,155 @@
+"""Components and jobs: command component, pipeline component, command job, pipeline job."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from mlops_gitops.spec.kinds.common import (
+    Asset,
+    DataOutput,
+    Identity,
+    InlineEnvironment,
+    JobInput,
+    JobOutput,
+    Resource,
+    Resources,
+    Strict,
+    Tags,
+)
+
+PortType = Literal[
+    "number",
+    "integer",
+    "boolean",
+    "string",
+    "uri_file",
+    "uri_folder",
+    "mltable",
+    "mlflow_model",
+    "custom_model",
+    "triton_model",
+]
+
+
+class ComponentInput(Strict):
+    type: PortType
+    description: str | None = None
+    default: str | bool | int | float | None = None
+    optional: bool = False
+    min: int | float | None = None
+    max: int | float | None = None
+    enum: list[str | int | float] | None = None
+    mode: str | None = None
+
+
+class ComponentOutput(Strict):
+    type: PortType
+    description: str | None = None
+    mode: str | None = None
+
+
+class Distribution(Strict):
+    type: Literal["mpi", "pytorch", "tensorflow", "ray"]
+    process_count_per_instance: int | None = None
+    worker_count: int | None = None
+    parameter_server_count: int | None = None
+    head_address: str | None = None
+    port: int | None = None
+
+
+class Limits(Strict):
+    timeout: int | None = Field(None, ge=1)
+
+
+class CommandComponent(Asset):
+    type: Literal["command"] = "command"
+    display_name: str | None = None
+    is_deterministic: bool = True
+    command: str
+    code: str | None = None
+    environment: str | InlineEnvironment
+    distribution: Distribution | None = None
+    resources: Resources | None = None
+    inputs: dict[str, ComponentInput] = Field(default_factory=dict)
+    outputs: dict[str, ComponentOutput] = Field(default_factory=dict)
+    additional_includes: list[str] | None = None
+
+
+class PipelineStep(Strict):
+    """One entry of a pipeline's `jobs`: a component reference or an inline command."""
+
+    type: Literal["command", "pipeline", "sweep", "parallel", "spark"] = "command"
+    component: str | dict[str, Any] | None = None
+    name: str | None = None
+    display_name: str | None = None
+    description: str | None = None
+    tags: Tags | None = None
+    command: str | None = None
+    code: str | None = None
+    environment: str | InlineEnvironment | None = None
+    environment_variables: dict[str, str] | None = None
+    compute: str | None = None
+    resources: Resources | None = None
+    limits: Limits | None = None
+    distribution: Distribution | None = None
+    inputs: dict[str, JobInput] = Field(default_factory=dict)
+    outputs: dict[str, JobOutput] = Field(default_factory=dict)
+    settings: dict[str, Any] | None = None
+
+
+class PipelineSettings(Strict):
+    default_datastore: str | None = None
+    default_compute: str | None = None
+    continue_on_step_failure: bool | None = None
+    force_rerun: bool | None = None
+    default_environment: str | None = None
+
+
+class PipelineComponent(Asset):
+    type: Literal["pipeline"]
+    display_name: str | None = None
+    inputs: dict[str, ComponentInput] = Field(default_factory=dict)
+    outputs: dict[str, ComponentOutput] = Field(default_factory=dict)
+    jobs: dict[str, PipelineStep]
+
+
+class QueueSettings(Strict):
+    job_tier: Literal["spot", "basic", "standard", "premium", "null"] | None = None
+    priority: Literal["low", "medium", "high"] | None = None
+
+
+class JobBase(Resource):
+    name: str | None = None
+    display_name: str | None = None
+    experiment_name: str | None = None
+    description: str | None = None
+    tags: Tags | None = None
+    properties: Tags | None = None
+    identity: Identity | None = None
+
+
+class CommandJob(JobBase):
+    type: Literal["command"] = "command"
+    command: str
+    code: str | None = None
+    environment: str | InlineEnvironment
+    environment_variables: dict[str, str] | None = None
+    distribution: Distribution | None = None
+    compute: str | None = None
+    resources: Resources | None = None
+    limits: Limits | None = None
+    inputs: dict[str, JobInput] = Field(default_factory=dict)
+    outputs: dict[str, JobOutput] = Field(default_factory=dict)
+    queue_settings: QueueSettings | None = None
+    services: dict[str, dict[str, Any]] | None = None
+
+
+class PipelineJob(JobBase):
+    type: Literal["pipeline"]
+    compute: str | None = None
+    inputs: dict[str, JobInput] = Field(default_factory=dict)
+    outputs: dict[str, DataOutput | None] = Field(default_factory=dict)
+    settings: PipelineSettings | None = None
+    jobs: dict[str, PipelineStep]

@@ -1,0 +1,78 @@
+"""References between resources: `azureml:name:version`, `azureml:name@latest`, local paths, URIs."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+REMOTE_PREFIXES = ("http://", "https://", "wasbs://", "wasb://", "abfss://", "adl://", "s3://", "gs://", "runs:/",
+                   "azureml://", "models:/")
+_BINDING = re.compile(r"^\s*\$\{\{\s*([^}]*?)\s*\}\}\s*$")
+
+
+@dataclass(frozen=True)
+class AssetRef:
+    """`azureml:<name>:<version>`, `azureml:<name>@<label>` or `azureml:<name>`."""
+
+    name: str
+    version: str | None = None
+    label: str | None = None
+
+    def __str__(self) -> str:
+        if self.version is not None:
+            return f"azureml:{self.name}:{self.version}"
+        if self.label is not None:
+            return f"azureml:{self.name}@{self.label}"
+        return f"azureml:{self.name}"
+
+
+def parse_asset_ref(text: str) -> AssetRef | None:
+    """Parse the short `azureml:` forms; long ARM ids and `azureml://` URIs return None."""
+    if not text.startswith("azureml:") or text.startswith("azureml://"):
+        return None
+    body = text[len("azureml:") :]
+    if not body or body.startswith("/"):
+        return None
+    if "@" in body:
+        name, _, label = body.partition("@")
+        return AssetRef(name, label=label or None)
+    if ":" in body:
+        name, _, version = body.partition(":")
+        return AssetRef(name, version=version or None)
+    return AssetRef(body)
+
+
+def is_remote(text: str) -> bool:
+    return text.startswith(REMOTE_PREFIXES) or (text.startswith("azureml:") and parse_asset_ref(text) is None)
+
+
+def binding(text: object) -> str | None:
+    """The expression inside `${{ … }}` when the whole value is one binding."""
+    if not isinstance(text, str):
+        return None
+    m = _BINDING.match(text)
+    return m.group(1) if m else None
+
+
+def local_path(text: str) -> str:
+    """Strip the `file:` prefix some files use for local paths."""
+    return text[len("file:") :] if text.startswith("file:") else text
+
+
+@dataclass(frozen=True)
+class PathCheck:
+    resolved: Path
+    exists: bool
+    inside: bool
+
+
+def check_local_path(base_dir: Path, text: str, root: Path) -> PathCheck:
+    """Resolve a path written in a file under base_dir; say whether it exists and stays in root."""
+    resolved = (base_dir / local_path(text)).resolve()
+    try:
+        resolved.relative_to(root.resolve())
+        inside = True
+    except ValueError:
+        inside = False
+    return PathCheck(resolved, resolved.exists() if inside else False, inside)

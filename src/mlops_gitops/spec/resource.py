@@ -1,0 +1,156 @@
+"""A typed resource from the tree, with its identity and its outgoing links."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops_gitops.addresses import VERSIONED, Address, Kind
+from mlops_gitops.spec.catalog import KindInfo
+from mlops_gitops.spec.kinds.common import InlineEnvironment, InlineModel, Resource
+from mlops_gitops.spec.yamlload import Document, Loc
+
+
+@dataclass(frozen=True)
+class Link:
+    """A value in one resource that points at something else: a resource or a local path."""
+
+    loc: Loc
+    role: str  # model, environment, code, path, conda_file, component, endpoint, deployment, job, data
+    text: str
+    target: Kind | None = None  # what an `azureml:` reference names; None for plain paths
+    yaml_file: bool = False  # a path to another YAML file (component, job): not a resource itself
+
+
+@dataclass
+class SpecResource:
+    info: KindInfo
+    doc: Document
+    model: Resource
+    links: list[Link] = field(default_factory=list)
+
+    @property
+    def kind(self) -> Kind:
+        return self.info.kind
+
+    @property
+    def file(self) -> str:
+        return self.doc.rel
+
+    @property
+    def base_dir(self) -> Path:
+        return self.doc.path.parent
+
+    @property
+    def name(self) -> str:
+        m: Any = self.model
+        if self.kind in (Kind.ONLINE_DEPLOYMENT, Kind.BATCH_DEPLOYMENT):
+            return f"{m.endpoint_name}/{m.name}"
+        if self.kind is Kind.JOB and not m.name:
+            return self.doc.path.stem  # a job without a name is known by its file
+        return str(m.name)
+
+    @property
+    def version(self) -> str | None:
+        return getattr(self.model, "version", None) if self.kind in VERSIONED else None
+
+    @property
+    def address(self) -> Address:
+        """Identity; an auto-versioned asset has version None until plan assigns one."""
+        return Address(self.kind, self.name, self.version)
+
+    def pos(self, loc: Loc = ()) -> tuple[int, int]:
+        return self.doc.pos(loc)
+
+
+def _ref_or_path(loc: Loc, role: str, value: object, target: Kind, out: list[Link]) -> None:
+    if isinstance(value, str):
+        out.append(Link(loc, role, value, target if value.startswith("azureml:") else None))
+    elif isinstance(value, InlineModel):
+        out.append(Link((*loc, "path"), "path", value.path))
+    elif isinstance(value, InlineEnvironment):
+        _environment_paths(loc, value, out)
+
+
+def _environment_paths(loc: Loc, env: Any, out: list[Link]) -> None:
+    if isinstance(env.conda_file, str):
+        out.append(Link((*loc, "conda_file"), "conda_file", env.conda_file, yaml_file=True))
+    if env.build is not None:
+        out.append(Link((*loc, "build", "path"), "code", env.build.path))
+
+
+def _io_paths(loc: Loc, ports: dict[str, Any], out: list[Link]) -> None:
+    for key, port in ports.items():
+        path = getattr(port, "path", None)
+        if isinstance(path, str) and not path.startswith("${{"):
+            out.append(Link((*loc, key, "path"), "data", path, Kind.DATA if path.startswith("azureml:") else None))
+
+
+def _steps(loc: Loc, jobs: dict[str, Any], out: list[Link]) -> None:
+    for step_name, step in jobs.items():
+        sloc = (*loc, step_name)
+        if isinstance(step.component, str):
+            comp = step.component
+            out.append(Link((*sloc, "component"), "component", comp,
+                            Kind.COMPONENT if comp.startswith("azureml:") else None,
+                            yaml_file=not comp.startswith("azureml:")))
+        if step.code:
+            out.append(Link((*sloc, "code"), "code", step.code))
+        if step.environment is not None:
+            _ref_or_path((*sloc, "environment"), "environment", step.environment, Kind.ENVIRONMENT, out)
+        _io_paths((*sloc, "inputs"), step.inputs, out)
+
+
+def compute_links(res: SpecResource) -> list[Link]:  # noqa: C901 - one branch per kind reads best
+    m: Any = res.model
+    out: list[Link] = []
+    kind = res.kind
+    if kind in (Kind.MODEL, Kind.DATA):
+        out.append(Link(("path",), "path", m.path))
+    elif kind is Kind.ENVIRONMENT:
+        _environment_paths((), m, out)
+    elif kind is Kind.COMPONENT:
+        if res.info.schema_name == "commandComponent":
+            if m.code:
+                out.append(Link(("code",), "code", m.code))
+            _ref_or_path(("environment",), "environment", m.environment, Kind.ENVIRONMENT, out)
+        else:
+            _steps(("jobs",), m.jobs, out)
+    elif kind is Kind.JOB:
+        if res.info.schema_name == "commandJob":
+            if m.code:
+                out.append(Link(("code",), "code", m.code))
+            _ref_or_path(("environment",), "environment", m.environment, Kind.ENVIRONMENT, out)
+        else:
+            _steps(("jobs",), m.jobs, out)
+        _io_paths(("inputs",), m.inputs, out)
+    elif kind in (Kind.ONLINE_DEPLOYMENT, Kind.BATCH_DEPLOYMENT):
+        endpoint_kind = Kind.ONLINE_ENDPOINT if kind is Kind.ONLINE_DEPLOYMENT else Kind.BATCH_ENDPOINT
+        out.append(Link(("endpoint_name",), "endpoint", m.endpoint_name, endpoint_kind))
+        if getattr(m, "model", None) is not None:
+            _ref_or_path(("model",), "model", m.model, Kind.MODEL, out)
+        if getattr(m, "environment", None) is not None:
+            _ref_or_path(("environment",), "environment", m.environment, Kind.ENVIRONMENT, out)
+        if getattr(m, "code_configuration", None) is not None:
+            out.append(Link(("code_configuration", "code"), "code", m.code_configuration.code))
+        component = getattr(m, "component", None)
+        if isinstance(component, str):
+            out.append(Link(("component",), "component", component,
+                            Kind.COMPONENT if component.startswith("azureml:") else None,
+                            yaml_file=not component.startswith("azureml:")))
+    elif kind is Kind.SCHEDULE:
+        if isinstance(m.create_job, str):
+            job = m.create_job
+            out.append(Link(("create_job",), "job", job, Kind.JOB if job.startswith("azureml:") else None,
+                            yaml_file=not job.startswith("azureml:")))
+        monitor = m.create_monitor
+        if monitor is not None and monitor.monitoring_target is not None:
+            target = monitor.monitoring_target
+            if target.endpoint_deployment_id:
+                out.append(Link(("create_monitor", "monitoring_target", "endpoint_deployment_id"), "deployment",
+                                target.endpoint_deployment_id, Kind.ONLINE_DEPLOYMENT))
+            if target.model_id:
+                out.append(Link(("create_monitor", "monitoring_target", "model_id"), "model", target.model_id,
+                                Kind.MODEL))
+    return out

@@ -1,0 +1,181 @@
+"""Find the repository root, discover its YAML files and load them into typed resources."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlops_gitops.diagnostics import Diagnostics, Severity
+from mlops_gitops.spec import catalog
+from mlops_gitops.spec.config import CONFIG_NAMES, RepoConfig, glob_to_regex
+from mlops_gitops.spec.references import check_local_path
+from mlops_gitops.spec.resource import SpecResource, compute_links
+from mlops_gitops.spec.typed import validate_document
+from mlops_gitops.spec.yamlload import Document, load_file
+
+SKIP_DIRS = {"node_modules", "__pycache__"}
+
+
+@dataclass
+class Tree:
+    root: Path
+    config: RepoConfig
+    config_file: str | None
+    resources: list[SpecResource] = field(default_factory=list)
+    documents: dict[str, Document] = field(default_factory=dict)
+    diagnostics: Diagnostics = field(default_factory=Diagnostics)
+
+    def resource_by_file(self, rel: str) -> SpecResource | None:
+        for res in self.resources:
+            if res.file == rel:
+                return res
+        return None
+
+    def rel(self, path: Path) -> str:
+        return path.resolve().relative_to(self.root).as_posix()
+
+
+def find_config(start: Path) -> Path | None:
+    """The nearest folder at or above start holding mlops.yaml, not leaving the Git work tree."""
+    cur = start.resolve()
+    while True:
+        if any((cur / name).is_file() for name in CONFIG_NAMES):
+            return cur
+        if (cur / ".git").exists() or cur.parent == cur:
+            return None
+        cur = cur.parent
+
+
+def find_root(path: Path) -> Path:
+    path = path.resolve()
+    start = path if path.is_dir() else path.parent
+    found = find_config(start)
+    if found is not None:
+        return found
+    if path.is_dir():
+        return path
+    cur = start
+    while cur.parent != cur:
+        if (cur / ".git").exists():
+            return cur
+        cur = cur.parent
+    return start
+
+
+def load_config(root: Path, diags: Diagnostics) -> tuple[RepoConfig, str | None]:
+    for name in CONFIG_NAMES:
+        path = root / name
+        if path.is_file():
+            doc = load_file(path, name, diags)
+            if doc is None:
+                return RepoConfig(), name
+            if doc.data is None:
+                return RepoConfig(), name
+            if not isinstance(doc.data, dict):
+                diags.add(name, 1, 1, "CONFIG001", "mlops.yaml must be a mapping")
+                return RepoConfig(), name
+            config = validate_document(RepoConfig, doc, diags, strict=True)
+            return config or RepoConfig(), name
+    return RepoConfig(), None
+
+
+def discover(root: Path, config: RepoConfig) -> list[str]:
+    include = [glob_to_regex(p) for p in config.include]
+    exclude = [glob_to_regex(p) for p in config.exclude]
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in SKIP_DIRS)
+        rel_dir = Path(dirpath).relative_to(root).as_posix()
+        for name in sorted(filenames):
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            if rel in CONFIG_NAMES:
+                continue
+            if any(p.match(rel) for p in include) and not any(p.match(rel) for p in exclude):
+                found.append(rel)
+    return found
+
+
+def _typed(doc: Document, strict: bool, diags: Diagnostics) -> SpecResource | None | bool:
+    """A resource, None for an invalid resource, or False when the file declares no known kind."""
+    data = doc.data
+    schema = data.get("$schema") if isinstance(data, dict) else None
+    if schema is None:
+        return False
+    if not isinstance(schema, str):
+        line, col = doc.pos(("$schema",))
+        diags.add(doc.rel, line, col, "SCHEMA002", "$schema must be a string URL or path")
+        return None
+    info = catalog.lookup(schema)
+    if info is None:
+        line, col = doc.pos(("$schema",))
+        if catalog.is_unmanaged(schema):
+            diags.add(doc.rel, line, col, "SCHEMA003",
+                      f"kind '{catalog.schema_basename(schema)}' is not managed by mlops-gitops; file skipped",
+                      Severity.WARNING)
+        else:
+            known = ", ".join(catalog.known_schema_names())
+            diags.add(doc.rel, line, col, "SCHEMA002", f"unknown $schema '{schema}' (known kinds: {known})")
+        return None
+    model = validate_document(info.model, doc, diags, strict)
+    if model is None:
+        return None
+    res = SpecResource(info, doc, model)
+    res.links = compute_links(res)
+    return res
+
+
+def load_tree(root: Path, strict: bool = False) -> Tree:
+    root = root.resolve()
+    tree_diags = Diagnostics()
+    config, config_file = load_config(root, tree_diags)
+    strict = strict or config.strict
+    tree = Tree(root, config, config_file, diagnostics=tree_diags)
+    files = discover(root, config)
+
+    def parse(rel: str) -> tuple[Document | None, Diagnostics]:
+        d = Diagnostics()
+        return load_file(root / rel, rel, d), d
+
+    # Parsing is mostly in C (libyaml); threads overlap file I/O with it.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        parsed = list(pool.map(parse, files)) if len(files) > 64 else [parse(f) for f in files]
+    without_schema: list[Document] = []
+    for doc, d in parsed:
+        tree.diagnostics.extend(d)
+        if doc is None:
+            continue
+        tree.documents[doc.rel] = doc
+        result = _typed(doc, strict, tree.diagnostics)
+        if result is False:
+            without_schema.append(doc)
+        elif isinstance(result, SpecResource):
+            tree.resources.append(result)
+    referenced = _referenced_yaml(tree)
+    for doc in without_schema:
+        if doc.rel in referenced:
+            continue
+        known = ", ".join(catalog.known_schema_names())
+        tree.diagnostics.add(
+            doc.rel, 1, 1, "SCHEMA001",
+            f"no $schema: a resource file must name its kind (known kinds: {known}); "
+            "exclude other YAML files in mlops.yaml",
+        )
+    return tree
+
+
+def _referenced_yaml(tree: Tree) -> set[str]:
+    """Files that resources point at as YAML (conda files, component and job files)."""
+    out: set[str] = set()
+    for res in tree.resources:
+        for link in res.links:
+            if link.yaml_file or link.role in ("conda_file", "code", "path"):
+                check = check_local_path(res.base_dir, link.text, tree.root)
+                if check.inside:
+                    rel = check.resolved.relative_to(tree.root).as_posix()
+                    out.add(rel)
+                    if check.resolved.is_dir():
+                        out.update(r for r in tree.documents if r.startswith(rel + "/"))
+    # Component files referenced by pipelines may reference conda files in turn.
+    return out

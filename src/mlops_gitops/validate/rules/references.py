@@ -1,0 +1,93 @@
+"""REF001-REF006: references resolve, local paths exist and stay inside the repository."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlops_gitops.addresses import Kind
+from mlops_gitops.diagnostics import Severity
+from mlops_gitops.spec.references import check_local_path, is_remote, parse_asset_ref
+from mlops_gitops.spec.resource import Link, SpecResource
+from mlops_gitops.validate.context import RuleContext
+
+
+def _asset(ctx: RuleContext, res: SpecResource, link: Link) -> None:
+    ref = parse_asset_ref(link.text)
+    if ref is None or link.target is None:
+        return
+    kind = link.target
+    if kind is Kind.ONLINE_DEPLOYMENT:  # monitors: azureml:<endpoint>:<deployment>
+        if ref.version is None:
+            ctx.report(res, link.loc, "REF001",
+                       f"'{link.text}' must name a deployment as azureml:<endpoint>:<deployment>")
+            return
+        name = f"{ref.name}/{ref.version}"
+        if not ctx.in_tree(kind, name) and (kind, name) not in ctx.existing:
+            ctx.report(res, link.loc, "REF001", f"deployment '{ref.version}' of endpoint '{ref.name}' not found")
+        return
+    if ctx.resolves(kind, ref):
+        return
+    if kind is Kind.ENVIRONMENT and ref.name.startswith("AzureML-"):
+        ctx.report(res, link.loc, "REF006",
+                   f"'{link.text}' is a curated Azure ML environment; the local workspace cannot build it",
+                   Severity.WARNING)
+        return
+    versions = sorted({r.version or "(auto)" for r in ctx.in_tree(kind, ref.name)}
+                      | set(ctx.existing.get((kind, ref.name), ())))
+    hint = f" (versions known: {', '.join(versions)})" if versions else ""
+    ctx.report(res, link.loc, "REF001", f"{kind.value} '{ref}' not found in the tree or the workspace{hint}")
+
+
+def _endpoint(ctx: RuleContext, res: SpecResource, link: Link) -> None:
+    kind = link.target
+    assert kind is not None
+    if ctx.in_tree(kind, link.text) or (kind, link.text) in ctx.existing:
+        return
+    other = Kind.BATCH_ENDPOINT if kind is Kind.ONLINE_ENDPOINT else Kind.ONLINE_ENDPOINT
+    hint = f" (there is a {other.value} of that name)" if ctx.in_tree(other, link.text) else ""
+    ctx.report(res, link.loc, "REF004", f"{kind.value} '{link.text}' not found{hint}")
+
+
+def _path(ctx: RuleContext, res: SpecResource, link: Link) -> None:
+    check = check_local_path(res.base_dir, link.text, ctx.tree.root)
+    if not check.inside:
+        ctx.report(res, link.loc, "REF003", f"path '{link.text}' points outside the repository")
+    elif not check.exists:
+        ctx.report(res, link.loc, "REF002", f"path '{link.text}' does not exist (relative to {res.file})")
+
+
+def _scoring_script(ctx: RuleContext, res: SpecResource) -> None:
+    cc: Any = getattr(res.model, "code_configuration", None)
+    if cc is None:
+        return
+    code = check_local_path(res.base_dir, cc.code, ctx.tree.root)
+    if code.exists and not (code.resolved / cc.scoring_script).is_file():
+        ctx.report(res, ("code_configuration", "scoring_script"), "REF005",
+                   f"scoring script '{cc.scoring_script}' not found in '{cc.code}'")
+
+
+def check(ctx: RuleContext) -> None:
+    for res in ctx.tree.resources:
+        for link in res.links:
+            if link.role == "endpoint":
+                _endpoint(ctx, res, link)
+            elif link.text.startswith("azureml:") and parse_asset_ref(link.text) is not None:
+                _asset(ctx, res, link)
+            elif link.target is Kind.ONLINE_DEPLOYMENT or is_remote(link.text) or link.text.startswith("${{"):
+                continue
+            else:
+                _path(ctx, res, link)
+        _scoring_script(ctx, res)
+        _batch_default(ctx, res)
+
+
+def _batch_default(ctx: RuleContext, res: SpecResource) -> None:
+    if res.kind is not Kind.BATCH_ENDPOINT:
+        return
+    defaults: Any = getattr(res.model, "defaults", None)
+    if defaults is None or not defaults.deployment_name:
+        return
+    name = f"{res.name}/{defaults.deployment_name}"
+    if not ctx.in_tree(Kind.BATCH_DEPLOYMENT, name) and (Kind.BATCH_DEPLOYMENT, name) not in ctx.existing:
+        ctx.report(res, ("defaults", "deployment_name"), "REF004",
+                   f"default deployment '{defaults.deployment_name}' of batch endpoint '{res.name}' not found")
