@@ -1,0 +1,1 @@
+"""Backends read actual state and perform one action at a time."""

@@ -1,0 +1,46 @@
+"""The contract between plan/apply and a workspace implementation."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any, Protocol
+
+from mlops_gitops.addresses import Address
+from mlops_gitops.state import ActualResource, ChangeRecord, DesiredResource, LockInfo, Snapshot
+
+
+class Backend(Protocol):
+    """Read actual state; write one resource at a time, each write atomic and journaled."""
+
+    name: str
+
+    def read(self) -> Snapshot: ...
+
+    def lock(self, operation: str, reason: str = "", timeout: float = 0.0) -> AbstractContextManager[LockInfo]: ...
+
+    def force_unlock(self, lock_id: str) -> LockInfo: ...
+
+    def begin_apply(self, apply_id: str, who: str, source: dict[str, Any]) -> None: ...
+
+    def finish_apply(self, apply_id: str, status: str, summary: dict[str, Any]) -> None: ...
+
+    def journal(self, apply_id: str, address: Address, action: str, phase: str, detail: str = "") -> None: ...
+
+    def interrupted(self) -> list[dict[str, Any]]: ...
+
+    def put(self, desired: DesiredResource, action: str, provenance: dict[str, Any], apply_id: str | None,
+            origin: str = "apply") -> ActualResource: ...
+
+    def set_status(self, address: Address, status: str, provenance: dict[str, Any], apply_id: str | None,
+                   origin: str) -> None: ...
+
+    def delete(self, address: Address, provenance: dict[str, Any], apply_id: str | None, origin: str) -> None: ...
+
+    def change_log(self, address: Address | None = None, source_file: str | None = None) -> list[ChangeRecord]: ...
+
+    def artifact_path(self, sha256: str) -> Path: ...
+
+    def collect_garbage(self) -> int: ...
+
+    def close(self) -> None: ...

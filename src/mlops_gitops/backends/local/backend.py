@@ -1,0 +1,346 @@
+"""LocalBackend: the workspace folder (artifacts, logs) plus its SQL metadata store."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, func, insert, inspect, select, update
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+
+from mlops_gitops.addresses import Address, Kind
+from mlops_gitops.backends.local import db
+from mlops_gitops.backends.local.artifacts import ArtifactStore
+from mlops_gitops.backends.local.lock import now, os_lock_for, read_holder, workspace_lock
+from mlops_gitops.errors import LockHeldError, NotFoundError, WorkspaceError
+from mlops_gitops.hashing import canonical_json
+from mlops_gitops.state import ActualResource, ArtifactFile, ChangeRecord, DesiredResource, LockInfo, Snapshot
+
+
+def _warn(message: str) -> None:
+    print(f"Warning: {message}", file=sys.stderr)
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(self, path: Path, database: str | None = None, warn: Callable[[str], None] = _warn) -> None:
+        self.path = path
+        self.url = database or f"sqlite:///{path / 'state.db'}"
+        self.warn = warn
+        self.artifacts = ArtifactStore(path)
+        try:
+            self.engine: Engine = db.make_engine(self.url)
+        except (ArgumentError, NoSuchModuleError) as exc:
+            raise WorkspaceError(f"invalid database URL '{db.mask_url(self.url)}': {exc}") from None
+        except ImportError as exc:
+            raise WorkspaceError(
+                f"database driver missing for '{db.mask_url(self.url)}': {exc.name} "
+                "(for PostgreSQL: pip install 'mlops-gitops[postgres]')") from None
+        self._ready = False
+
+    # -- connection handling -------------------------------------------------------------------
+
+    def _exists(self) -> bool:
+        if self.engine.dialect.name == "sqlite" and not (self.path / "state.db").exists():
+            return False
+        with self._errors():
+            return inspect(self.engine).has_table("mg_meta")
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except DBAPIError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise WorkspaceError(f"cannot use workspace database {db.mask_url(self.url)}: {reason}") from None
+        except SQLAlchemyError as exc:
+            raise WorkspaceError(f"workspace database {db.mask_url(self.url)}: {exc}") from None
+
+    def ensure(self) -> None:
+        """Create the folder and tables on first write; give the workspace its lineage."""
+        if self._ready:
+            return
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WorkspaceError(f"cannot create workspace folder {self.path}: {exc.strerror}") from None
+        with self._errors():
+            db.metadata.create_all(self.engine)
+            with self.engine.begin() as conn:
+                have = {r.key for r in conn.execute(select(db.meta.c.key))}
+                rows = [{"key": "lineage", "value": str(uuid.uuid4())}, {"key": "serial", "value": "0"},
+                        {"key": "schema_version", "value": db.SCHEMA_VERSION}]
+                missing = [r for r in rows if r["key"] not in have]
+                if missing:
+                    conn.execute(insert(db.meta), missing)
+        self._ready = True
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def read(self) -> Snapshot:
+        if not self._exists():
+            return Snapshot(None, 0)
+        with self._errors(), self.engine.connect() as conn:
+            meta = {r.key: r.value for r in conn.execute(select(db.meta))}
+            files: dict[int, list[ArtifactFile]] = {}
+            for f in conn.execute(select(db.asset_files).order_by(db.asset_files.c.rel)):
+                files.setdefault(f.resource_id, []).append(ArtifactFile(f.rel, f.sha256, f.size))
+            snap = Snapshot(meta.get("lineage"), int(meta.get("serial", "0")))
+            for row in conn.execute(select(db.resources)):
+                res = _to_actual(row, tuple(files.get(row.id, ())))
+                snap.resources[res.address] = res
+            for c in conn.execute(select(db.counters)):
+                snap.counters[(Kind(c.kind), c.name)] = c.last
+        return snap
+
+    def change_log(self, address: Address | None = None, source_file: str | None = None) -> list[ChangeRecord]:
+        if not self._exists():
+            return []
+        q = select(db.changes).order_by(db.changes.c.id)
+        if address is not None:
+            q = q.where(db.changes.c.kind == address.kind.value, db.changes.c.name == address.name)
+            if address.version is not None:
+                q = q.where(db.changes.c.version == address.version)
+        if source_file is not None:
+            q = q.where(db.changes.c.source_file == source_file)
+        with self._errors(), self.engine.connect() as conn:
+            return [
+                ChangeRecord(r.id, r.apply_id, r.at, Address(Kind(r.kind), r.name, r.version or None), r.action,
+                             r.origin, r.before_hash, r.after_hash, r.source_file, json.loads(r.provenance))
+                for r in conn.execute(q)
+            ]
+
+    def search_tags(self, key: str, value: str | None) -> list[Address]:
+        if not self._exists():
+            return []
+        q = select(db.resources.c.kind, db.resources.c.name, db.resources.c.version).join(
+            db.tags, db.tags.c.resource_id == db.resources.c.id).where(db.tags.c.key == key)
+        if value is not None:
+            q = q.where(db.tags.c.value == value)
+        with self._errors(), self.engine.connect() as conn:
+            return sorted(Address(Kind(r.kind), r.name, r.version or None) for r in conn.execute(q))
+
+    def artifact_path(self, sha256: str) -> Path:
+        return self.artifacts.path(sha256)
+
+    # -- locking and the journal -----------------------------------------------------------------
+
+    @contextmanager
+    def lock(self, operation: str, reason: str = "", timeout: float = 0.0) -> Iterator[LockInfo]:
+        self.ensure()
+        with self._errors(), workspace_lock(self.engine, self.path, operation, reason, timeout, self.warn) as info:
+            yield info
+
+    def lock_holder(self) -> LockInfo | None:
+        if not self._exists():
+            return None
+        with self._errors():
+            return read_holder(self.engine)
+
+    def force_unlock(self, lock_id: str) -> LockInfo:
+        holder = self.lock_holder()
+        if holder is None:
+            raise NotFoundError("the workspace is not locked")
+        if holder.id != lock_id:
+            raise NotFoundError(f"lock ID {lock_id} does not match the current lock ({holder.describe()})")
+        os_lock = os_lock_for(self.engine, self.path)
+        if not os_lock.try_acquire():
+            raise LockHeldError(f"the lock is still held by a running process: {holder.describe()}; stop it first")
+        try:
+            with self._errors(), self.engine.begin() as conn:
+                conn.execute(delete(db.locks).where(db.locks.c.id == lock_id))
+        finally:
+            os_lock.release()
+        return holder
+
+    def begin_apply(self, apply_id: str, who: str, source: dict[str, Any]) -> None:
+        with self._errors(), self.engine.begin() as conn:
+            conn.execute(insert(db.applies).values(id=apply_id, started_at=now(), status="running", who=who,
+                                                   source=canonical_json(source), summary="{}"))
+
+    def finish_apply(self, apply_id: str, status: str, summary: dict[str, Any]) -> None:
+        with self._errors(), self.engine.begin() as conn:
+            conn.execute(update(db.applies).where(db.applies.c.id == apply_id).values(
+                finished_at=now(), status=status, summary=canonical_json(summary)))
+
+    def journal(self, apply_id: str, address: Address, action: str, phase: str, detail: str = "") -> None:
+        with self._errors(), self.engine.begin() as conn:
+            _journal(conn, apply_id, address, action, phase, detail)
+
+    def interrupted(self) -> list[dict[str, Any]]:
+        """Applies that never finished, with the actions they had begun but not ended."""
+        if not self._exists():
+            return []
+        with self._errors(), self.engine.connect() as conn:
+            runs = conn.execute(select(db.applies).where(db.applies.c.status == "running")).fetchall()
+            out = []
+            for run in runs:
+                entries = conn.execute(select(db.journal).where(db.journal.c.apply_id == run.id)
+                                       .order_by(db.journal.c.id)).fetchall()
+                begun = {e.address: e.action for e in entries if e.phase == "begin"}
+                for e in entries:
+                    if e.phase != "begin":
+                        begun.pop(e.address, None)
+                out.append({"id": run.id, "who": run.who, "started_at": run.started_at, "open": begun})
+            return out
+
+    def mark_abandoned(self, apply_id: str) -> None:
+        with self._errors(), self.engine.begin() as conn:
+            conn.execute(update(db.applies).where(db.applies.c.id == apply_id).values(
+                status="interrupted", finished_at=now()))
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def put(self, desired: DesiredResource, action: str, provenance: dict[str, Any], apply_id: str | None,
+            origin: str = "apply") -> ActualResource:
+        """Create or update one resource (uploading its files first), atomically, bumping the serial."""
+        self.ensure()
+        for art in desired.artifacts:
+            if art.source is not None:
+                self.artifacts.put(art.source, art.sha256)
+        addr = desired.address
+        stamp = now()
+        spec_json, derived_json = canonical_json(desired.spec), canonical_json(desired.derived)
+        applied = origin == "apply"
+        with self._errors(), self.engine.begin() as conn:
+            existing = _find(conn, addr)
+            values = dict(
+                schema_name=desired.schema_name, spec=spec_json, derived=derived_json,
+                content_hash=desired.content_hash, spec_hash=desired.spec_hash, status="active",
+                source_file=desired.source_file, updated_at=stamp, provenance=canonical_json(provenance))
+            if applied:
+                values |= dict(applied_spec=spec_json, applied_hash=desired.spec_hash, managed=True)
+            if existing is None:
+                rid = conn.execute(insert(db.resources).values(
+                    kind=addr.kind.value, name=addr.name, version=addr.version or "", created_at=stamp,
+                    **({"managed": False} if not applied else {}), **values)).inserted_primary_key[0]
+                before = None
+            else:
+                rid, before = existing.id, existing.spec_hash
+                conn.execute(update(db.resources).where(db.resources.c.id == rid).values(**values))
+                conn.execute(delete(db.asset_files).where(db.asset_files.c.resource_id == rid))
+                conn.execute(delete(db.tags).where(db.tags.c.resource_id == rid))
+            if desired.artifacts:
+                conn.execute(insert(db.asset_files), [
+                    {"resource_id": rid, "rel": a.rel, "sha256": a.sha256, "size": a.size} for a in desired.artifacts])
+            tag_rows = [{"resource_id": rid, "key": k, "value": str(v)}
+                        for k, v in (desired.spec.get("tags") or {}).items()]
+            if tag_rows:
+                conn.execute(insert(db.tags), tag_rows)
+            if desired.auto_version and addr.version and addr.version.isdigit():
+                _bump_counter(conn, addr, int(addr.version))
+            _log(conn, apply_id, addr, action, origin, before, desired.spec_hash, desired.source_file, provenance)
+            if apply_id:
+                _journal(conn, apply_id, addr, action, "end")
+            _bump_serial(conn)
+            row = conn.execute(select(db.resources).where(db.resources.c.id == rid)).one()
+        return _to_actual(row, tuple(desired.artifacts))
+
+    def set_status(self, address: Address, status: str, provenance: dict[str, Any], apply_id: str | None,
+                   origin: str) -> None:
+        with self._errors(), self.engine.begin() as conn:
+            row = _find(conn, address)
+            if row is None:
+                raise NotFoundError(f"{address} does not exist in the workspace")
+            spec = json.loads(row.spec)
+            conn.execute(update(db.resources).where(db.resources.c.id == row.id).values(
+                status=status, updated_at=now()))
+            action = "archive" if status == "archived" else "restore"
+            _log(conn, apply_id, address, action, origin, row.spec_hash, row.spec_hash,
+                 row.source_file or spec.get("source_file"), provenance)
+            if apply_id:
+                _journal(conn, apply_id, address, action, "end")
+            _bump_serial(conn)
+
+    def set_spec(self, address: Address, spec: dict[str, Any], spec_hash: str, provenance: dict[str, Any]) -> None:
+        """An out-of-band change (from a CLI command, not from Git): shows up as drift."""
+        with self._errors(), self.engine.begin() as conn:
+            row = _find(conn, address)
+            if row is None:
+                raise NotFoundError(f"{address} does not exist in the workspace")
+            conn.execute(update(db.resources).where(db.resources.c.id == row.id).values(
+                spec=canonical_json(spec), spec_hash=spec_hash, updated_at=now()))
+            _log(conn, None, address, "update", "cli", row.spec_hash, spec_hash, row.source_file, provenance)
+            _bump_serial(conn)
+
+    def delete(self, address: Address, provenance: dict[str, Any], apply_id: str | None, origin: str) -> None:
+        with self._errors(), self.engine.begin() as conn:
+            row = _find(conn, address)
+            if row is not None:
+                conn.execute(delete(db.asset_files).where(db.asset_files.c.resource_id == row.id))
+                conn.execute(delete(db.tags).where(db.tags.c.resource_id == row.id))
+                conn.execute(delete(db.resources).where(db.resources.c.id == row.id))
+                _log(conn, apply_id, address, "delete", origin, row.spec_hash, None, row.source_file, provenance)
+            if apply_id:
+                _journal(conn, apply_id, address, "delete", "end")
+            _bump_serial(conn)
+
+    def collect_garbage(self) -> int:
+        """Remove stored files no resource refers to (left by interrupted applies). Call under the lock."""
+        if not self._exists():
+            return 0
+        with self._errors(), self.engine.connect() as conn:
+            referenced = {r.sha256 for r in conn.execute(select(db.asset_files.c.sha256))}
+        return self.artifacts.remove_unreferenced(referenced)
+
+
+def _find(conn: Connection, addr: Address) -> Any:
+    return conn.execute(select(db.resources).where(
+        db.resources.c.kind == addr.kind.value, db.resources.c.name == addr.name,
+        db.resources.c.version == (addr.version or ""))).first()
+
+
+def _to_actual(row: Any, files: tuple[ArtifactFile, ...]) -> ActualResource:
+    return ActualResource(
+        address=Address(Kind(row.kind), row.name, row.version or None),
+        spec=json.loads(row.spec), derived=json.loads(row.derived), content_hash=row.content_hash,
+        spec_hash=row.spec_hash, applied_spec=json.loads(row.applied_spec) if row.applied_spec else None,
+        applied_hash=row.applied_hash, status=row.status, managed=bool(row.managed), source_file=row.source_file,
+        created_at=row.created_at, updated_at=row.updated_at, provenance=json.loads(row.provenance or "{}"),
+        schema_name=row.schema_name, files=files)
+
+
+def _bump_serial(conn: Connection) -> None:
+    serial = conn.execute(select(db.meta.c.value).where(db.meta.c.key == "serial")).scalar_one()
+    conn.execute(update(db.meta).where(db.meta.c.key == "serial").values(value=str(int(serial) + 1)))
+
+
+def _bump_counter(conn: Connection, addr: Address, version: int) -> None:
+    current = conn.execute(select(db.counters.c.last).where(
+        db.counters.c.kind == addr.kind.value, db.counters.c.name == addr.name)).scalar()
+    if current is None:
+        conn.execute(insert(db.counters).values(kind=addr.kind.value, name=addr.name, last=version))
+    elif version > current:
+        conn.execute(update(db.counters).where(db.counters.c.kind == addr.kind.value,
+                                               db.counters.c.name == addr.name).values(last=version))
+
+
+def _log(conn: Connection, apply_id: str | None, addr: Address, action: str, origin: str, before: str | None,
+         after: str | None, source_file: str | None, provenance: dict[str, Any]) -> None:
+    conn.execute(insert(db.changes).values(
+        apply_id=apply_id, at=now(), kind=addr.kind.value, name=addr.name, version=addr.version or "",
+        action=action, origin=origin, before_hash=before, after_hash=after, source_file=source_file,
+        provenance=canonical_json(provenance)))
+
+
+def _journal(conn: Connection, apply_id: str, addr: Address, action: str, phase: str, detail: str = "") -> None:
+    conn.execute(insert(db.journal).values(apply_id=apply_id, at=now(), address=str(addr), action=action,
+                                           phase=phase, detail=detail))
+
+
+def open_workspace(path: Path, database: str | None = None) -> LocalBackend:
+    return LocalBackend(path, database)
+
+
+def count_resources(backend: LocalBackend) -> int:
+    with backend.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(db.resources)).scalar_one())

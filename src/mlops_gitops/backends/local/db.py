@@ -1,0 +1,155 @@
+"""Tables of the metadata store (SQLAlchemy Core; SQLite by default, PostgreSQL works too)."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+
+SCHEMA_VERSION = "1"
+
+metadata = MetaData()
+
+meta = Table("mg_meta", metadata, Column("key", String(64), primary_key=True), Column("value", Text))
+
+resources = Table(
+    "mg_resources",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("name", String(300), nullable=False),
+    Column("version", String(80), nullable=False, default=""),
+    Column("schema_name", String(64), nullable=False, default=""),
+    Column("spec", Text, nullable=False),
+    Column("derived", Text, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("spec_hash", String(64), nullable=False),
+    Column("applied_spec", Text),
+    Column("applied_hash", String(64)),
+    Column("status", String(16), nullable=False, default="active"),
+    Column("managed", Boolean, nullable=False, default=True),
+    Column("source_file", Text),
+    Column("created_at", String(40), nullable=False),
+    Column("updated_at", String(40), nullable=False),
+    Column("provenance", Text, nullable=False, default="{}"),
+    UniqueConstraint("kind", "name", "version", name="uq_mg_resource_identity"),
+)
+
+asset_files = Table(
+    "mg_asset_files",
+    metadata,
+    Column("resource_id", Integer, ForeignKey("mg_resources.id", ondelete="CASCADE"), primary_key=True),
+    Column("rel", String(1000), primary_key=True),
+    Column("sha256", String(64), nullable=False),
+    Column("size", Integer, nullable=False),
+)
+
+tags = Table(
+    "mg_tags",
+    metadata,
+    Column("resource_id", Integer, ForeignKey("mg_resources.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("value", Text, nullable=False),
+    Index("ix_mg_tags_kv", "key", "value"),
+)
+
+counters = Table(
+    "mg_counters",
+    metadata,
+    Column("kind", String(32), primary_key=True),
+    Column("name", String(300), primary_key=True),
+    Column("last", Integer, nullable=False),
+)
+
+changes = Table(
+    "mg_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("apply_id", String(64)),
+    Column("at", String(40), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("name", String(300), nullable=False),
+    Column("version", String(80), nullable=False, default=""),
+    Column("action", String(16), nullable=False),
+    Column("origin", String(16), nullable=False),
+    Column("before_hash", String(64)),
+    Column("after_hash", String(64)),
+    Column("source_file", Text),
+    Column("provenance", Text, nullable=False, default="{}"),
+    Index("ix_mg_changes_identity", "kind", "name"),
+)
+
+journal = Table(
+    "mg_journal",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("apply_id", String(64), nullable=False),
+    Column("at", String(40), nullable=False),
+    Column("address", Text, nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("phase", String(16), nullable=False),  # begin | end | failed
+    Column("detail", Text, nullable=False, default=""),
+    Index("ix_mg_journal_apply", "apply_id"),
+)
+
+applies = Table(
+    "mg_applies",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("started_at", String(40), nullable=False),
+    Column("finished_at", String(40)),
+    Column("status", String(16), nullable=False),  # running | succeeded | failed
+    Column("who", Text, nullable=False),
+    Column("source", Text, nullable=False, default="{}"),
+    Column("summary", Text, nullable=False, default="{}"),
+)
+
+locks = Table(
+    "mg_locks",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("id", String(64), nullable=False),
+    Column("operation", String(32), nullable=False),
+    Column("who", Text, nullable=False),
+    Column("host", Text, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("created", String(40), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+)
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a database URL in messages."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4)

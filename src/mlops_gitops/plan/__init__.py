@@ -1,0 +1,1 @@
+"""Diff desired vs actual state into an ordered, serialisable plan."""

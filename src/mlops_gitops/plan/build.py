@@ -1,0 +1,172 @@
+"""Build the plan: diff desired vs actual, add prune and drift, refuse unsafe deletions, order by graph."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from mlops_gitops.addresses import VERSIONED, Address, Kind
+from mlops_gitops.diagnostics import Diagnostics
+from mlops_gitops.graph import Graph
+from mlops_gitops.plan.desired import DesiredState
+from mlops_gitops.plan.diff import document, field_changes
+from mlops_gitops.plan.model import Action, Change, DriftEntry, Plan
+from mlops_gitops.state import ActualResource, DesiredResource, Snapshot
+
+CONSUMERS = (Kind.ONLINE_DEPLOYMENT, Kind.BATCH_DEPLOYMENT, Kind.JOB, Kind.SCHEDULE, Kind.COMPONENT, Kind.TRAFFIC,
+             Kind.BATCH_ENDPOINT)
+
+
+def _change_for(desired: DesiredResource, actual: ActualResource | None, snapshot: Snapshot) -> Change:
+    after = document(desired.spec, desired.derived, desired.schema_name)
+    base = dict(address=desired.address, file=desired.source_file, line=desired.source_line,
+                after_hash=desired.spec_hash, desired=desired, depends_on=sorted(desired.depends_on))
+    if actual is None:
+        reason = "new"
+        if desired.auto_version:
+            prev = snapshot.latest(desired.address.kind, desired.address.name, include_archived=True)
+            if prev is not None:
+                reason = f"content changed since version {prev.address.version}"
+        return Change(action=Action.CREATE, reason=reason, fields=field_changes(desired.address.kind, None, after),
+                      **base)  # type: ignore[arg-type]
+    if actual.spec_hash == desired.spec_hash and actual.status == "active":
+        return Change(action=Action.NOOP, reason="up to date", **base)  # type: ignore[arg-type]
+    before = document(actual.spec, actual.derived, actual.schema_name)
+    fields = field_changes(desired.address.kind, before, after)
+    if actual.status != "active":
+        reason = f"restore {actual.status} resource"
+    elif actual.drifted:
+        reason = "changed outside the repository; restore the repository's version"
+    else:
+        reason = "changed in the repository"
+    action = Action.REPLACE if any(f.forces_replace for f in fields) else Action.UPDATE
+    return Change(action=action, reason=reason, fields=fields, **base)  # type: ignore[arg-type]
+
+
+def _removals(desired: DesiredState, snapshot: Snapshot, prune: bool) -> tuple[list[Change], list[Address]]:
+    names = desired.names()
+    removals: list[Change] = []
+    kept: list[Address] = []
+    for addr, actual in sorted(snapshot.resources.items(), key=lambda kv: kv[0].sort_key()):
+        if actual.status != "active" or addr in desired.resources:
+            continue
+        if addr.kind in VERSIONED and (addr.kind, addr.name) in names:
+            continue  # older versions of a name still in the tree are history, not drift
+        if addr.kind is Kind.TRAFFIC and Address(Kind.ONLINE_ENDPOINT, addr.name) in desired.resources:
+            continue  # the endpoint no longer declares traffic: traffic is left as it is
+        if not actual.managed or not prune:
+            kept.append(addr)
+            continue
+        action = Action.ARCHIVE if addr.kind in VERSIONED else Action.DELETE
+        before = document(actual.spec, actual.derived, actual.schema_name)
+        removals.append(Change(addr, action, "not in the repository (--prune)", file=actual.source_file,
+                               fields=field_changes(addr.kind, before, None)))
+    return removals, kept
+
+
+def _drift(snapshot: Snapshot) -> list[DriftEntry]:
+    out = []
+    for addr, actual in sorted(snapshot.resources.items(), key=lambda kv: kv[0].sort_key()):
+        if actual.drifted and actual.applied_spec is not None:
+            fields = field_changes(addr.kind, actual.applied_spec, actual.spec)
+            out.append(DriftEntry(addr, fields, actual.updated_at, str(actual.provenance.get("applied_by", "?"))))
+        elif not actual.managed:
+            out.append(DriftEntry(addr, [], actual.created_at, str(actual.provenance.get("applied_by", "?")),
+                                  "created"))
+    return out
+
+
+def _final_traffic(desired: DesiredState, snapshot: Snapshot, removed: set[Address]) -> dict[str, dict[str, Any]]:
+    """Traffic per online endpoint after the plan: the tree's where it declares it, else the workspace's."""
+    out: dict[str, dict[str, Any]] = {}
+    for addr, actual in snapshot.resources.items():
+        if addr.kind is Kind.TRAFFIC and addr not in removed:
+            out[addr.name] = actual.spec
+    for addr, res in desired.resources.items():
+        if addr.kind is Kind.TRAFFIC:
+            out[addr.name] = res.spec
+    return out
+
+
+def live_users(model: Address, desired: DesiredState, snapshot: Snapshot, removed: set[Address]) -> list[str]:
+    """Deployments that will still be live after the plan and use this model version."""
+    traffic = _final_traffic(desired, snapshot, removed)
+    batch_defaults = {a.name: (r.spec.get("defaults") or {}).get("deployment_name")
+                      for a, r in {**snapshot.resources, **desired.resources}.items() if a.kind is Kind.BATCH_ENDPOINT}
+    deployments: dict[Address, dict[str, Any]] = {
+        a: r.derived for a, r in snapshot.resources.items()
+        if a.kind in (Kind.ONLINE_DEPLOYMENT, Kind.BATCH_DEPLOYMENT) and a not in removed}
+    deployments.update({a: r.derived for a, r in desired.resources.items()
+                        if a.kind in (Kind.ONLINE_DEPLOYMENT, Kind.BATCH_DEPLOYMENT)})
+    users = []
+    wanted = f"{model.name}:{model.version}"
+    for addr, derived in deployments.items():
+        if (derived.get("refs") or {}).get("model") != wanted:
+            continue
+        endpoint, name = addr.name.split("/", 1)
+        if addr.kind is Kind.ONLINE_DEPLOYMENT:
+            t = traffic.get(endpoint, {})
+            live = (t.get("traffic") or {}).get(name, 0) > 0 or (t.get("mirror_traffic") or {}).get(name, 0) > 0
+        else:
+            live = batch_defaults.get(endpoint) == name
+        if live:
+            users.append(str(addr))
+    return users
+
+
+def _guard(changes: list[Change], desired: DesiredState, snapshot: Snapshot, diags: Diagnostics) -> None:
+    removed = {c.address for c in changes if c.action.removes}
+    for c in changes:
+        if not c.action.removes:
+            continue
+        actual = snapshot.resources[c.address]
+        if actual.protected:
+            diags.add(c.file or "", 0, 0, "PLAN002",
+                      f"{c.address} is protected (x-gitops.protect: true) and cannot be deleted or archived")
+        if c.address.kind is Kind.MODEL:
+            users = live_users(c.address, desired, snapshot, removed)
+            if users:
+                diags.add(c.file or "", 0, 0, "PLAN001",
+                          f"{c.address} cannot be {c.action.value}d: it is used by live deployment(s) "
+                          f"{', '.join(users)}; move their traffic away first")
+
+
+def _order(changes: list[Change]) -> list[Change]:
+    by_addr = {c.address: c for c in changes}
+    graph: Graph[Address] = Graph()
+    for c in changes:
+        graph.add(c.address, [d for d in c.depends_on if d in by_addr and by_addr[d].action is not Action.NOOP])
+    active = [c for c in changes if c.action is not Action.NOOP and not c.action.removes]
+    for c in changes:
+        if not c.action.removes:
+            continue
+        # Remove things only after whatever used them has moved on (reverse of creation order).
+        if c.address.kind in VERSIONED:
+            deps = [o.address for o in active if o.address.kind in CONSUMERS]
+        elif c.address.kind is Kind.ONLINE_DEPLOYMENT:
+            endpoint = c.address.name.split("/", 1)[0]
+            deps = [o.address for o in changes if o.address == Address(Kind.TRAFFIC, endpoint)]
+        elif c.address.kind in (Kind.ONLINE_ENDPOINT, Kind.BATCH_ENDPOINT):
+            deps = [o.address for o in changes if o.action.removes and o.address.name.startswith(c.address.name + "/")]
+            deps += [o.address for o in changes if o.address == Address(Kind.TRAFFIC, c.address.name)]
+        else:
+            deps = []
+        graph.add(c.address, [d for d in deps if d != c.address])
+    for c in changes:  # a deployment's update must precede a delete of what it used to reference
+        c.depends_on = sorted(graph.dependencies(c.address))
+    order = graph.order(key=lambda a: (by_addr[a].action.removes, a.sort_key()))
+    return [by_addr[a] for a in order]
+
+
+def build_plan(workspace: str, desired: DesiredState, snapshot: Snapshot, prune: bool, root: str,
+               commit: str | None, dirty: bool) -> tuple[Plan, Diagnostics]:
+    diags = Diagnostics()
+    diags.extend(desired.diagnostics)
+    changes = [_change_for(d, snapshot.resources.get(a), snapshot) for a, d in desired.resources.items()]
+    removals, kept = _removals(desired, snapshot, prune)
+    changes += removals
+    _guard(changes, desired, snapshot, diags)
+    plan = Plan(workspace=workspace, lineage=snapshot.lineage, serial=snapshot.serial, root=root, commit=commit,
+                dirty=dirty, changes=_order(changes), drift=_drift(snapshot), unmanaged=kept, prune=prune,
+                created_at=datetime.now(UTC).isoformat(timespec="seconds"))
+    return plan, diags

@@ -1,0 +1,192 @@
+"""Turn the loaded tree into desired resources: concrete versions, content hashes, resolved references."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops_gitops.addresses import VERSIONED, Address, Kind
+from mlops_gitops.diagnostics import Diagnostics
+from mlops_gitops.hashing import manifest_hash, path_manifest, spec_hash
+from mlops_gitops.spec.references import check_local_path, is_remote, parse_asset_ref
+from mlops_gitops.spec.resource import SpecResource
+from mlops_gitops.spec.tree import Tree
+from mlops_gitops.state import ArtifactFile, DesiredResource, Snapshot
+
+# Fields of a versioned asset that may change without a new version (Azure ML semantics).
+MUTABLE = frozenset({"description", "tags", "x-gitops", "stage"})
+TRAFFIC_FIELDS = ("traffic", "mirror_traffic")
+
+
+@dataclass
+class DesiredState:
+    resources: dict[Address, DesiredResource] = field(default_factory=dict)
+    by_spec: dict[Address, SpecResource] = field(default_factory=dict)  # keyed by concrete address
+    diagnostics: Diagnostics = field(default_factory=Diagnostics)
+
+    def names(self) -> set[tuple[Kind, str]]:
+        return {(a.kind, a.name) for a in self.resources}
+
+
+def _loc_key(loc: tuple[str | int, ...]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def _hash_paths(res: SpecResource, root: Path) -> tuple[dict[str, Any], list[ArtifactFile]]:
+    """Content hashes of every local path the resource points at, and the files to store."""
+    derived: dict[str, Any] = {}
+    artifacts: list[ArtifactFile] = []
+    whole_asset = res.kind in (Kind.MODEL, Kind.DATA)
+    for link in res.links:
+        if link.role not in ("path", "code", "conda_file", "data") or link.target is not None:
+            continue
+        if is_remote(link.text) or link.text.startswith("${{"):
+            continue
+        check = check_local_path(res.base_dir, link.text, root)
+        if not check.exists:
+            continue
+        manifest = path_manifest(check.resolved)
+        is_dir = check.resolved.is_dir()
+        derived[_loc_key(link.loc)] = {"sha256": manifest_hash(manifest, is_dir), "files": len(manifest),
+                                       "bytes": sum(size for _, _, size in manifest)}
+        prefix = "" if whole_asset and link.loc == ("path",) else _loc_key(link.loc) + "/"
+        base = check.resolved if is_dir else check.resolved.parent
+        for rel, digest, size in manifest:
+            artifacts.append(ArtifactFile(prefix + rel, digest, size, base / rel))
+    return derived, artifacts
+
+
+def _user_spec(res: SpecResource) -> dict[str, Any]:
+    spec = res.model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    spec.pop("$schema", None)
+    if res.kind is Kind.ONLINE_ENDPOINT:
+        for key in TRAFFIC_FIELDS:
+            spec.pop(key, None)
+    return spec
+
+
+def _content(spec: dict[str, Any], derived: dict[str, Any], kind: Kind) -> str:
+    if kind in VERSIONED:
+        return spec_hash({"spec": {k: v for k, v in spec.items() if k not in MUTABLE and k != "version"},
+                          "paths": derived.get("paths", {})})
+    return spec_hash({"spec": spec, "derived": derived})
+
+
+def build_desired(tree: Tree, snapshot: Snapshot) -> DesiredState:
+    state = DesiredState()
+    versioned = [r for r in tree.resources if r.kind in VERSIONED]
+    others = [r for r in tree.resources if r.kind not in VERSIONED]
+    explicit_numbers: dict[tuple[Kind, str], int] = {}
+    for res in versioned:
+        if res.version is not None and res.version.isdigit():
+            key = (res.kind, res.name)
+            explicit_numbers[key] = max(explicit_numbers.get(key, 0), int(res.version))
+    for res in versioned:
+        _add_versioned(state, res, tree.root, snapshot, explicit_numbers)
+    for res in others:
+        _add_other(state, res, tree.root, snapshot)
+    _link_dependencies(state, snapshot)
+    return state
+
+
+def _add_versioned(state: DesiredState, res: SpecResource, root: Path, snapshot: Snapshot,
+                   explicit_numbers: dict[tuple[Kind, str], int]) -> None:
+    spec = _user_spec(res)
+    paths, artifacts = _hash_paths(res, root)
+    derived: dict[str, Any] = {"paths": paths} if paths else {}
+    content = _content(spec, derived, res.kind)
+    auto = res.version is None
+    if auto:
+        latest = snapshot.latest(res.kind, res.name, include_archived=True)
+        if latest is not None and latest.content_hash == content:
+            version = latest.address.version or "1"
+        else:
+            nxt = int(snapshot.next_version(res.kind, res.name))
+            version = str(max(nxt, explicit_numbers.get((res.kind, res.name), 0) + 1))
+    else:
+        version = res.version or ""
+        actual = snapshot.resources.get(Address(res.kind, res.name, version))
+        if actual is not None and actual.content_hash != content:
+            line, col = res.pos(("version",))
+            state.diagnostics.add(
+                res.file, line, col, "VER001",
+                f"{res.kind.value} '{res.name}' version {version} was applied with different content; "
+                "versions are immutable: bump the version (or remove 'version' to number it automatically)")
+    spec["version"] = version
+    addr = Address(res.kind, res.name, version)
+    state.resources[addr] = DesiredResource(
+        address=addr, spec=spec, derived=derived, content_hash=content,
+        spec_hash=spec_hash({"spec": spec, "derived": derived}), source_file=res.file, source_line=res.pos()[0],
+        schema_name=res.info.schema_name, auto_version=auto, artifacts=artifacts)
+    state.by_spec[addr] = res
+
+
+def _resolve_refs(state: DesiredState, res: SpecResource, snapshot: Snapshot) -> tuple[dict[str, str], set[Address]]:
+    refs: dict[str, str] = {}
+    deps: set[Address] = set()
+    for link in res.links:
+        ref = parse_asset_ref(link.text) if link.target is not None else None
+        if link.role == "endpoint" and link.target is not None:
+            deps.add(Address(link.target, link.text))
+            continue
+        if ref is None or link.target is None:
+            continue
+        if link.target is Kind.ONLINE_DEPLOYMENT:
+            deps.add(Address(Kind.ONLINE_DEPLOYMENT, f"{ref.name}/{ref.version}"))
+            continue
+        if link.target not in VERSIONED:
+            deps.add(Address(link.target, ref.name))
+            continue
+        version = ref.version
+        if version is None:  # @latest (or a bare name): pin to what will be latest after apply
+            desired = [a for a in state.resources if a.kind is link.target and a.name == ref.name]
+            if desired:
+                version = max(desired, key=lambda a: a.sort_key()).version
+            else:
+                latest = snapshot.latest(link.target, ref.name)
+                version = latest.address.version if latest else None
+        if version is not None:
+            refs[_loc_key(link.loc)] = f"{ref.name}:{version}"
+            deps.add(Address(link.target, ref.name, version))
+    return refs, deps
+
+
+def _add_other(state: DesiredState, res: SpecResource, root: Path, snapshot: Snapshot) -> None:
+    spec = _user_spec(res)
+    paths, artifacts = _hash_paths(res, root)
+    refs, deps = _resolve_refs(state, res, snapshot)
+    derived: dict[str, Any] = {}
+    if paths:
+        derived["paths"] = paths
+    if refs:
+        derived["refs"] = refs
+    digest = spec_hash({"spec": spec, "derived": derived})
+    addr = Address(res.kind, res.name)
+    state.resources[addr] = DesiredResource(
+        address=addr, spec=spec, derived=derived, content_hash=digest, spec_hash=digest, source_file=res.file,
+        source_line=res.pos()[0], schema_name=res.info.schema_name, artifacts=artifacts, depends_on=deps)
+    state.by_spec[addr] = res
+    model: Any = res.model
+    if res.kind is Kind.ONLINE_ENDPOINT and model.traffic is not None:
+        tspec = {"traffic": dict(model.traffic), "mirror_traffic": dict(model.mirror_traffic or {})}
+        taddr = Address(Kind.TRAFFIC, res.name)
+        thash = spec_hash({"spec": tspec})
+        state.resources[taddr] = DesiredResource(
+            address=taddr, spec=tspec, derived={}, content_hash=thash, spec_hash=thash, source_file=res.file,
+            source_line=res.pos(("traffic",))[0], schema_name="traffic", depends_on={addr})
+        state.by_spec[taddr] = res
+
+
+def _link_dependencies(state: DesiredState, snapshot: Snapshot) -> None:
+    """Traffic waits for every deployment of its endpoint; batch endpoints for a new default deployment."""
+    for addr, desired in state.resources.items():
+        if addr.kind is Kind.TRAFFIC:
+            desired.depends_on |= {a for a in state.resources
+                                   if a.kind is Kind.ONLINE_DEPLOYMENT and a.name.startswith(addr.name + "/")}
+        elif addr.kind is Kind.BATCH_ENDPOINT:
+            default = (desired.spec.get("defaults") or {}).get("deployment_name")
+            dep = Address(Kind.BATCH_DEPLOYMENT, f"{addr.name}/{default}") if default else None
+            endpoint_exists = Address(Kind.BATCH_ENDPOINT, addr.name) in snapshot.resources
+            if dep is not None and dep in state.resources and endpoint_exists:
+                desired.depends_on.add(dep)

@@ -1,0 +1,52 @@
+"""Field-level differences between two specs, with replace-forcing fields marked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlops_gitops.addresses import Kind
+from mlops_gitops.plan.masking import mask
+from mlops_gitops.plan.model import FieldChange
+
+# Changing these cannot be done in place (Azure refuses or silently ignores it): replace instead.
+FORCES_REPLACE: dict[Kind, frozenset[str]] = {
+    Kind.ONLINE_ENDPOINT: frozenset({"compute", "schema"}),
+    Kind.ONLINE_DEPLOYMENT: frozenset({"instance_type", "endpoint_name", "schema", "type"}),
+    Kind.BATCH_DEPLOYMENT: frozenset({"endpoint_name", "schema", "type"}),
+    Kind.BATCH_ENDPOINT: frozenset({"schema"}),
+    Kind.JOB: frozenset({"type", "schema"}),
+}
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: value}
+
+
+def document(spec: dict[str, Any], derived: dict[str, Any], schema_name: str) -> dict[str, Any]:
+    """What we compare: the user's spec, the content hashes and resolved references, and the kind."""
+    doc: dict[str, Any] = dict(spec)
+    for key, info in (derived.get("paths") or {}).items():
+        doc[f"{key} (content)"] = f"sha256:{info['sha256'][:12]}, {info['files']} file(s), {info['bytes']} B"
+    for key, ref in (derived.get("refs") or {}).items():
+        doc[f"{key} (resolved)"] = ref
+    if schema_name and schema_name != "traffic":
+        doc["schema"] = schema_name
+    return doc
+
+
+def field_changes(kind: Kind, before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[FieldChange]:
+    b = flatten(before or {})
+    a = flatten(after or {})
+    forced = FORCES_REPLACE.get(kind, frozenset())
+    out = []
+    for path in sorted(set(a) | set(b)):
+        if b.get(path) != a.get(path) or (path in a) != (path in b):
+            top = path.split(".", 1)[0]
+            out.append(FieldChange(path, mask(path, b.get(path)), mask(path, a.get(path)),
+                                   before is not None and after is not None and top in forced))
+    return out

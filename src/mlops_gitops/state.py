@@ -1,0 +1,124 @@
+"""Actual and desired state as pure data, shared by plan, apply and backends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops_gitops.addresses import Address, Kind
+
+
+@dataclass(frozen=True)
+class ArtifactFile:
+    rel: str  # path inside the asset (posix)
+    sha256: str
+    size: int
+    source: Path | None = None  # where to read it from when uploading
+
+
+@dataclass
+class DesiredResource:
+    """A resource as the tree wants it, with concrete version and content hashes."""
+
+    address: Address
+    spec: dict[str, Any]  # normalized user spec (no $schema, no unknown fields)
+    derived: dict[str, Any]  # computed: content hashes of local paths, resolved references
+    content_hash: str  # immutable content (versioned assets); whole spec otherwise
+    spec_hash: str  # everything, mutable fields included
+    source_file: str
+    source_line: int = 1
+    schema_name: str = ""
+    auto_version: bool = False
+    artifacts: list[ArtifactFile] = field(default_factory=list)
+    depends_on: set[Address] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class ActualResource:
+    address: Address
+    spec: dict[str, Any]
+    derived: dict[str, Any]
+    content_hash: str
+    spec_hash: str
+    applied_spec: dict[str, Any] | None  # the spec as last applied from Git; None if made outside it
+    applied_hash: str | None
+    status: str  # active | archived
+    managed: bool
+    source_file: str | None
+    created_at: str
+    updated_at: str
+    provenance: dict[str, Any] = field(default_factory=dict)
+    schema_name: str = ""
+    files: tuple[ArtifactFile, ...] = ()
+
+    @property
+    def drifted(self) -> bool:
+        return self.applied_hash is not None and self.applied_hash != self.spec_hash
+
+    @property
+    def protected(self) -> bool:
+        ext = self.spec.get("x-gitops") or {}
+        return bool(ext.get("protect"))
+
+
+@dataclass
+class Snapshot:
+    lineage: str | None  # None: the workspace has never been written
+    serial: int
+    resources: dict[Address, ActualResource] = field(default_factory=dict)
+    counters: dict[tuple[Kind, str], int] = field(default_factory=dict)
+
+    def versions(self, kind: Kind, name: str) -> list[ActualResource]:
+        found = [r for a, r in self.resources.items() if a.kind is kind and a.name == name]
+        return sorted(found, key=lambda r: r.address.sort_key())
+
+    def latest(self, kind: Kind, name: str, include_archived: bool = False) -> ActualResource | None:
+        """Most recently created version (Azure's meaning of @latest)."""
+        found = [r for r in self.versions(kind, name) if include_archived or r.status == "active"]
+        return max(found, key=lambda r: (r.created_at, r.address.sort_key()), default=None)
+
+    def next_version(self, kind: Kind, name: str) -> str:
+        numeric = [int(r.address.version) for r in self.versions(kind, name)
+                   if r.address.version and r.address.version.isdigit()]
+        return str(max([self.counters.get((kind, name), 0), *numeric]) + 1)
+
+    def index(self) -> dict[tuple[Kind, str], tuple[str, ...]]:
+        """(kind, name) -> existing versions, for reference checks."""
+        out: dict[tuple[Kind, str], list[str]] = {}
+        for addr in self.resources:
+            out.setdefault((addr.kind, addr.name), [])
+            if addr.version is not None:
+                out[(addr.kind, addr.name)].append(addr.version)
+        return {k: tuple(v) for k, v in out.items()}
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    id: str
+    operation: str
+    who: str
+    host: str
+    pid: int
+    created: str
+    reason: str = ""
+
+    def describe(self) -> str:
+        text = f"ID {self.id}, {self.operation} by {self.who} (pid {self.pid} on {self.host}) since {self.created}"
+        return text + (f": {self.reason}" if self.reason else "")
+
+
+@dataclass(frozen=True)
+class ChangeRecord:
+    """One row of the workspace change log (audit trail)."""
+
+    id: int
+    apply_id: str | None
+    at: str
+    address: Address
+    action: str
+    origin: str  # apply | cli
+    before_hash: str | None
+    after_hash: str | None
+    source_file: str | None
+    provenance: dict[str, Any]
