@@ -91,8 +91,10 @@ def _final_traffic(desired: DesiredState, snapshot: Snapshot, removed: set[Addre
 def live_users(model: Address, desired: DesiredState, snapshot: Snapshot, removed: set[Address]) -> list[str]:
     """Deployments that will still be live after the plan and use this model version."""
     traffic = _final_traffic(desired, snapshot, removed)
-    batch_defaults = {a.name: (r.spec.get("defaults") or {}).get("deployment_name")
-                      for a, r in {**snapshot.resources, **desired.resources}.items() if a.kind is Kind.BATCH_ENDPOINT}
+    specs: dict[Address, dict[str, Any]] = {a: r.spec for a, r in snapshot.resources.items()}
+    specs.update({a: r.spec for a, r in desired.resources.items()})
+    batch_defaults = {a.name: (s.get("defaults") or {}).get("deployment_name")
+                      for a, s in specs.items() if a.kind is Kind.BATCH_ENDPOINT}
     deployments: dict[Address, dict[str, Any]] = {
         a: r.derived for a, r in snapshot.resources.items()
         if a.kind in (Kind.ONLINE_DEPLOYMENT, Kind.BATCH_DEPLOYMENT) and a not in removed}

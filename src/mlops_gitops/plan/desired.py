@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops_gitops.addresses import VERSIONED, Address, Kind
+from mlops_gitops.addresses import KIND_RANK, VERSIONED, Address, Kind
 from mlops_gitops.diagnostics import Diagnostics
 from mlops_gitops.hashing import manifest_hash, path_manifest, spec_hash
 from mlops_gitops.spec.references import check_local_path, is_remote, parse_asset_ref
@@ -69,7 +69,7 @@ def _user_spec(res: SpecResource) -> dict[str, Any]:
 def _content(spec: dict[str, Any], derived: dict[str, Any], kind: Kind) -> str:
     if kind in VERSIONED:
         return spec_hash({"spec": {k: v for k, v in spec.items() if k not in MUTABLE and k != "version"},
-                          "paths": derived.get("paths", {})})
+                          "paths": derived.get("paths", {}), "refs": derived.get("refs", {})})
     return spec_hash({"spec": spec, "derived": derived})
 
 
@@ -82,7 +82,8 @@ def build_desired(tree: Tree, snapshot: Snapshot) -> DesiredState:
         if res.version is not None and res.version.isdigit():
             key = (res.kind, res.name)
             explicit_numbers[key] = max(explicit_numbers.get(key, 0), int(res.version))
-    for res in versioned:
+    # Components resolve the environments and data they name, so those get their versions first.
+    for res in sorted(versioned, key=lambda r: KIND_RANK[r.kind]):
         _add_versioned(state, res, tree.root, snapshot, explicit_numbers)
     for res in others:
         _add_other(state, res, tree.root, snapshot)
@@ -94,7 +95,10 @@ def _add_versioned(state: DesiredState, res: SpecResource, root: Path, snapshot:
                    explicit_numbers: dict[tuple[Kind, str], int]) -> None:
     spec = _user_spec(res)
     paths, artifacts = _hash_paths(res, root)
+    refs, deps = _resolve_refs(state, res, snapshot, root)
     derived: dict[str, Any] = {"paths": paths} if paths else {}
+    if refs:
+        derived["refs"] = refs
     content = _content(spec, derived, res.kind)
     auto = res.version is None
     if auto:
@@ -118,14 +122,21 @@ def _add_versioned(state: DesiredState, res: SpecResource, root: Path, snapshot:
     state.resources[addr] = DesiredResource(
         address=addr, spec=spec, derived=derived, content_hash=content,
         spec_hash=spec_hash({"spec": spec, "derived": derived}), source_file=res.file, source_line=res.pos()[0],
-        schema_name=res.info.schema_name, auto_version=auto, artifacts=artifacts)
+        schema_name=res.info.schema_name, auto_version=auto, artifacts=artifacts, depends_on=deps)
     state.by_spec[addr] = res
 
 
-def _resolve_refs(state: DesiredState, res: SpecResource, snapshot: Snapshot) -> tuple[dict[str, str], set[Address]]:
+def _resolve_refs(state: DesiredState, res: SpecResource, snapshot: Snapshot,
+                  root: Path) -> tuple[dict[str, str], set[Address]]:
     refs: dict[str, str] = {}
     deps: set[Address] = set()
     for link in res.links:
+        if link.role == "component" and link.target is None:  # a component file in the tree
+            comp = _component_by_file(state, res, link.text, root)
+            if comp is not None:
+                refs[_loc_key(link.loc)] = f"{comp.name}:{comp.version}"
+                deps.add(comp)
+            continue
         ref = parse_asset_ref(link.text) if link.target is not None else None
         if link.role == "endpoint" and link.target is not None:
             deps.add(Address(link.target, link.text))
@@ -152,10 +163,18 @@ def _resolve_refs(state: DesiredState, res: SpecResource, snapshot: Snapshot) ->
     return refs, deps
 
 
+def _component_by_file(state: DesiredState, res: SpecResource, text: str, root: Path) -> Address | None:
+    check = check_local_path(res.base_dir, text, root)
+    if not check.exists:
+        return None
+    rel = check.resolved.relative_to(root).as_posix()
+    return next((a for a, r in state.by_spec.items() if r.file == rel and a.kind is Kind.COMPONENT), None)
+
+
 def _add_other(state: DesiredState, res: SpecResource, root: Path, snapshot: Snapshot) -> None:
     spec = _user_spec(res)
     paths, artifacts = _hash_paths(res, root)
-    refs, deps = _resolve_refs(state, res, snapshot)
+    refs, deps = _resolve_refs(state, res, snapshot, root)
     derived: dict[str, Any] = {}
     if paths:
         derived["paths"] = paths

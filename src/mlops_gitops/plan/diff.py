@@ -40,8 +40,8 @@ def document(spec: dict[str, Any], derived: dict[str, Any], schema_name: str) ->
 
 
 def field_changes(kind: Kind, before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[FieldChange]:
-    b = flatten(before or {})
-    a = flatten(after or {})
+    b = flatten(before) if before else {}
+    a = flatten(after) if after else {}
     forced = FORCES_REPLACE.get(kind, frozenset())
     out = []
     for path in sorted(set(a) | set(b)):

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 SECRET_KEY = re.compile(r"(pass(word)?|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential|"
-                        r"conn(ection)?[_-]?str(ing)?|sas|auth)", re.I)
+                        r"conn(ection)?[_-]?str(ing)?|sas[_-]?token|bearer)", re.I)
 
 
 def is_secret_path(path: str) -> bool:

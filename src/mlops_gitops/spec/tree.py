@@ -97,7 +97,7 @@ def discover(root: Path, config: RepoConfig) -> list[str]:
     return found
 
 
-def _typed(doc: Document, strict: bool, diags: Diagnostics) -> SpecResource | None | bool:
+def _typed(doc: Document, strict: bool, diags: Diagnostics) -> SpecResource | bool | None:
     """A resource, None for an invalid resource, or False when the file declares no known kind."""
     data = doc.data
     schema = data.get("$schema") if isinstance(data, dict) else None

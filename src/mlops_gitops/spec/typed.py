@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -29,15 +30,18 @@ _EXPECTED = {
 }
 
 
+def _has(cur: Any, part: Any) -> bool:
+    if isinstance(cur, dict):
+        return isinstance(part, str) and part in cur
+    return isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)
+
+
 def _data_path(data: Any, loc: tuple[Any, ...]) -> Loc:
     """Drop pydantic's union-member tags from loc, keeping only keys present in the data."""
     out: list[str | int] = []
     cur = data
     for part in loc:
-        if isinstance(cur, dict) and isinstance(part, str) and part in cur:
-            out.append(part)
-            cur = cur[part]
-        elif isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
+        if _has(cur, part):
             out.append(part)
             cur = cur[part]
         elif isinstance(cur, dict) and isinstance(part, str) and not _looks_like_tag(part):
@@ -55,9 +59,9 @@ def _where(path: Loc) -> str:
     return ".".join(str(p) for p in path) or "document"
 
 
-def _messages(errors: list[dict[str, Any]], data: Any) -> list[tuple[Loc, str]]:
+def _messages(errors: Sequence[Mapping[str, Any]], data: Any) -> list[tuple[Loc, str]]:
     """One message per data location: prefer the errors that reached deepest into the value."""
-    grouped: dict[Loc, list[dict[str, Any]]] = {}
+    grouped: dict[Loc, list[Mapping[str, Any]]] = {}
     for err in errors:
         grouped.setdefault(_data_path(data, err["loc"]), []).append(err)
     # A union error at `a` is noise when some member got further, to `a.b`.

@@ -13,11 +13,13 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, insert, inspect, select, update
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
+from mlops_gitops.actor import now
 from mlops_gitops.addresses import Address, Kind
 from mlops_gitops.backends.local import db
 from mlops_gitops.backends.local.artifacts import ArtifactStore
-from mlops_gitops.backends.local.lock import now, os_lock_for, read_holder, workspace_lock
+from mlops_gitops.backends.local.lock import os_lock_for, read_holder, workspace_lock
 from mlops_gitops.errors import LockHeldError, NotFoundError, WorkspaceError
+from mlops_gitops.faults import failpoint
 from mlops_gitops.hashing import canonical_json
 from mlops_gitops.state import ActualResource, ArtifactFile, ChangeRecord, DesiredResource, LockInfo, Snapshot
 
@@ -207,22 +209,25 @@ class LocalBackend:
         for art in desired.artifacts:
             if art.source is not None:
                 self.artifacts.put(art.source, art.sha256)
+                failpoint("artifact-stored")
         addr = desired.address
         stamp = now()
         spec_json, derived_json = canonical_json(desired.spec), canonical_json(desired.derived)
         applied = origin == "apply"
         with self._errors(), self.engine.begin() as conn:
             existing = _find(conn, addr)
-            values = dict(
+            values: dict[str, Any] = dict(
                 schema_name=desired.schema_name, spec=spec_json, derived=derived_json,
                 content_hash=desired.content_hash, spec_hash=desired.spec_hash, status="active",
                 source_file=desired.source_file, updated_at=stamp, provenance=canonical_json(provenance))
             if applied:
                 values |= dict(applied_spec=spec_json, applied_hash=desired.spec_hash, managed=True)
             if existing is None:
-                rid = conn.execute(insert(db.resources).values(
+                key = conn.execute(insert(db.resources).values(
                     kind=addr.kind.value, name=addr.name, version=addr.version or "", created_at=stamp,
-                    **({"managed": False} if not applied else {}), **values)).inserted_primary_key[0]
+                    **({"managed": False} if not applied else {}), **values)).inserted_primary_key
+                assert key is not None
+                rid = key[0]
                 before = None
             else:
                 rid, before = existing.id, existing.spec_hash
@@ -243,6 +248,8 @@ class LocalBackend:
                 _journal(conn, apply_id, addr, action, "end")
             _bump_serial(conn)
             row = conn.execute(select(db.resources).where(db.resources.c.id == rid)).one()
+            failpoint("before-commit")
+        failpoint("after-commit")
         return _to_actual(row, tuple(desired.artifacts))
 
     def set_status(self, address: Address, status: str, provenance: dict[str, Any], apply_id: str | None,

@@ -8,19 +8,18 @@ previous holder is reported, so a crashed apply never wedges the workspace.
 from __future__ import annotations
 
 import fcntl
-import getpass
 import os
 import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, text
 
+from mlops_gitops.actor import now, whoami
 from mlops_gitops.backends.local import db
 from mlops_gitops.errors import LockHeldError
 from mlops_gitops.state import LockInfo
@@ -28,20 +27,6 @@ from mlops_gitops.state import LockInfo
 ADVISORY_KEY = 0x6D6C6F7073  # "mlops"
 
 
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-def whoami() -> str:
-    actor = os.environ.get("MLOPS_GITOPS_ACTOR") or os.environ.get("GITHUB_ACTOR") or os.environ.get(
-        "BUILD_REQUESTEDFOR")
-    if actor:
-        return actor
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
 
 
 def _row_to_info(row: Any) -> LockInfo:

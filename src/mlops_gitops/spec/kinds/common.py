@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 
 def _version(value: Any) -> Any:
@@ -26,8 +26,8 @@ def _text(value: Any) -> Any:
     return value
 
 
-Version = Annotated[str, BeforeValidator(_version)]
-Text = Annotated[str, BeforeValidator(_text)]
+Version = Annotated[str, BeforeValidator(_version), WithJsonSchema({"type": ["string", "integer"]})]
+Text = Annotated[str, BeforeValidator(_text), WithJsonSchema({"type": ["string", "number", "boolean"]})]
 Tags = dict[str, Text]
 
 

@@ -55,7 +55,7 @@ def _outputs_of(step: PipelineStep, component: Any) -> set[str]:
 
 
 def _check_binding(ctx: RuleContext, res: SpecResource, loc: tuple[str | int, ...], expr: str,
-                   steps: dict[str, PipelineStep], outputs: dict[str, set[str]], graph: Graph[str],
+                   steps: dict[str, PipelineStep], outputs: dict[str, set[str] | None], graph: Graph[str],
                    step_name: str) -> None:
     m: Any = res.model
     parts = expr.split(".")
@@ -74,8 +74,9 @@ def _check_binding(ctx: RuleContext, res: SpecResource, loc: tuple[str | int, ..
             ctx.report(res, loc, "BIND001", f"'${{{{{expr}}}}}': there is no step '{target}'")
             return
         graph.add(step_name, [target])
-        if parts[3] == "outputs" and outputs.get(target) is not None and port not in outputs[target]:
-            declared = ", ".join(sorted(outputs[target])) or "none"
+        known = outputs.get(target)
+        if parts[3] == "outputs" and known is not None and port not in known:
+            declared = ", ".join(sorted(known)) or "none"
             ctx.report(res, loc, "BIND001",
                        f"'${{{{{expr}}}}}': step '{target}' has no output '{port}' (outputs: {declared})")
         return

@@ -1,0 +1,1 @@
+"""Execute a plan through a backend: lock, journal, dependency-ordered actions, provenance."""

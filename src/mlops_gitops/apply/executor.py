@@ -1,0 +1,101 @@
+"""Walk the plan's graph: independent actions in parallel, a failure stops only its dependents."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlops_gitops.addresses import Address
+from mlops_gitops.backends.base import Backend
+from mlops_gitops.errors import GitOpsError
+from mlops_gitops.faults import failpoint
+from mlops_gitops.graph import Graph
+from mlops_gitops.plan.model import Action, Change, Plan
+
+
+@dataclass
+class Outcome:
+    change: Change
+    status: str  # done | failed | skipped
+    message: str = ""
+
+
+@dataclass
+class ApplyResult:
+    apply_id: str
+    outcomes: list[Outcome] = field(default_factory=list)
+    garbage_removed: int = 0
+
+    def by_status(self, status: str) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == status]
+
+    @property
+    def ok(self) -> bool:
+        return not self.by_status("failed") and not self.by_status("skipped")
+
+    def counts(self) -> dict[str, int]:
+        done = [o.change.action for o in self.by_status("done")]
+        return {"added": sum(a in (Action.CREATE, Action.REPLACE) for a in done),
+                "changed": sum(a is Action.UPDATE for a in done),
+                "destroyed": sum(a.removes or a is Action.REPLACE for a in done)}
+
+
+def _perform(backend: Backend, change: Change, provenance: dict[str, Any], apply_id: str) -> None:
+    backend.journal(apply_id, change.address, change.action.value, "begin")
+    failpoint("action-begun")
+    if change.action in (Action.CREATE, Action.UPDATE, Action.REPLACE):
+        assert change.desired is not None
+        backend.put(change.desired, change.action.value, provenance, apply_id)
+    elif change.action is Action.ARCHIVE:
+        backend.set_status(change.address, "archived", provenance, apply_id, origin="apply")
+    elif change.action is Action.DELETE:
+        backend.delete(change.address, provenance, apply_id, origin="apply")
+
+
+def execute(plan: Plan, backend: Backend, provenance_for: Callable[[Change], dict[str, Any]],
+            on_done: Callable[[Outcome], None] = lambda _o: None, parallelism: int = 4,
+            apply_id: str | None = None) -> ApplyResult:
+    apply_id = apply_id or str(uuid.uuid4())
+    result = ApplyResult(apply_id)
+    changes = {c.address: c for c in plan.actionable}
+    graph: Graph[Address] = Graph()
+    for c in changes.values():
+        graph.add(c.address, [d for d in c.depends_on if d in changes])
+    sorter = graph.sorter()
+    blocked: set[Address] = set()
+
+    def finish(addr: Address, status: str, message: str = "") -> None:
+        outcome = Outcome(changes[addr], status, message)
+        result.outcomes.append(outcome)
+        on_done(outcome)
+
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+        running: dict[Future[None], Address] = {}
+        while sorter.is_active():
+            for addr in sorted(sorter.get_ready(), key=lambda a: a.sort_key()):
+                if addr in blocked:
+                    finish(addr, "skipped", "a dependency failed")
+                    sorter.done(addr)
+                    continue
+                change = changes[addr]
+                running[pool.submit(_perform, backend, change, provenance_for(change), apply_id)] = addr
+            if not running:
+                continue
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                addr = running.pop(fut)
+                exc = fut.exception()
+                if exc is None:
+                    finish(addr, "done")
+                else:
+                    message = str(exc) if isinstance(exc, GitOpsError) else f"{type(exc).__name__}: {exc}"
+                    with contextlib.suppress(GitOpsError):
+                        backend.journal(apply_id, addr, changes[addr].action.value, "failed", message)
+                    finish(addr, "failed", message)
+                    blocked |= graph.transitive_dependents(addr)
+                sorter.done(addr)
+    return result

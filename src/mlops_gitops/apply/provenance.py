@@ -1,0 +1,30 @@
+"""Who changed what, from which commit and pull request: recorded on every applied change."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from mlops_gitops.actor import whoami
+from mlops_gitops.lineage.git import GitInfo
+from mlops_gitops.plan.model import Change
+
+
+def base_provenance(git: GitInfo, workspace: str, apply_id: str) -> dict[str, Any]:
+    return {**git.provenance(), "applied_by": whoami(), "applied_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "apply_id": apply_id, "workspace": workspace}
+
+
+def for_change(base: dict[str, Any], change: Change, git: GitInfo, root_prefix: str) -> dict[str, Any]:
+    out = dict(base)
+    if change.file:
+        out["source_file"] = change.file
+        out["git.file_uncommitted"] = (root_prefix + change.file) in git.dirty_files
+    if change.desired is not None:
+        paths = change.desired.derived.get("paths") or {}
+        if paths:
+            out["content"] = {k: v["sha256"] for k, v in paths.items()}
+        refs = change.desired.derived.get("refs") or {}
+        if refs:
+            out["uses"] = refs
+    return out

@@ -1,0 +1,212 @@
+"""Argument parsing and exit codes only: every command is a function in mlops_gitops.commands.
+
+Exit codes: 0 success / no changes, 1 error, 2 changes present (plan --detailed-exitcode, drift),
+3 an internal error (a bug: run with --debug for the traceback), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from mlops_gitops import __version__
+from mlops_gitops.errors import GitOpsError, SpecError
+from mlops_gitops.validate.report import as_text
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # usage errors exit 1: 2 means "changes present"
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(1)
+
+
+def _common(p: argparse.ArgumentParser, path: bool = True) -> None:
+    if path:
+        p.add_argument("-C", "--path", default=".", help="repository (or a folder in it); default: current folder")
+    p.add_argument("-w", "--workspace", help="workspace name from mlops.yaml (default: default_workspace)")
+
+
+def _color(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--color", dest="color", action="store_true", default=None, help="force colour")
+    p.add_argument("--no-color", dest="color", action="store_false", help="no colour")
+
+
+def _prune(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prune", dest="prune", action="store_true", default=None,
+                   help="delete (archive, for versioned assets) what is no longer in the tree")
+    p.add_argument("--no-prune", dest="prune", action="store_false", help="override prune: true in mlops.yaml")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="mlops-gitops", description="GitOps for the machine-learning lifecycle.")
+    parser.add_argument("--version", action="version", version=f"mlops-gitops {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+
+    p = sub.add_parser("validate", help="validate the tree or some of its files (exit 0 valid, 1 invalid)")
+    p.add_argument("paths", nargs="*", default=["."], help="folders or files (default: current folder)")
+    p.add_argument("--strict", action="store_true", help="unknown fields and other warnings are errors")
+    p.add_argument("--format", choices=["text", "json", "github"], default="text")
+    p.add_argument("-w", "--workspace", help="workspace to check versions and references against")
+    p.add_argument("--offline", action="store_true", help="do not read the workspace")
+
+    p = sub.add_parser("plan", help="show what apply would change")
+    p.add_argument("path", nargs="?", default=".", help="repository (default: current folder)")
+    _common(p, path=False)
+    _prune(p)
+    _color(p)
+    p.add_argument("--out", dest="out_file", help="save the plan; `apply FILE` applies exactly it")
+    p.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+    p.add_argument("--detailed-exitcode", action="store_true", help="exit 2 when there are changes")
+    p.add_argument("--show-noop", action="store_true", help="also list resources that are up to date")
+    p.add_argument("--strict", action="store_true")
+
+    p = sub.add_parser("apply", help="apply the repository (or a saved plan) to a workspace")
+    p.add_argument("target", nargs="?", default=".", help="repository folder or saved plan file")
+    _common(p, path=False)
+    _prune(p)
+    _color(p)
+    p.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--lock-timeout", type=float, default=0.0, metavar="SECONDS",
+                   help="wait this long for the workspace lock (default: fail at once)")
+    p.add_argument("--parallelism", type=int, default=4, help="independent actions at once (default 4)")
+    p.add_argument("--reason", default="", help="recorded with the lock")
+    p.add_argument("--strict", action="store_true")
+
+    p = sub.add_parser("drift", help="report changes made outside Git (exit 2 when there are any)")
+    p.add_argument("path", nargs="?", default=".")
+    _common(p, path=False)
+    _color(p)
+    p.add_argument("--format", choices=["text", "json"], default="text")
+
+    model = sub.add_parser("model", help="models in the workspace").add_subparsers(dest="model_cmd", metavar="ACTION",
+                                                                                  parser_class=Parser)
+    model.required = True
+    p = model.add_parser("list", help="list model versions")
+    _common(p)
+    p.add_argument("--name")
+    p.add_argument("--include-archived", action="store_true")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    for action, text in (("show", "show one version (NAME[:VERSION])"), ("archive", "archive NAME:VERSION"),
+                         ("restore", "restore an archived NAME:VERSION")):
+        p = model.add_parser(action, help=text)
+        p.add_argument("ref")
+        _common(p)
+    p = model.add_parser("download", help="download all files of NAME[:VERSION]")
+    p.add_argument("ref")
+    p.add_argument("--dir", default=".", help="download into DIR/NAME/VERSION")
+    _common(p)
+
+    p = sub.add_parser("search", help="resources by tag: --tag key=value (TagName=TagValue); repeat to AND")
+    p.add_argument("--tag", action="append", required=True)
+    p.add_argument("--kind")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    _common(p)
+
+    p = sub.add_parser("history", help="who changed a resource, when and why (workspace log + git log)")
+    p.add_argument("resource", help="address (model:NAME[:VERSION], online-endpoint:NAME, ...) or file path")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    _common(p)
+
+    state = sub.add_parser("state", help="inspect the workspace state").add_subparsers(dest="state_cmd",
+                                                                                      metavar="ACTION",
+                                                                                      parser_class=Parser)
+    state.required = True
+    p = state.add_parser("show", help="summary, or one resource in full")
+    p.add_argument("address", nargs="?")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    _common(p)
+
+    p = sub.add_parser("force-unlock", help="remove a lock left behind (give its ID)")
+    p.add_argument("lock_id")
+    _common(p)
+
+    endpoint = sub.add_parser("endpoint", help="endpoints in the workspace").add_subparsers(
+        dest="endpoint_cmd", metavar="ACTION", parser_class=Parser)
+    endpoint.required = True
+    p = endpoint.add_parser("list", help="endpoints, deployments and traffic")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    _common(p)
+    p = endpoint.add_parser("set-traffic", help="change traffic outside Git (plan then reports it as drift)")
+    p.add_argument("endpoint")
+    p.add_argument("traffic", nargs="+", metavar="DEPLOYMENT=PERCENT")
+    _common(p)
+    return parser
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from mlops_gitops.commands import apply, drift, endpoint, history, models, plan, state, validate
+
+    c = args.command
+    if c == "validate":
+        return validate.validate(args.paths, args.strict, args.format, args.workspace, args.offline)
+    if c == "plan":
+        return plan.plan(args.path, args.workspace, args.prune, args.out_file, args.format, args.detailed_exitcode,
+                         args.show_noop, args.strict, args.color)
+    if c == "apply":
+        return apply.apply(args.target, args.workspace, args.auto_approve, args.prune, args.lock_timeout,
+                           args.parallelism, args.strict, args.color, args.reason)
+    if c == "drift":
+        return drift.drift(args.path, args.workspace, args.format, args.color)
+    if c == "model":
+        handlers: dict[str, Callable[[], int]] = {
+            "list": lambda: models.model_list(args.path, args.workspace, args.name, args.include_archived, args.format),
+            "show": lambda: models.model_show(args.ref, args.path, args.workspace),
+            "download": lambda: models.model_download(args.ref, args.dir, args.path, args.workspace),
+            "archive": lambda: models.model_set_status(args.ref, "archived", args.path, args.workspace),
+            "restore": lambda: models.model_set_status(args.ref, "active", args.path, args.workspace),
+        }
+        return handlers[args.model_cmd]()
+    if c == "search":
+        return models.search(args.tag, args.path, args.workspace, args.kind, args.format)
+    if c == "history":
+        return history.history(args.resource, args.path, args.workspace, args.format)
+    if c == "state":
+        return state.state_show(args.address, args.path, args.workspace, args.format)
+    if c == "force-unlock":
+        return state.force_unlock(args.lock_id, args.path, args.workspace)
+    if c == "endpoint":
+        if args.endpoint_cmd == "list":
+            return endpoint.endpoint_list(args.path, args.workspace, args.format)
+        return endpoint.set_traffic(args.endpoint, args.traffic, args.path, args.workspace)
+    raise AssertionError(c)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _dispatch(args)
+    except SpecError as exc:
+        if exc.diagnostics:
+            print(as_text(exc.diagnostics, 0).rsplit("\n", 1)[0], file=sys.stderr)
+        print(f"Error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except GitOpsError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"Error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the interpreter's final flush
+        return 1
+    except Exception as exc:  # a bug: say so plainly, traceback only with --debug
+        if args.debug:
+            traceback.print_exc()
+        else:
+            print(f"Internal error ({type(exc).__name__}: {exc}). This is a bug in mlops-gitops; "
+                  "rerun with --debug for the traceback and report it.", file=sys.stderr)
+        return 3
+
+
+def run(argv: Sequence[str] | None = None) -> Any:
+    raise SystemExit(main(argv))

@@ -1,0 +1,61 @@
+"""What every command needs: the project root, its config, the workspace backend, output helpers."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlops_gitops.backends.local import LocalBackend
+from mlops_gitops.diagnostics import Diagnostics
+from mlops_gitops.errors import ConfigError, SpecError
+from mlops_gitops.spec.config import RepoConfig, expand_env
+from mlops_gitops.spec.tree import find_root, load_config
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+
+
+@dataclass
+class Project:
+    root: Path
+    config: RepoConfig
+
+
+def open_project(path: str | Path = ".") -> Project:
+    target = Path(path)
+    if not target.exists():
+        raise ConfigError(f"path '{path}' does not exist")
+    root = find_root(target)
+    diags = Diagnostics()
+    config, _ = load_config(root, diags)
+    if diags.has_errors():
+        raise SpecError("mlops.yaml is invalid", diags.sorted())
+    return Project(root, config)
+
+
+def open_backend(project: Project, workspace: str | None) -> tuple[str, LocalBackend]:
+    chosen = workspace or os.environ.get("MLOPS_GITOPS_WORKSPACE")
+    try:
+        name, ws = project.config.workspace(chosen)
+    except KeyError as exc:
+        raise ConfigError(str(exc.args[0])) from None
+    path = Path(expand_env(ws.path)) if ws.path else Path(".mlops") / name
+    if not path.is_absolute():
+        path = project.root / path
+    database = expand_env(ws.database) if ws.database else None
+    return name, LocalBackend(path, database)
+
+
+def use_color(flag: bool | None) -> bool:
+    if flag is not None:
+        return flag
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def out(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def err(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)

@@ -1,0 +1,46 @@
+"""`mlops-gitops drift`: report what was changed outside Git; exit 2 when anything was."""
+
+from __future__ import annotations
+
+import json
+
+from mlops_gitops.commands.common import EXIT_CHANGES, EXIT_OK, open_backend, open_project, out, use_color
+from mlops_gitops.commands.plan import compute
+from mlops_gitops.plan.model import Plan
+from mlops_gitops.plan.render.jsonout import plan_to_dict
+from mlops_gitops.plan.render.text import Painter, value
+
+
+def _text(plan: Plan, color: bool) -> str:
+    paint = Painter(color)
+    if not plan.drift:
+        lines = [f"No drift: workspace '{plan.workspace}' matches what was last applied from the repository."]
+    else:
+        head = f"Workspace '{plan.workspace}' has {len(plan.drift)} change(s) made outside the repository:"
+        lines = [paint.bold(head), ""]
+        for d in plan.drift:
+            lines.append(paint("!", f"  {d.address} was {d.what} by {d.changed_by} at {d.changed_at}"))
+            lines.extend(f"      ~ {f.path}: {value(f.before)} -> {value(f.after)}" for f in d.fields)
+        lines += ["", "Run `mlops-gitops apply` to restore the repository's version, "
+                      "or change the repository to match."]
+    pending = [c for c in plan.actionable if not c.reason.startswith("changed outside")]
+    if pending:
+        lines.append(f"\n{len(pending)} change(s) in the repository are not applied yet (see `mlops-gitops plan`).")
+    return "\n".join(lines)
+
+
+def drift(path: str = ".", workspace: str | None = None, fmt: str = "text", color: bool | None = None) -> int:
+    project = open_project(path)
+    name, backend = open_backend(project, workspace)
+    try:
+        planned = compute(project, backend, name, backend.read(), False, False)
+    finally:
+        backend.close()
+    plan = planned.plan
+    if fmt == "json":
+        data = plan_to_dict(plan)
+        out(json.dumps({"workspace": name, "drifted": bool(plan.drift), "resource_drift": data["resource_drift"]},
+                       indent=2))
+    else:
+        out(_text(plan, use_color(color)))
+    return EXIT_CHANGES if plan.drift else EXIT_OK

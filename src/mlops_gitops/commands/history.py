@@ -1,0 +1,87 @@
+"""`mlops-gitops history RESOURCE|FILE`: the workspace change log joined with `git log` of the file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mlops_gitops.addresses import Address
+from mlops_gitops.commands.common import EXIT_OK, open_backend, open_project, out
+from mlops_gitops.errors import ConfigError, NotFoundError
+from mlops_gitops.lineage.git import FileCommit, file_history
+from mlops_gitops.spec.tree import load_tree
+from mlops_gitops.state import ChangeRecord
+
+
+def _target(resource: str, root: Path) -> tuple[Address | None, str | None]:
+    candidate = Path(resource)
+    if candidate.suffix in (".yml", ".yaml") and (candidate.exists() or (root / candidate).exists()):
+        path = candidate if candidate.exists() else root / candidate
+        return None, path.resolve().relative_to(root).as_posix()
+    try:
+        return Address.parse(resource), None
+    except ValueError as exc:
+        raise ConfigError(f"{exc}; or give the resource's file path") from None
+
+
+def history(resource: str, path: str = ".", workspace: str | None = None, fmt: str = "text") -> int:
+    project = open_project(path)
+    address, source_file = _target(resource, project.root)
+    _, backend = open_backend(project, workspace)
+    try:
+        records = backend.change_log(address, source_file)
+    finally:
+        backend.close()
+    if address is not None and source_file is None:
+        source_file = next((r.source_file for r in reversed(records) if r.source_file), None)
+        if source_file is None:
+            res = next((r for r in load_tree(project.root).resources if r.address.unversioned == address.unversioned),
+                       None)
+            source_file = res.file if res else None
+    if address is None and source_file is not None:
+        res = load_tree(project.root).resource_by_file(source_file)
+        if res is None and not records:
+            raise NotFoundError(f"{source_file} is not a resource file and has no recorded changes")
+    commits = file_history(project.root / source_file) if source_file else []
+    if not records and not commits:
+        raise NotFoundError(f"no history for '{resource}' in this workspace or in Git")
+    if fmt == "json":
+        out(json.dumps({"resource": resource, "file": source_file,
+                        "changes": [_record_json(r) for r in records],
+                        "commits": [c.__dict__ for c in commits]}, indent=2))
+        return EXIT_OK
+    out(_render(resource, source_file, records, commits))
+    return EXIT_OK
+
+
+def _record_json(r: ChangeRecord) -> dict[str, object]:
+    return {"at": r.at, "address": str(r.address), "action": r.action, "origin": r.origin,
+            "apply_id": r.apply_id, "provenance": r.provenance}
+
+
+def _render(resource: str, source_file: str | None, records: list[ChangeRecord], commits: list[FileCommit]) -> str:
+    by_sha = {c.commit: c for c in commits}
+    applied = {str(r.provenance.get("git.commit")) for r in records}
+    lines = [f"History of {resource}" + (f" ({source_file})" if source_file else ""), ""]
+    lines.append("Workspace changes (newest first):" if records else "No changes recorded in this workspace.")
+    for r in reversed(records):
+        p = r.provenance
+        who = p.get("applied_by", "?")
+        origin = "outside Git, " if r.origin == "cli" else ""
+        pr = f", PR #{p['git.pr']}" if p.get("git.pr") else ""
+        commit = str(p.get("git.commit") or "")
+        lines.append(f"  {r.at[:19]}  {r.action:<8} {r.address}  by {who} ({origin}apply {str(r.apply_id)[:8]}{pr})")
+        if commit and commit in by_sha:
+            c = by_sha[commit]
+            lines.append(f"      commit {commit[:12]} {c.date[:19]} {c.author}: {c.subject}")
+        elif commit and commit != "None":
+            msg = str(p.get("git.message") or "").splitlines()[0:1]
+            lines.append(f"      commit {commit[:12]} {p.get('git.author', '')}: {msg[0] if msg else ''}")
+        if p.get("git.file_uncommitted"):
+            lines.append("      (applied with uncommitted changes to the file)")
+    if commits:
+        lines += ["", "Git history of the file (newest first):"]
+        for c in commits:
+            mark = "applied" if c.commit in applied else "       "
+            lines.append(f"  {c.date[:19]}  {mark}  {c.commit[:12]}  {c.author}: {c.subject}")
+    return "\n".join(lines)

@@ -1,0 +1,145 @@
+"""`mlops-gitops model list|show|download|archive|restore` and `search --tag`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mlops_gitops.actor import whoami
+from mlops_gitops.addresses import Address, Kind
+from mlops_gitops.backends.local import LocalBackend
+from mlops_gitops.commands.common import EXIT_OK, open_backend, open_project, out
+from mlops_gitops.errors import ConfigError, NotFoundError, ResourceInUseError
+from mlops_gitops.plan.build import live_users
+from mlops_gitops.plan.desired import DesiredState
+from mlops_gitops.state import ActualResource, Snapshot
+
+
+def parse_model_ref(text: str) -> tuple[str, str | None]:
+    """NAME, NAME:VERSION, NAME@latest or azureml:NAME:VERSION."""
+    text = text.removeprefix("azureml:")
+    if "@" in text:
+        name, _, label = text.partition("@")
+        if label != "latest":
+            raise ConfigError(f"unknown label '@{label}' (only @latest)")
+        return name, None
+    name, _, version = text.partition(":")
+    return name, version or None
+
+
+def _find(snap: Snapshot, ref: str, include_archived: bool = True) -> ActualResource:
+    name, version = parse_model_ref(ref)
+    if version is None:
+        found = snap.latest(Kind.MODEL, name, include_archived=False)
+    else:
+        found = snap.resources.get(Address(Kind.MODEL, name, version))
+    if found is None or (not include_archived and found.status != "active"):
+        known = [r.address.version or "" for r in snap.versions(Kind.MODEL, name)]
+        hint = f" (versions: {', '.join(known)})" if known else ""
+        raise NotFoundError(f"model '{ref}' not found in the workspace{hint}")
+    return found
+
+
+def _with_backend(path: str, workspace: str | None) -> tuple[str, LocalBackend]:
+    return open_backend(open_project(path), workspace)
+
+
+def model_list(path: str = ".", workspace: str | None = None, name: str | None = None, include_archived: bool = False,
+               fmt: str = "text") -> int:
+    _, backend = _with_backend(path, workspace)
+    try:
+        snap = backend.read()
+    finally:
+        backend.close()
+    rows = [r for a, r in sorted(snap.resources.items(), key=lambda kv: kv[0].sort_key())
+            if a.kind is Kind.MODEL and (name is None or a.name == name)
+            and (include_archived or r.status == "active")]
+    if fmt == "json":
+        out(json.dumps([_summary(r) for r in rows], indent=2))
+        return EXIT_OK
+    if not rows:
+        out("No models registered.")
+        return EXIT_OK
+    out(f"{'NAME':<28} {'VERSION':<8} {'STATUS':<9} {'FILES':>5} {'CREATED':<20} TAGS")
+    for r in rows:
+        tags = ",".join(f"{k}={v}" for k, v in sorted((r.spec.get("tags") or {}).items()))
+        out(f"{r.address.name:<28} {r.address.version or '':<8} {r.status:<9} {len(r.files):>5} "
+            f"{r.created_at[:19]:<20} {tags}")
+    return EXIT_OK
+
+
+def _summary(r: ActualResource) -> dict[str, object]:
+    return {"name": r.address.name, "version": r.address.version, "status": r.status,
+            "tags": r.spec.get("tags") or {}, "properties": r.spec.get("properties") or {},
+            "created_at": r.created_at, "files": len(r.files)}
+
+
+def model_show(ref: str, path: str = ".", workspace: str | None = None) -> int:
+    _, backend = _with_backend(path, workspace)
+    try:
+        r = _find(backend.read(), ref)
+    finally:
+        backend.close()
+    data = {**_summary(r), "type": r.spec.get("type"), "description": r.spec.get("description"),
+            "source_file": r.source_file, "content": r.derived.get("paths"), "updated_at": r.updated_at,
+            "files": [{"path": f.rel, "sha256": f.sha256, "size": f.size} for f in r.files],
+            "provenance": r.provenance}
+    out(json.dumps(data, indent=2))
+    return EXIT_OK
+
+
+def model_download(ref: str, dest: str, path: str = ".", workspace: str | None = None) -> int:
+    _, backend = _with_backend(path, workspace)
+    try:
+        r = _find(backend.read(), ref)
+        target = Path(dest) / r.address.name / (r.address.version or "")
+        for f in r.files:
+            backend.artifacts.export(f.sha256, target / f.rel)
+    finally:
+        backend.close()
+    out(f"Downloaded {r.address} ({len(r.files)} file(s)) to {target}")
+    return EXIT_OK
+
+
+def model_set_status(ref: str, status: str, path: str = ".", workspace: str | None = None) -> int:
+    _, backend = _with_backend(path, workspace)
+    try:
+        with backend.lock("model " + ("archive" if status == "archived" else "restore")):
+            snap = backend.read()
+            r = _find(snap, ref)
+            if r.address.version is None:
+                raise ConfigError("name a version: NAME:VERSION")
+            if status == "archived":
+                users = live_users(r.address, DesiredState(), snap, set())
+                if users:
+                    raise ResourceInUseError(f"{r.address} is used by live deployment(s) {', '.join(users)}; "
+                                             "move their traffic away before archiving it")
+            backend.set_status(r.address, status, {"applied_by": whoami()}, None, origin="cli")
+    finally:
+        backend.close()
+    out(f"{r.address}: {status if status == 'archived' else 'restored'}")
+    return EXIT_OK
+
+
+def search(tags: list[str], path: str = ".", workspace: str | None = None, kind: str | None = None,
+           fmt: str = "text") -> int:
+    """Resources carrying every given tag (`key=value`, `TagName=TagValue`, or `key` for any value)."""
+    _, backend = _with_backend(path, workspace)
+    try:
+        result: set[Address] | None = None
+        for tag in tags:
+            key, sep, val = tag.partition("=")
+            if not key:
+                raise ConfigError(f"bad tag filter '{tag}': use key=value")
+            found = set(backend.search_tags(key, val if sep else None))
+            result = found if result is None else result & found
+        snap = backend.read()
+    finally:
+        backend.close()
+    hits = sorted(a for a in (result or set()) if kind is None or a.kind.value == kind)
+    if fmt == "json":
+        out(json.dumps([{"address": str(a), "status": snap.resources[a].status,
+                         "tags": snap.resources[a].spec.get("tags") or {}} for a in hits], indent=2))
+    else:
+        out("\n".join(str(a) for a in hits) if hits else "No resources match.")
+    return EXIT_OK

@@ -1,0 +1,67 @@
+"""`mlops-gitops state show [ADDRESS]` and `force-unlock ID`."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+from mlops_gitops.addresses import Address
+from mlops_gitops.commands.common import EXIT_OK, open_backend, open_project, out
+from mlops_gitops.errors import ConfigError, NotFoundError
+
+
+def state_show(address: str | None = None, path: str = ".", workspace: str | None = None, fmt: str = "text") -> int:
+    project = open_project(path)
+    name, backend = open_backend(project, workspace)
+    try:
+        snap = backend.read()
+        holder = backend.lock_holder()
+        interrupted = backend.interrupted()
+    finally:
+        backend.close()
+    if address is not None:
+        try:
+            addr = Address.parse(address)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        res = snap.resources.get(addr)
+        if res is None:
+            raise NotFoundError(f"{address} is not in workspace '{name}'")
+        out(json.dumps({"address": str(addr), "status": res.status, "managed": res.managed,
+                        "drifted": res.drifted, "source_file": res.source_file, "spec": res.spec,
+                        "derived": res.derived, "created_at": res.created_at, "updated_at": res.updated_at,
+                        "provenance": res.provenance,
+                        "files": [{"path": f.rel, "sha256": f.sha256, "size": f.size} for f in res.files]},
+                       indent=2))
+        return EXIT_OK
+    resources = sorted(snap.resources.values(), key=lambda r: r.address.sort_key())
+    if fmt == "json":
+        out(json.dumps({"workspace": name, "path": str(backend.path), "lineage": snap.lineage, "serial": snap.serial,
+                        "lock": holder.__dict__ if holder else None, "interrupted_applies": interrupted,
+                        "resources": [{"address": str(r.address), "status": r.status, "managed": r.managed,
+                                       "drifted": r.drifted} for r in resources]}, indent=2))
+        return EXIT_OK
+    out(f"Workspace '{name}' at {backend.path}")
+    if snap.lineage is None:
+        out("  empty: nothing has been applied yet")
+        return EXIT_OK
+    out(f"  lineage {snap.lineage}, serial {snap.serial}")
+    out(f"  lock: {holder.describe() if holder else 'not locked'}")
+    counts = Counter(r.address.kind.value for r in resources)
+    out("  resources: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+    for r in resources:
+        flags = [f for f, on in (("archived", r.status != "active"), ("drifted", r.drifted),
+                                 ("outside Git", not r.managed)) if on]
+        out(f"    {r.address}" + (f"  [{', '.join(flags)}]" if flags else ""))
+    return EXIT_OK
+
+
+def force_unlock(lock_id: str, path: str = ".", workspace: str | None = None) -> int:
+    project = open_project(path)
+    _, backend = open_backend(project, workspace)
+    try:
+        holder = backend.force_unlock(lock_id)
+    finally:
+        backend.close()
+    out(f"Workspace unlocked (was: {holder.describe()}).")
+    return EXIT_OK

@@ -1,0 +1,76 @@
+"""`mlops-gitops validate PATH...`: schema and semantic checks; exit 0 when valid, 1 otherwise."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from mlops_gitops.commands.common import EXIT_ERROR, EXIT_OK, open_backend, open_project, out
+from mlops_gitops.diagnostics import Diagnostic, Diagnostics
+from mlops_gitops.errors import ConfigError
+from mlops_gitops.plan.desired import build_desired
+from mlops_gitops.spec.tree import load_tree
+from mlops_gitops.state import Snapshot
+from mlops_gitops.validate import report, validate_tree
+
+
+def validate(paths: list[str], strict: bool = False, fmt: str = "text", workspace: str | None = None,
+             offline: bool = False) -> int:
+    """Validate whole trees (directories) or single files against their whole tree."""
+    targets = [Path(p) for p in paths or ["."]]
+    for t in targets:
+        if not t.exists():
+            raise ConfigError(f"path '{t}' does not exist")
+    project = open_project(targets[0])
+    root = project.root
+    tree = load_tree(root, strict)
+    snapshot = Snapshot(None, 0)
+    if not offline:
+        _, backend = open_backend(project, workspace)
+        try:
+            snapshot = backend.read()
+        finally:
+            backend.close()
+    diags = validate_tree(tree, snapshot.index())
+    if snapshot.lineage is not None and not diags.has_errors():
+        diags.extend(build_desired(tree, snapshot).diagnostics)  # VER001 against the workspace
+    if strict or project.config.strict:
+        diags.promote_warnings()
+    selected = _select(diags, targets, root)
+    checked = len(_files_in_scope(tree.documents.keys(), targets, root))
+    if fmt == "json":
+        out(report.as_json(selected, checked))
+    elif fmt == "github":
+        text = report.as_github(selected, root)
+        if text:
+            out(text)
+        out(report.as_text(selected, checked).splitlines()[-1])
+    else:
+        out(report.as_text(selected, checked))
+    return EXIT_ERROR if any(d.severity.value == "error" for d in selected) else EXIT_OK
+
+
+def _scope(targets: list[Path], root: Path) -> list[str] | None:
+    """Repository-relative prefixes the user asked about; None means the whole tree."""
+    prefixes = []
+    for t in targets:
+        rel = t.resolve().relative_to(root).as_posix() if t.resolve() != root else ""
+        if not rel:
+            return None
+        prefixes.append(rel)
+    return prefixes
+
+
+def _in(file: str, prefixes: list[str] | None) -> bool:
+    return prefixes is None or any(file == p or file.startswith(p + "/") for p in prefixes)
+
+
+def _select(diags: Diagnostics, targets: list[Path], root: Path) -> list[Diagnostic]:
+    prefixes = _scope(targets, root)
+    # Diagnostics without a file (e.g. about mlops.yaml) always show.
+    return [d for d in diags.sorted() if not d.file or d.file in ("mlops.yaml", "mlops.yml") or _in(d.file, prefixes)]
+
+
+def _files_in_scope(files: Iterable[str], targets: list[Path], root: Path) -> list[str]:
+    prefixes = _scope(targets, root)
+    return [f for f in files if _in(f, prefixes)]

@@ -1,0 +1,1 @@
+"""Facts from Git and DVC: commits, authors, content hashes."""

@@ -1,0 +1,107 @@
+"""Git facts for provenance and history, through GitPython (always closed after use)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import git
+
+
+@dataclass(frozen=True)
+class GitInfo:
+    commit: str | None = None
+    author: str | None = None
+    message: str | None = None
+    branch: str | None = None
+    pr: str | None = None
+    dirty_files: frozenset[str] = field(default_factory=frozenset)  # repo-root relative posix paths
+    toplevel: Path | None = None
+
+    def provenance(self) -> dict[str, Any]:
+        return {"git.commit": self.commit, "git.author": self.author, "git.message": self.message,
+                "git.branch": self.branch, "git.pr": self.pr}
+
+
+_PR_IN_MESSAGE = re.compile(r"(?:Merge pull request #(\d+)|\(#(\d+)\)\s*$)", re.M)
+
+
+def pull_request_from_env(message: str | None = None) -> str | None:
+    """The pull request being built or merged, from CI variables or the merge commit's message."""
+    names = ("MLOPS_GITOPS_PR", "SYSTEM_PULLREQUEST_PULLREQUESTID", "SYSTEM_PULLREQUEST_PULLREQUESTNUMBER")
+    explicit = next((os.environ[n] for n in names if os.environ.get(n)), None)
+    if explicit:
+        return explicit
+    ref = os.environ.get("GITHUB_REF", "")
+    m = re.fullmatch(r"refs/pull/(\d+)/(?:merge|head)", ref)
+    if m:
+        return m.group(1)
+    event_path = os.environ.get("GITHUB_EVENT_PATH")
+    if event_path and os.path.isfile(event_path):
+        try:
+            with open(event_path, encoding="utf-8") as f:
+                event = json.load(f)
+            number = (event.get("pull_request") or {}).get("number")
+            if number:
+                return str(number)
+        except (OSError, ValueError):
+            pass
+    if message:
+        m = _PR_IN_MESSAGE.search(message)
+        if m:
+            return m.group(1) or m.group(2)
+    return None
+
+
+def repo_info(path: Path) -> GitInfo:
+    """HEAD commit, its author and message, and uncommitted files; empty when not in a Git repository."""
+    try:
+        repo = git.Repo(path, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, git.GitCommandNotFound):
+        return GitInfo(pr=pull_request_from_env())
+    with repo:
+        top = Path(repo.working_tree_dir or path)
+        try:
+            head = repo.head.commit
+        except ValueError:  # no commits yet
+            return GitInfo(toplevel=top, pr=pull_request_from_env())
+        status = repo.git.status("--porcelain", "-z", "--untracked-files=all")
+        dirty = frozenset(entry[3:] for entry in status.split("\0") if len(entry) > 3)
+        try:
+            branch: str | None = repo.active_branch.name
+        except TypeError:
+            branch = None
+        message = str(head.message).strip()
+        return GitInfo(commit=head.hexsha, author=f"{head.author.name} <{head.author.email}>", message=message,
+                       branch=branch, pr=pull_request_from_env(message), dirty_files=dirty, toplevel=top)
+
+
+@dataclass(frozen=True)
+class FileCommit:
+    commit: str
+    author: str
+    date: str
+    subject: str
+
+
+def file_history(path: Path, limit: int = 50) -> list[FileCommit]:
+    """`git log --follow` of one file, newest first."""
+    try:
+        repo = git.Repo(path.parent, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, git.GitCommandNotFound):
+        return []
+    with repo:
+        try:
+            out = repo.git.log("--follow", f"-n{limit}", "--format=%H%x00%an <%ae>%x00%aI%x00%s", "--", str(path))
+        except git.GitCommandError:
+            return []
+    commits = []
+    for line in out.splitlines():
+        parts = line.split("\0")
+        if len(parts) == 4:
+            commits.append(FileCommit(*parts))
+    return commits

@@ -1,0 +1,72 @@
+"""Saved plans: `plan --out plan.json` writes one; `apply plan.json` reads it back and checks it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlops_gitops.errors import PlanFileError
+from mlops_gitops.plan.model import FORMAT_VERSION, Plan
+from mlops_gitops.plan.render.jsonout import plan_to_dict
+
+
+@dataclass(frozen=True)
+class SavedPlan:
+    path: Path
+    workspace: str
+    lineage: str | None
+    serial: int
+    root: str
+    commit: str | None
+    prune: bool
+    fingerprint: str
+    has_changes: bool
+
+
+def save_plan(plan: Plan, path: Path) -> None:
+    data = plan_to_dict(plan)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def _need(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if key not in data or not isinstance(data[key], kind):
+        raise PlanFileError(f"{where}: not an mlops-gitops plan (field '{key}' missing or wrong type)")
+    return data[key]
+
+
+def load_plan(path: Path) -> SavedPlan:
+    where = str(path)
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PlanFileError(f"cannot read plan file {where}: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise PlanFileError(f"{where}:{exc.lineno}:{exc.colno}: plan file is corrupt: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise PlanFileError(f"{where}: not an mlops-gitops plan (expected a JSON object)")
+    version = _need(data, "format_version", str, where)
+    if version.split(".")[0] != FORMAT_VERSION.split(".")[0]:
+        raise PlanFileError(f"{where}: plan format {version} is not supported (this tool writes {FORMAT_VERSION})")
+    ws = _need(data, "workspace", dict, where)
+    source = _need(data, "source", dict, where)
+    summary = _need(data, "summary", dict, where)
+    lineage = ws.get("lineage")
+    if lineage is not None and not isinstance(lineage, str):
+        raise PlanFileError(f"{where}: workspace.lineage must be a string")
+    return SavedPlan(
+        path=path,
+        workspace=_need(ws, "name", str, where),
+        lineage=lineage,
+        serial=_need(ws, "serial", int, where),
+        root=_need(source, "root", str, where),
+        commit=source.get("commit") if isinstance(source.get("commit"), str) else None,
+        prune=bool(data.get("prune", False)),
+        fingerprint=_need(data, "fingerprint", str, where),
+        has_changes=bool(summary.get("has_changes", True)),
+    )
