@@ -65,14 +65,19 @@ def apply(target: str = ".", workspace: str | None = None, auto_approve: bool = 
     if saved is not None and workspace not in (None, saved.workspace):
         raise ConfigError(f"{saved.path} was planned for workspace '{saved.workspace}', not '{workspace}'")
     name, backend = open_backend(project, saved.workspace if saved else workspace)
+    effective_prune = saved.prune if saved else prune
     try:
+        # Plan read-only first: invalid input fails here, before the lock creates anything.
+        planned = compute(project, backend, name, backend.read(), effective_prune, strict)
         with backend.lock("apply", reason, lock_timeout) as lock:
             for run in backend.interrupted():
                 open_actions = ", ".join(f"{a} ({act})" for a, act in run["open"].items()) or "none in flight"
                 err(f"Warning: apply {run['id']} by {run['who']} at {run['started_at']} was interrupted "
                     f"(actions in flight: {open_actions}); re-reading the workspace to converge")
                 backend.mark_abandoned(run["id"])
-            planned = compute(project, backend, name, backend.read(), saved.prune if saved else prune, strict)
+            snapshot = backend.read()
+            if (snapshot.lineage, snapshot.serial) != (planned.snapshot.lineage, planned.snapshot.serial):
+                planned = compute(project, backend, name, snapshot, effective_prune, strict)
             if saved is not None:
                 _check_saved(saved, planned)
             plan = planned.plan

@@ -37,7 +37,7 @@ def validate(paths: list[str], strict: bool = False, fmt: str = "text", workspac
     if strict or project.config.strict:
         diags.promote_warnings()
     selected = _select(diags, targets, root)
-    checked = len(_files_in_scope(tree.documents.keys(), targets, root))
+    checked = len(_files_in_scope(tree.files, targets, root))
     if fmt == "json":
         out(report.as_json(selected, checked))
     elif fmt == "github":

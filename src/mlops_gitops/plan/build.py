@@ -138,13 +138,15 @@ def _order(changes: list[Change]) -> list[Change]:
     graph: Graph[Address] = Graph()
     for c in changes:
         graph.add(c.address, [d for d in c.depends_on if d in by_addr and by_addr[d].action is not Action.NOOP])
-    active = [c for c in changes if c.action is not Action.NOOP and not c.action.removes]
+    # Changes to whatever may use an asset; versioned removals never wait on each other (no cycles).
+    consumers = [c.address for c in changes if c.action is not Action.NOOP and c.address.kind in CONSUMERS
+                 and not (c.action.removes and c.address.kind in VERSIONED)]
     for c in changes:
         if not c.action.removes:
             continue
         # Remove things only after whatever used them has moved on (reverse of creation order).
         if c.address.kind in VERSIONED:
-            deps = [o.address for o in active if o.address.kind in CONSUMERS]
+            deps = consumers
         elif c.address.kind is Kind.ONLINE_DEPLOYMENT:
             endpoint = c.address.name.split("/", 1)[0]
             deps = [o.address for o in changes if o.address == Address(Kind.TRAFFIC, endpoint)]

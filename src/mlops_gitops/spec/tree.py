@@ -24,6 +24,7 @@ class Tree:
     config: RepoConfig
     config_file: str | None
     resources: list[SpecResource] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)  # every YAML file the globs selected
     documents: dict[str, Document] = field(default_factory=dict)
     diagnostics: Diagnostics = field(default_factory=Diagnostics)
 
@@ -61,7 +62,8 @@ def find_root(path: Path) -> Path:
         if (cur / ".git").exists():
             return cur
         cur = cur.parent
-    return start
+    cwd = Path.cwd().resolve()
+    return cwd if path.is_relative_to(cwd) else start
 
 
 def load_config(root: Path, diags: Diagnostics) -> tuple[RepoConfig, str | None]:
@@ -133,6 +135,7 @@ def load_tree(root: Path, strict: bool = False) -> Tree:
     strict = strict or config.strict
     tree = Tree(root, config, config_file, diagnostics=tree_diags)
     files = discover(root, config)
+    tree.files = files
 
     def parse(rel: str) -> tuple[Document | None, Diagnostics]:
         d = Diagnostics()

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mlops_gitops.cli import main
+from tests.helpers import Result, copy_example, init_repo
+
+
+@pytest.fixture(autouse=True)
+def hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No CI variables, no user Git config, a fixed actor: tests see the same world everywhere."""
+    for var in list(os.environ):
+        if var.startswith(("MLOPS_GITOPS_", "GITHUB_", "SYSTEM_PULLREQUEST", "BUILD_")):
+            monkeypatch.delenv(var, raising=False)
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "Ada Lovelace")
+    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "ada@example.com")
+    monkeypatch.setenv("GIT_COMMITTER_NAME", "Ada Lovelace")
+    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "ada@example.com")
+    monkeypatch.setenv("MLOPS_GITOPS_ACTOR", "tester")
+    monkeypatch.setenv("NO_COLOR", "1")
+
+
+@pytest.fixture
+def example(tmp_path: Path) -> Path:
+    """The example repository, copied and committed into a fresh Git repository."""
+    return init_repo(copy_example(tmp_path / "repo"), "Add the cancer classifier and its endpoints")
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+    def run(*argv: str, cwd: Path | None = None) -> Result:
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        code = main(list(argv))
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
