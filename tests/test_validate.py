@@ -223,7 +223,8 @@ def test_single_file_is_checked_against_the_whole_tree(cli: Cli, tree: Path) -> 
 
 def test_referenced_non_resource_yaml_is_not_an_error(cli: Cli, tree: Path) -> None:
     write(tree / "env" / "conda.yaml", "name: x\ndependencies: [python=3.11]\n")
-    write(tree / "env" / "env.yml", f"$schema: {AZ}/environment.schema.json\nname: e\nimage: img\nconda_file: conda.yaml\n")
+    env = f"$schema: {AZ}/environment.schema.json\nname: e\nimage: img\nconda_file: conda.yaml\n"
+    write(tree / "env" / "env.yml", env)
     code, diags = diagnostics(cli, str(tree))
     assert code == 0 and diags == []
 

@@ -9,6 +9,7 @@ from mlops_gitops.addresses import Address
 from mlops_gitops.commands.common import EXIT_OK, open_backend, open_project, out
 from mlops_gitops.errors import ConfigError, NotFoundError
 from mlops_gitops.lineage.git import FileCommit, file_history
+from mlops_gitops.spec.references import check_local_path, is_remote
 from mlops_gitops.spec.tree import load_tree
 from mlops_gitops.state import ChangeRecord
 
@@ -24,6 +25,26 @@ def _target(resource: str, root: Path) -> tuple[Address | None, str | None]:
         raise ConfigError(f"{exc}; or give the resource's file path") from None
 
 
+def _resource_paths(project_root: Path, address: Address | None,
+                    source_file: str | None) -> tuple[str | None, list[Path]]:
+    """The resource's file and the local paths it points at (model folder, code, conda file)."""
+    tree = load_tree(project_root)
+    res = None
+    if source_file is not None:
+        res = tree.resource_by_file(source_file)
+    elif address is not None:
+        res = next((r for r in tree.resources if r.address.unversioned == address.unversioned), None)
+    if res is None:
+        return source_file, [project_root / source_file] if source_file else []
+    paths = [res.doc.path]
+    for link in res.links:
+        if link.target is None and not is_remote(link.text):
+            check = check_local_path(res.base_dir, link.text, project_root)
+            if check.exists:
+                paths.append(check.resolved)
+    return res.file, paths
+
+
 def history(resource: str, path: str = ".", workspace: str | None = None, fmt: str = "text") -> int:
     project = open_project(path)
     address, source_file = _target(resource, project.root)
@@ -32,17 +53,10 @@ def history(resource: str, path: str = ".", workspace: str | None = None, fmt: s
         records = backend.change_log(address, source_file)
     finally:
         backend.close()
-    if address is not None and source_file is None:
+    if source_file is None:
         source_file = next((r.source_file for r in reversed(records) if r.source_file), None)
-        if source_file is None:
-            res = next((r for r in load_tree(project.root).resources if r.address.unversioned == address.unversioned),
-                       None)
-            source_file = res.file if res else None
-    if address is None and source_file is not None:
-        res = load_tree(project.root).resource_by_file(source_file)
-        if res is None and not records:
-            raise NotFoundError(f"{source_file} is not a resource file and has no recorded changes")
-    commits = file_history(project.root / source_file) if source_file else []
+    source_file, paths = _resource_paths(project.root, address, source_file)
+    commits = file_history(paths)
     if not records and not commits:
         raise NotFoundError(f"no history for '{resource}' in this workspace or in Git")
     if fmt == "json":
@@ -80,7 +94,7 @@ def _render(resource: str, source_file: str | None, records: list[ChangeRecord],
         if p.get("git.file_uncommitted"):
             lines.append("      (applied with uncommitted changes to the file)")
     if commits:
-        lines += ["", "Git history of the file (newest first):"]
+        lines += ["", "Git history of the file and the paths it uses (newest first):"]
         for c in commits:
             mark = "applied" if c.commit in applied else "       "
             lines.append(f"  {c.date[:19]}  {mark}  {c.commit[:12]}  {c.author}: {c.subject}")

@@ -88,15 +88,19 @@ class FileCommit:
     subject: str
 
 
-def file_history(path: Path, limit: int = 50) -> list[FileCommit]:
-    """`git log --follow` of one file, newest first."""
+def file_history(paths: list[Path], limit: int = 50) -> list[FileCommit]:
+    """Commits touching any of the paths, newest first (`--follow` renames when there is one path)."""
+    if not paths:
+        return []
     try:
-        repo = git.Repo(path.parent, search_parent_directories=True)
+        repo = git.Repo(paths[0].parent, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError, git.GitCommandNotFound):
         return []
+    follow = ["--follow"] if len(paths) == 1 else []
     with repo:
         try:
-            out = repo.git.log("--follow", f"-n{limit}", "--format=%H%x00%an <%ae>%x00%aI%x00%s", "--", str(path))
+            out = repo.git.log(*follow, f"-n{limit}", "--format=%H%x00%an <%ae>%x00%aI%x00%s", "--",
+                               *[str(p) for p in paths])
         except git.GitCommandError:
             return []
     commits = []

@@ -1,0 +1,78 @@
+"""`plan --out` then `apply PLAN`: exactly that plan, refused when the workspace or the tree moved."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from mlops_gitops.backends.local import LocalBackend
+from tests.helpers import Result
+
+Cli = Callable[..., Result]
+
+
+def serial(repo: Path) -> int:
+    return LocalBackend(repo / ".mlops" / "dev").read().serial
+
+
+def test_saved_plan_applies_exactly(cli: Cli, example: Path, tmp_path: Path) -> None:
+    plan_file = tmp_path / "plan.json"
+    res = cli("plan", str(example), "--out", str(plan_file))
+    assert res.code == 0 and f"mlops-gitops apply {plan_file}" in res.out
+    data = json.loads(plan_file.read_text())
+    assert data["format_version"] == "1.0" and data["workspace"]["serial"] == 0
+    assert len(data["resource_changes"]) == 14
+    res = cli("apply", str(plan_file))
+    assert res.code == 0, res.err
+    assert serial(example) == 14
+
+
+def test_stale_plan_is_refused_when_workspace_moved(cli: Cli, example: Path, tmp_path: Path) -> None:
+    assert cli("apply", str(example), "--auto-approve").code == 0
+    path = example / "models" / "cancer-sklearn.yml"
+    path.write_text(path.read_text().replace("task: classification", "task: diagnosis"))
+    plan_file = tmp_path / "plan.json"
+    assert cli("plan", str(example), "--out", str(plan_file)).code == 0
+    assert cli("endpoint", "set-traffic", "cancer", "blue=100", "green=0", "-C", str(example)).code == 0
+    before = serial(example)
+    res = cli("apply", str(plan_file))
+    assert res.code == 1 and "stale" in res.err and f"serial {before - 1} -> {before}" in res.err
+    assert serial(example) == before
+
+
+def test_stale_plan_is_refused_when_tree_changed(cli: Cli, example: Path, tmp_path: Path) -> None:
+    plan_file = tmp_path / "plan.json"
+    assert cli("plan", str(example), "--out", str(plan_file)).code == 0
+    path = example / "models" / "cancer-sklearn.yml"
+    path.write_text(path.read_text().replace("task: classification", "task: diagnosis"))
+    res = cli("apply", str(plan_file))
+    assert res.code == 1 and "the repository changed since it was planned" in res.err
+    assert serial(example) == 0
+
+
+def test_plan_for_another_workspace_is_refused(cli: Cli, example: Path, tmp_path: Path) -> None:
+    plan_file = tmp_path / "plan.json"
+    assert cli("plan", str(example), "--out", str(plan_file)).code == 0
+    assert cli("apply", str(example), "--auto-approve").code == 0
+    data = json.loads(plan_file.read_text())
+    data["workspace"]["lineage"] = "00000000-0000-0000-0000-000000000000"
+    plan_file.write_text(json.dumps(data))
+    res = cli("apply", str(plan_file))
+    assert res.code == 1 and "different workspace" in res.err
+
+
+def test_corrupt_plan_file(cli: Cli, tmp_path: Path) -> None:
+    bad = tmp_path / "plan.json"
+    bad.write_text('{"format_version": "1.0", "workspace": ')
+    res = cli("apply", str(bad))
+    assert res.code == 1 and "plan file is corrupt" in res.err and f"{bad}:1:" in res.err
+    bad.write_text('{"hello": "world"}')
+    res = cli("apply", str(bad))
+    assert res.code == 1 and "not an mlops-gitops plan" in res.err
+    bad.write_text('{"format_version": "9.0"}')
+    res = cli("apply", str(bad))
+    assert res.code == 1 and "not supported" in res.err
+    res = cli("apply", str(tmp_path / "missing.json"))
+    assert res.code == 1 and "cannot read plan file" in res.err
+    assert "Traceback" not in res.err
