@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,6 +46,14 @@ class LocalBackend:
                 f"database driver missing for '{db.mask_url(self.url)}': {exc.name} "
                 "(for PostgreSQL: pip install 'mlops-gitops[postgres]')") from None
         self._ready = False
+        # One write transaction at a time per process: parallel actions overlap their file copies,
+        # not their metadata writes (SQLite would otherwise deadlock upgrading read locks).
+        self._write = threading.Lock()
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        with self._errors(), self._write, self.engine.begin() as conn:
+            yield conn
 
     # -- connection handling -------------------------------------------------------------------
 
@@ -76,11 +85,13 @@ class LocalBackend:
             db.metadata.create_all(self.engine)
             with self.engine.begin() as conn:
                 have = {r.key for r in conn.execute(select(db.meta.c.key))}
-                rows = [{"key": "lineage", "value": str(uuid.uuid4())}, {"key": "serial", "value": "0"},
+                rows = [{"key": "lineage", "value": str(uuid.uuid4())},
                         {"key": "schema_version", "value": db.SCHEMA_VERSION}]
                 missing = [r for r in rows if r["key"] not in have]
                 if missing:
                     conn.execute(insert(db.meta), missing)
+                if conn.execute(select(db.serial.c.value)).first() is None:
+                    conn.execute(insert(db.serial).values(id=1, value=0))
         self._ready = True
 
     def close(self) -> None:
@@ -96,7 +107,8 @@ class LocalBackend:
             files: dict[int, list[ArtifactFile]] = {}
             for f in conn.execute(select(db.asset_files).order_by(db.asset_files.c.rel)):
                 files.setdefault(f.resource_id, []).append(ArtifactFile(f.rel, f.sha256, f.size))
-            snap = Snapshot(meta.get("lineage"), int(meta.get("serial", "0")))
+            serial = conn.execute(select(db.serial.c.value)).scalar() or 0
+            snap = Snapshot(meta.get("lineage"), int(serial))
             for row in conn.execute(select(db.resources)):
                 res = _to_actual(row, tuple(files.get(row.id, ())))
                 snap.resources[res.address] = res
@@ -158,24 +170,24 @@ class LocalBackend:
         if not os_lock.try_acquire():
             raise LockHeldError(f"the lock is still held by a running process: {holder.describe()}; stop it first")
         try:
-            with self._errors(), self.engine.begin() as conn:
+            with self._writing() as conn:
                 conn.execute(delete(db.locks).where(db.locks.c.id == lock_id))
         finally:
             os_lock.release()
         return holder
 
     def begin_apply(self, apply_id: str, who: str, source: dict[str, Any]) -> None:
-        with self._errors(), self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(insert(db.applies).values(id=apply_id, started_at=now(), status="running", who=who,
                                                    source=canonical_json(source), summary="{}"))
 
     def finish_apply(self, apply_id: str, status: str, summary: dict[str, Any]) -> None:
-        with self._errors(), self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(update(db.applies).where(db.applies.c.id == apply_id).values(
                 finished_at=now(), status=status, summary=canonical_json(summary)))
 
     def journal(self, apply_id: str, address: Address, action: str, phase: str, detail: str = "") -> None:
-        with self._errors(), self.engine.begin() as conn:
+        with self._writing() as conn:
             _journal(conn, apply_id, address, action, phase, detail)
 
     def interrupted(self) -> list[dict[str, Any]]:
@@ -196,7 +208,7 @@ class LocalBackend:
             return out
 
     def mark_abandoned(self, apply_id: str) -> None:
-        with self._errors(), self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(update(db.applies).where(db.applies.c.id == apply_id).values(
                 status="interrupted", finished_at=now()))
 
@@ -214,7 +226,7 @@ class LocalBackend:
         stamp = now()
         spec_json, derived_json = canonical_json(desired.spec), canonical_json(desired.derived)
         applied = origin == "apply"
-        with self._errors(), self.engine.begin() as conn:
+        with self._writing() as conn:
             existing = _find(conn, addr)
             values: dict[str, Any] = dict(
                 schema_name=desired.schema_name, spec=spec_json, derived=derived_json,
@@ -254,7 +266,7 @@ class LocalBackend:
 
     def set_status(self, address: Address, status: str, provenance: dict[str, Any], apply_id: str | None,
                    origin: str) -> None:
-        with self._errors(), self.engine.begin() as conn:
+        with self._writing() as conn:
             row = _find(conn, address)
             if row is None:
                 raise NotFoundError(f"{address} does not exist in the workspace")
@@ -270,7 +282,7 @@ class LocalBackend:
 
     def set_spec(self, address: Address, spec: dict[str, Any], spec_hash: str, provenance: dict[str, Any]) -> None:
         """An out-of-band change (from a CLI command, not from Git): shows up as drift."""
-        with self._errors(), self.engine.begin() as conn:
+        with self._writing() as conn:
             row = _find(conn, address)
             if row is None:
                 raise NotFoundError(f"{address} does not exist in the workspace")
@@ -280,7 +292,7 @@ class LocalBackend:
             _bump_serial(conn)
 
     def delete(self, address: Address, provenance: dict[str, Any], apply_id: str | None, origin: str) -> None:
-        with self._errors(), self.engine.begin() as conn:
+        with self._writing() as conn:
             row = _find(conn, address)
             if row is not None:
                 conn.execute(delete(db.asset_files).where(db.asset_files.c.resource_id == row.id))
@@ -317,8 +329,7 @@ def _to_actual(row: Any, files: tuple[ArtifactFile, ...]) -> ActualResource:
 
 
 def _bump_serial(conn: Connection) -> None:
-    serial = conn.execute(select(db.meta.c.value).where(db.meta.c.key == "serial")).scalar_one()
-    conn.execute(update(db.meta).where(db.meta.c.key == "serial").values(value=str(int(serial) + 1)))
+    conn.execute(update(db.serial).where(db.serial.c.id == 1).values(value=db.serial.c.value + 1))
 
 
 def _bump_counter(conn: Connection, addr: Address, version: int) -> None:

@@ -26,6 +26,9 @@ metadata = MetaData()
 
 meta = Table("mg_meta", metadata, Column("key", String(64), primary_key=True), Column("value", Text))
 
+# The state serial: bumped atomically by every write (`serial = serial + 1`), one row.
+serial = Table("mg_serial", metadata, Column("id", Integer, primary_key=True), Column("value", Integer, nullable=False))
+
 resources = Table(
     "mg_resources",
     metadata,
