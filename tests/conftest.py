@@ -5,9 +5,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from mlops_gitops.cli import main
 from tests.helpers import Result, copy_example, init_repo
+
+# HYPOTHESIS_PROFILE=deep runs the fuzzers ten times longer (by hand, not in CI).
+settings.register_profile("deep", max_examples=3000, deadline=None)
+if os.environ.get("HYPOTHESIS_PROFILE"):
+    settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
 
 
 @pytest.fixture(autouse=True)

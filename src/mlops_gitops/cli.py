@@ -11,7 +11,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from mlops_gitops import __version__
 from mlops_gitops.errors import GitOpsError, SpecError
@@ -180,7 +180,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        return exc.code if isinstance(exc.code, int) else 1
     try:
         return _dispatch(args)
     except SpecError as exc:
@@ -207,6 +210,3 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "rerun with --debug for the traceback and report it.", file=sys.stderr)
         return 3
 
-
-def run(argv: Sequence[str] | None = None) -> Any:
-    raise SystemExit(main(argv))
