@@ -29,8 +29,9 @@ def _n(default: int) -> int:
 EXAMPLE_FILES = sorted(p.relative_to(EXAMPLE).as_posix() for p in EXAMPLE.rglob("*.yml")
                        if not p.name.startswith("conda"))
 
+REFS = ["azureml:x:1", "azureml:y@latest", "../..", "${{parent.x}}"]
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
-                    st.text(max_size=30), st.sampled_from(["azureml:x:1", "azureml:y@latest", "../..", "${{parent.x}}"]))
+                    st.text(max_size=30), st.sampled_from(REFS))
 values = st.recursive(scalars, lambda inner: st.one_of(
     st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=5)), max_leaves=20)
 
