@@ -15,7 +15,6 @@ from typing import NoReturn
 
 from mlops_gitops import __version__
 from mlops_gitops.errors import GitOpsError, SpecError
-from mlops_gitops.validate.report import as_text
 
 
 class Parser(argparse.ArgumentParser):
@@ -141,20 +140,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from mlops_gitops.commands import apply, drift, endpoint, history, models, plan, state, validate
-
+    # Import only the command that runs: start-up time matters for pre-commit hooks.
     c = args.command
     if c == "validate":
+        from mlops_gitops.commands import validate
+
         return validate.validate(args.paths, args.strict, args.format, args.workspace, args.offline)
     if c == "plan":
+        from mlops_gitops.commands import plan
+
         return plan.plan(args.path, args.workspace, args.prune, args.out_file, args.format, args.detailed_exitcode,
                          args.show_noop, args.strict, args.color)
     if c == "apply":
+        from mlops_gitops.commands import apply
+
         return apply.apply(args.target, args.workspace, args.auto_approve, args.prune, args.lock_timeout,
                            args.parallelism, args.strict, args.color, args.reason)
     if c == "drift":
+        from mlops_gitops.commands import drift
+
         return drift.drift(args.path, args.workspace, args.format, args.color)
     if c == "model":
+        from mlops_gitops.commands import models
+
         handlers: dict[str, Callable[[], int]] = {
             "list": lambda: models.model_list(args.path, args.workspace, args.name, args.include_archived, args.format),
             "show": lambda: models.model_show(args.ref, args.path, args.workspace),
@@ -164,14 +172,24 @@ def _dispatch(args: argparse.Namespace) -> int:
         }
         return handlers[args.model_cmd]()
     if c == "search":
+        from mlops_gitops.commands import models
+
         return models.search(args.tag, args.path, args.workspace, args.kind, args.format)
     if c == "history":
+        from mlops_gitops.commands import history
+
         return history.history(args.resource, args.path, args.workspace, args.format)
     if c == "state":
+        from mlops_gitops.commands import state
+
         return state.state_show(args.address, args.path, args.workspace, args.format)
     if c == "force-unlock":
+        from mlops_gitops.commands import state
+
         return state.force_unlock(args.lock_id, args.path, args.workspace)
     if c == "endpoint":
+        from mlops_gitops.commands import endpoint
+
         if args.endpoint_cmd == "list":
             return endpoint.endpoint_list(args.path, args.workspace, args.format)
         return endpoint.set_traffic(args.endpoint, args.traffic, args.path, args.workspace)
@@ -188,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args)
     except SpecError as exc:
         if exc.diagnostics:
+            from mlops_gitops.validate.report import as_text
+
             print(as_text(exc.diagnostics, 0).rsplit("\n", 1)[0], file=sys.stderr)
         print(f"Error: {exc}", file=sys.stderr)
         return exc.exit_code

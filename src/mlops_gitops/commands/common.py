@@ -6,12 +6,15 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mlops_gitops.backends.local import LocalBackend
 from mlops_gitops.diagnostics import Diagnostics
 from mlops_gitops.errors import ConfigError, SpecError
 from mlops_gitops.spec.config import RepoConfig, expand_env
 from mlops_gitops.spec.tree import find_root, load_config
+
+if TYPE_CHECKING:
+    from mlops_gitops.backends.local import LocalBackend
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -34,7 +37,8 @@ def open_project(path: str | Path = ".") -> Project:
     return Project(root, config)
 
 
-def open_backend(project: Project, workspace: str | None) -> tuple[str, LocalBackend]:
+def workspace_location(project: Project, workspace: str | None) -> tuple[str, Path, str | None]:
+    """Name, folder and database URL (None: SQLite in the folder) of the chosen workspace."""
     chosen = workspace or os.environ.get("MLOPS_GITOPS_WORKSPACE")
     try:
         name, ws = project.config.workspace(chosen)
@@ -44,6 +48,13 @@ def open_backend(project: Project, workspace: str | None) -> tuple[str, LocalBac
     if not path.is_absolute():
         path = project.root / path
     database = expand_env(ws.database) if ws.database else None
+    return name, path, database
+
+
+def open_backend(project: Project, workspace: str | None) -> tuple[str, LocalBackend]:
+    from mlops_gitops.backends.local import LocalBackend  # SQLAlchemy costs ~0.2 s to import
+
+    name, path, database = workspace_location(project, workspace)
     return name, LocalBackend(path, database)
 
 

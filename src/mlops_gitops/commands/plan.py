@@ -24,7 +24,6 @@ from mlops_gitops.plan.make import make_plan
 from mlops_gitops.plan.model import Plan
 from mlops_gitops.plan.planfile import save_plan
 from mlops_gitops.plan.render.jsonout import plan_to_dict
-from mlops_gitops.plan.render.markdown import render_markdown
 from mlops_gitops.plan.render.text import render_plan
 from mlops_gitops.spec.tree import Tree, load_tree
 from mlops_gitops.state import Snapshot
@@ -62,6 +61,8 @@ def show(plan: Plan, fmt: str, color: bool | None, show_noop: bool) -> None:
     if fmt == "json":
         out(json.dumps(plan_to_dict(plan, show_noop), indent=2))
     elif fmt == "markdown":
+        from mlops_gitops.plan.render.markdown import render_markdown  # jinja2 only when asked for
+
         out(render_markdown(plan, show_noop))
     else:
         out(render_plan(plan, use_color(color), show_noop))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -137,16 +136,9 @@ def load_tree(root: Path, strict: bool = False) -> Tree:
     files = discover(root, config)
     tree.files = files
 
-    def parse(rel: str) -> tuple[Document | None, Diagnostics]:
-        d = Diagnostics()
-        return load_file(root / rel, rel, d), d
-
-    # Parsing is mostly in C (libyaml); threads overlap file I/O with it.
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        parsed = list(pool.map(parse, files)) if len(files) > 64 else [parse(f) for f in files]
     without_schema: list[Document] = []
-    for doc, d in parsed:
-        tree.diagnostics.extend(d)
+    for rel in files:
+        doc = load_file(root / rel, rel, tree.diagnostics)
         if doc is None:
             continue
         tree.documents[doc.rel] = doc

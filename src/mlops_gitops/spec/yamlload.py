@@ -7,14 +7,22 @@ ourselves (instead of ruamel's round-trip loader, ~8x slower) and keep a table o
 
 from __future__ import annotations
 
-import threading
+import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.resolver import BaseResolver
+from ruamel.yaml.tag import Tag
+
+try:
+    from _ruamel_yaml import CParser
+except ImportError:  # pragma: no cover - ruamel.yaml.clib missing
+    CParser = None
 
 from mlops_gitops.diagnostics import Diagnostics
 
@@ -23,15 +31,59 @@ Loc = tuple[str | int, ...]
 MAX_DEPTH = 100
 MAX_NODES = 200_000  # guards against alias bombs ("billion laughs")
 
-_local = threading.local()
+
+class _CoreResolver(BaseResolver):
+    """YAML 1.2 core-schema tags for plain scalars, memoised: ruamel's version-aware resolver
+    dominated load time (it re-derives its tables for every scalar)."""
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if kind is ScalarNode:
+            return _plain_tag(value) if implicit[0] else _TAGS["str"]
+        return _TAGS["seq"] if kind is SequenceNode else _TAGS["map"]
 
 
-def _yaml() -> YAML:
-    y: YAML | None = getattr(_local, "yaml", None)
-    if y is None:
-        y = YAML(typ="safe", pure=False)
-        _local.yaml = y
-    return y
+_TAGS = {name: Tag(suffix=f"tag:yaml.org,2002:{name}") for name in ("str", "int", "float", "bool", "null", "seq",
+                                                                     "map", "merge")}
+_CORE = [
+    ("null", re.compile(r"~|null|Null|NULL|")),
+    ("bool", re.compile(r"true|True|TRUE|false|False|FALSE")),
+    ("int", re.compile(r"[-+]?[0-9_]+|0o[0-7_]+|0x[0-9a-fA-F_]+")),
+    ("float", re.compile(r"[-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)")),
+    ("merge", re.compile(r"<<")),
+]
+
+
+@lru_cache(maxsize=4096)
+def _plain_tag(value: str) -> Tag:
+    for name, pattern in _CORE:
+        if pattern.fullmatch(value):
+            return _TAGS[name]
+    return _TAGS["str"]
+
+
+if CParser is not None:
+
+    class _Loader(CParser, _CoreResolver):  # type: ignore[misc,valid-type]
+        """libyaml scanner, parser and composer in C; only tag resolution in Python."""
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            _CoreResolver.__init__(self)
+
+
+def _compose_all(text: str) -> list[Node]:
+    if CParser is None:  # no libyaml: ruamel's pure-Python composer, same tags
+        y = YAML(typ="safe", pure=True)
+        y.Resolver = _CoreResolver
+        return [n for n in y.compose_all(text) if n is not None]
+    loader = _Loader(text)
+    try:
+        nodes = []
+        while loader.check_node():
+            nodes.append(loader.get_node())
+        return nodes
+    finally:
+        loader.dispose()
 
 
 @dataclass
@@ -65,7 +117,7 @@ def _scalar(node: ScalarNode) -> Any:
     if tag == "tag:yaml.org,2002:null":
         return None
     if tag == "tag:yaml.org,2002:bool":
-        return value.lower() in ("true", "yes", "on", "y")
+        return value.lower() == "true"
     if tag == "tag:yaml.org,2002:int":
         text = value.replace("_", "")
         try:
@@ -160,7 +212,7 @@ class _Builder:
 def parse_text(text: str, rel: str, path: Path, diags: Diagnostics) -> Document | None:
     """Parse one YAML document; on failure add a YAML001 diagnostic and return None."""
     try:
-        nodes = list(_yaml().compose_all(text))
+        nodes = _compose_all(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)

@@ -21,8 +21,19 @@ class RuleContext:
 
     def __post_init__(self) -> None:
         self.by_name: dict[tuple[Kind, str], list[SpecResource]] = {}
+        # endpoint name -> names of its online deployments, in the tree or the workspace
+        self.online_deployments: dict[str, set[str]] = {}
         for res in self.tree.resources:
             self.by_name.setdefault((res.kind, res.name), []).append(res)
+            if res.kind is Kind.ONLINE_DEPLOYMENT:
+                self._add_deployment(res.name)
+        for kind, name in self.existing:
+            if kind is Kind.ONLINE_DEPLOYMENT:
+                self._add_deployment(name)
+
+    def _add_deployment(self, name: str) -> None:
+        endpoint, _, deployment = name.partition("/")
+        self.online_deployments.setdefault(endpoint, set()).add(deployment)
 
     def report(self, res: SpecResource | str, loc: tuple[str | int, ...], code: str, message: str,
                severity: Severity = Severity.ERROR) -> None:

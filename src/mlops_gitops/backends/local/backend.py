@@ -11,8 +11,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, inspect, select, update
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    NoSuchModuleError,
+    OperationalError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
 
 from mlops_gitops.actor import now
 from mlops_gitops.addresses import Address, Kind
@@ -60,8 +67,12 @@ class LocalBackend:
     def _exists(self) -> bool:
         if self.engine.dialect.name == "sqlite" and not (self.path / "state.db").exists():
             return False
-        with self._errors():
-            return inspect(self.engine).has_table("mg_meta")
+        with self._errors(), self.engine.connect() as conn:
+            try:
+                conn.execute(select(db.meta.c.key).limit(1))
+            except (OperationalError, ProgrammingError):
+                return False  # no tables yet: a workspace that was never written
+        return True
 
     @contextmanager
     def _errors(self) -> Iterator[None]:

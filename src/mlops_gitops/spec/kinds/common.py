@@ -34,7 +34,8 @@ Tags = dict[str, Text]
 class Strict(BaseModel):
     """Unknown keys are reported (warning by default, error with --strict)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # defer_build: a kind's validator is built on first use, so start-up pays only for kinds in the tree
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
 
 
 class GitOpsExtension(Strict):

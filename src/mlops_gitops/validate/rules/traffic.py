@@ -9,17 +9,9 @@ from mlops_gitops.spec.resource import SpecResource
 from mlops_gitops.validate.context import RuleContext
 
 
-def _deployments(ctx: RuleContext, endpoint: str) -> set[str]:
-    names = {r.name.split("/", 1)[1] for r in ctx.tree.resources if r.kind is Kind.ONLINE_DEPLOYMENT
-             and r.name.startswith(endpoint + "/")}
-    names |= {name.split("/", 1)[1] for (kind, name) in ctx.existing
-              if kind is Kind.ONLINE_DEPLOYMENT and name.startswith(endpoint + "/")}
-    return names
-
-
 def _check_endpoint(ctx: RuleContext, res: SpecResource) -> None:
     m: Any = res.model
-    known = _deployments(ctx, res.name)
+    known = ctx.online_deployments.get(res.name, set())
     traffic: dict[str, int] = m.traffic or {}
     for dep, weight in traffic.items():
         if dep not in known:
