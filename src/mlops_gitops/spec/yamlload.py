@@ -48,7 +48,8 @@ _CORE = [
     ("null", re.compile(r"~|null|Null|NULL|")),
     ("bool", re.compile(r"true|True|TRUE|false|False|FALSE")),
     ("int", re.compile(r"[-+]?[0-9_]+|0o[0-7_]+|0x[0-9a-fA-F_]+")),
-    ("float", re.compile(r"[-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)")),
+    ("float", re.compile(r"[-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?"
+                         r"|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)")),
     ("merge", re.compile(r"<<")),
 ]
 
@@ -63,7 +64,7 @@ def _plain_tag(value: str) -> Tag:
 
 if CParser is not None:
 
-    class _Loader(CParser, _CoreResolver):  # type: ignore[misc,valid-type]
+    class _Loader(CParser, _CoreResolver):  # type: ignore[misc]
         """libyaml scanner, parser and composer in C; only tag resolution in Python."""
 
         def __init__(self, stream: str) -> None:
