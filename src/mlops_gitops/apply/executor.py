@@ -45,11 +45,15 @@ class ApplyResult:
 
 
 def _perform(backend: Backend, change: Change, provenance: dict[str, Any], apply_id: str) -> None:
-    backend.journal(apply_id, change.address, change.action.value, "begin")
+    # An action that touches more than the metadata store (copies files) journals "begin" in a commit
+    # of its own first; a metadata-only action is one transaction that writes begin and end together.
+    external = change.desired is not None and bool(change.desired.artifacts)
+    if external or change.action.removes:
+        backend.journal(apply_id, change.address, change.action.value, "begin")
     failpoint("action-begun")
     if change.action in (Action.CREATE, Action.UPDATE, Action.REPLACE):
         assert change.desired is not None
-        backend.put(change.desired, change.action.value, provenance, apply_id)
+        backend.put(change.desired, change.action.value, provenance, apply_id, journal_begin=not external)
     elif change.action is Action.ARCHIVE:
         backend.set_status(change.address, "archived", provenance, apply_id, origin="apply")
     elif change.action is Action.DELETE:
@@ -73,10 +77,14 @@ def execute(plan: Plan, backend: Backend, provenance_for: Callable[[Change], dic
         result.outcomes.append(outcome)
         on_done(outcome)
 
-    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+    limit = max(1, parallelism)
+    ready: list[Address] = []
+    with ThreadPoolExecutor(max_workers=limit) as pool:
         running: dict[Future[None], Address] = {}
         while sorter.is_active():
-            for addr in sorted(sorter.get_ready(), key=lambda a: a.sort_key()):
+            ready.extend(sorted(sorter.get_ready(), key=lambda a: a.sort_key()))
+            while ready and len(running) < limit:  # at most `limit` in flight: wait() stays cheap
+                addr = ready.pop(0)
                 if addr in blocked:
                     finish(addr, "skipped", "a dependency failed")
                     sorter.done(addr)

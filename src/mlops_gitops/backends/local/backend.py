@@ -199,7 +199,7 @@ class LocalBackend:
 
     def journal(self, apply_id: str, address: Address, action: str, phase: str, detail: str = "") -> None:
         with self._writing() as conn:
-            _journal(conn, apply_id, address, action, phase, detail)
+            _journal(conn, apply_id, address, action, phase, detail=detail)
 
     def interrupted(self) -> list[dict[str, Any]]:
         """Applies that never finished, with the actions they had begun but not ended."""
@@ -226,7 +226,7 @@ class LocalBackend:
     # -- writing ---------------------------------------------------------------------------------
 
     def put(self, desired: DesiredResource, action: str, provenance: dict[str, Any], apply_id: str | None,
-            origin: str = "apply") -> ActualResource:
+            origin: str = "apply", journal_begin: bool = False) -> ActualResource:
         """Create or update one resource (uploading its files first), atomically, bumping the serial."""
         self.ensure()
         for art in desired.artifacts:
@@ -268,12 +268,16 @@ class LocalBackend:
                 _bump_counter(conn, addr, int(addr.version))
             _log(conn, apply_id, addr, action, origin, before, desired.spec_hash, desired.source_file, provenance)
             if apply_id:
-                _journal(conn, apply_id, addr, action, "end")
+                _journal(conn, apply_id, addr, action, *(("begin", "end") if journal_begin else ("end",)))
             _bump_serial(conn)
-            row = conn.execute(select(db.resources).where(db.resources.c.id == rid)).one()
             failpoint("before-commit")
         failpoint("after-commit")
-        return _to_actual(row, tuple(desired.artifacts))
+        return ActualResource(
+            address=addr, spec=desired.spec, derived=desired.derived, content_hash=desired.content_hash,
+            spec_hash=desired.spec_hash, applied_spec=desired.spec if applied else None,
+            applied_hash=desired.spec_hash if applied else None, status="active", managed=applied,
+            source_file=desired.source_file, created_at=stamp if existing is None else existing.created_at,
+            updated_at=stamp, provenance=provenance, schema_name=desired.schema_name, files=tuple(desired.artifacts))
 
     def set_status(self, address: Address, status: str, provenance: dict[str, Any], apply_id: str | None,
                    origin: str) -> None:
@@ -361,9 +365,10 @@ def _log(conn: Connection, apply_id: str | None, addr: Address, action: str, ori
         provenance=canonical_json(provenance)))
 
 
-def _journal(conn: Connection, apply_id: str, addr: Address, action: str, phase: str, detail: str = "") -> None:
-    conn.execute(insert(db.journal).values(apply_id=apply_id, at=now(), address=str(addr), action=action,
-                                           phase=phase, detail=detail))
+def _journal(conn: Connection, apply_id: str, addr: Address, action: str, *phases: str, detail: str = "") -> None:
+    stamp = now()
+    conn.execute(insert(db.journal), [{"apply_id": apply_id, "at": stamp, "address": str(addr), "action": action,
+                                       "phase": phase, "detail": detail} for phase in phases])
 
 
 def open_workspace(path: Path, database: str | None = None) -> LocalBackend:
