@@ -22,12 +22,12 @@ def scratch(name: str) -> Path:
     return path
 
 
-def run(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None, ok: tuple[int, ...] = (0,)) -> float:
+def run(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> float:
     """Wall seconds of one run of a command; fails loudly if it exits with an unexpected code."""
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
-    if proc.returncode not in ok:
+    if proc.returncode != 0:
         sys.exit(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     return elapsed
 

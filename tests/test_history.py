@@ -106,6 +106,8 @@ def test_archive_and_restore_outside_git(cli: Cli, example: Path) -> None:
     assert "archived" in cli("model", "list", "--include-archived", "-C", str(example)).out
     plan = cli("plan", str(example))
     assert "restore archived resource" in plan.out
+    drift = cli("drift", str(example))
+    assert drift.code == 2 and "model:cancer-sklearn:1 was archived by tester" in drift.out
     assert cli("model", "restore", "cancer-sklearn:1", "-C", str(example)).code == 0
     assert "No changes." in cli("plan", str(example)).out
 

@@ -224,3 +224,15 @@ def test_unwritable_workspace_is_a_clear_error(cli: Cli, example: Path) -> None:
                                    "exclude: ['src/**', '**/conda*.yml']\n")
     res = cli("apply", str(example), "--auto-approve")
     assert res.code == 1 and "cannot create workspace folder" in res.err and "Traceback" not in res.err
+
+
+def test_protected_resource_cannot_be_pruned(cli: Cli, example: Path) -> None:
+    path = example / "monitors" / "cancer-drift.yml"
+    path.write_text(path.read_text() + "x-gitops:\n  protect: true\n")
+    assert cli("apply", str(example), "--auto-approve").code == 0
+    path.unlink()
+    res = cli("plan", str(example), "--prune")
+    assert res.code == 1 and "PLAN002" in res.err and "schedule:cancer-drift is protected" in res.err
+    res = cli("apply", str(example), "--prune", "--auto-approve")
+    assert res.code == 1
+    assert Address(Kind.SCHEDULE, "cancer-drift") in backend(example).read().resources

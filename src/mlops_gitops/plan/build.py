@@ -64,10 +64,13 @@ def _removals(desired: DesiredState, snapshot: Snapshot, prune: bool) -> tuple[l
     return removals, kept
 
 
-def _drift(snapshot: Snapshot) -> list[DriftEntry]:
+def _drift(snapshot: Snapshot, desired: DesiredState) -> list[DriftEntry]:
     out = []
     for addr, actual in sorted(snapshot.resources.items(), key=lambda kv: kv[0].sort_key()):
-        if actual.drifted and actual.applied_spec is not None:
+        if actual.status != "active" and addr in desired.resources:  # archived while the tree still wants it
+            out.append(DriftEntry(addr, [], actual.updated_at, str(actual.provenance.get("applied_by", "?")),
+                                  actual.status))
+        elif actual.drifted and actual.applied_spec is not None:
             fields = field_changes(addr.kind, actual.applied_spec, actual.spec)
             out.append(DriftEntry(addr, fields, actual.updated_at, str(actual.provenance.get("applied_by", "?"))))
         elif not actual.managed:
@@ -171,6 +174,6 @@ def build_plan(workspace: str, desired: DesiredState, snapshot: Snapshot, prune:
     changes += removals
     _guard(changes, desired, snapshot, diags)
     plan = Plan(workspace=workspace, lineage=snapshot.lineage, serial=snapshot.serial, root=root, commit=commit,
-                dirty=dirty, changes=_order(changes), drift=_drift(snapshot), unmanaged=kept, prune=prune,
+                dirty=dirty, changes=_order(changes), drift=_drift(snapshot, desired), unmanaged=kept, prune=prune,
                 created_at=datetime.now(UTC).isoformat(timespec="seconds"))
     return plan, diags

@@ -287,7 +287,8 @@ class LocalBackend:
                 raise NotFoundError(f"{address} does not exist in the workspace")
             spec = json.loads(row.spec)
             conn.execute(update(db.resources).where(db.resources.c.id == row.id).values(
-                status=status, updated_at=now()))
+                status=status, updated_at=now(), provenance=canonical_json({**json.loads(row.provenance or "{}"),
+                                                                            **provenance})))
             action = "archive" if status == "archived" else "restore"
             _log(conn, apply_id, address, action, origin, row.spec_hash, row.spec_hash,
                  row.source_file or spec.get("source_file"), provenance)

@@ -1,0 +1,26 @@
+PYTHON ?= python3
+
+.PHONY: install dev test lint bench schemas
+
+install:  ## the package and its CLI
+	$(PYTHON) -m pip install -e .
+
+dev:  ## the package with what the tests and linters need
+	$(PYTHON) -m pip install -e '.[test]'
+
+test: dev  ## everything CI runs: lint, types, tests (PostgreSQL is started if needed)
+	bash scripts/ensure-postgres.sh
+	$(PYTHON) -m ruff check src tests benchmarks
+	$(PYTHON) -m mypy
+	$(PYTHON) -m pytest
+
+lint:
+	$(PYTHON) -m ruff check src tests benchmarks
+	$(PYTHON) -m mypy
+
+bench:  ## prints the figures quoted in the README
+	$(PYTHON) benchmarks/bench_validate.py 1000
+	$(PYTHON) benchmarks/bench_plan_apply.py 1000
+
+schemas:  ## regenerate src/mlops_gitops/schemas from the pydantic models
+	$(PYTHON) -m mlops_gitops.spec.jsonschema
