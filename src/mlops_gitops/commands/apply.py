@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mlops_gitops.apply.executor import ApplyResult, Outcome, execute
 from mlops_gitops.apply.provenance import base_provenance, for_change
-from mlops_gitops.commands.common import EXIT_ERROR, EXIT_OK, err, open_backend, open_project, out
+from mlops_gitops.commands.common import EXIT_ERROR, EXIT_OK, err, open_project, out, workspace_backend
 from mlops_gitops.commands.plan import Planned, compute, show
 from mlops_gitops.errors import ConfigError, StalePlanError
 from mlops_gitops.plan.model import Action
@@ -64,9 +64,8 @@ def apply(target: str = ".", workspace: str | None = None, auto_approve: bool = 
     project = open_project(saved.root if saved else target)
     if saved is not None and workspace not in (None, saved.workspace):
         raise ConfigError(f"{saved.path} was planned for workspace '{saved.workspace}', not '{workspace}'")
-    name, backend = open_backend(project, saved.workspace if saved else workspace)
     effective_prune = saved.prune if saved else prune
-    try:
+    with workspace_backend(project, saved.workspace if saved else workspace) as (name, backend):
         # Plan read-only first: invalid input fails here, before the lock creates anything.
         planned = compute(project, backend, name, backend.read(), effective_prune, strict)
         with backend.lock("apply", reason, lock_timeout) as lock:
@@ -91,8 +90,6 @@ def apply(target: str = ".", workspace: str | None = None, auto_approve: bool = 
                 return EXIT_ERROR
             out("")
             result = _run(planned, lock.id, parallelism)
-    finally:
-        backend.close()
     return _summarise(result)
 
 

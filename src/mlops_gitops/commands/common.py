@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -70,3 +72,13 @@ def out(text: str = "") -> None:
 
 def err(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def workspace_backend(project: Project, workspace: str | None) -> Iterator[tuple[str, LocalBackend]]:
+    """The chosen workspace's backend, closed (its connections released) when the block ends."""
+    name, backend = open_backend(project, workspace)
+    try:
+        yield name, backend
+    finally:
+        backend.close()

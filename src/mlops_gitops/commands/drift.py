@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from mlops_gitops.commands.common import EXIT_CHANGES, EXIT_OK, open_backend, open_project, out, use_color
-from mlops_gitops.commands.plan import compute
+from mlops_gitops.commands.common import EXIT_CHANGES, EXIT_OK, out, use_color
+from mlops_gitops.commands.plan import plan_read_only
 from mlops_gitops.plan.model import Plan
 from mlops_gitops.plan.render.jsonout import plan_to_dict
 from mlops_gitops.plan.render.text import Painter, value
@@ -30,13 +30,8 @@ def _text(plan: Plan, color: bool) -> str:
 
 
 def drift(path: str = ".", workspace: str | None = None, fmt: str = "text", color: bool | None = None) -> int:
-    project = open_project(path)
-    name, backend = open_backend(project, workspace)
-    try:
-        planned = compute(project, backend, name, backend.read(), False, False)
-    finally:
-        backend.close()
-    plan = planned.plan
+    plan = plan_read_only(path, workspace, False, False).plan
+    name = plan.workspace
     if fmt == "json":
         data = plan_to_dict(plan)
         out(json.dumps({"workspace": name, "drifted": bool(plan.drift), "resource_drift": data["resource_drift"]},

@@ -7,7 +7,7 @@ from typing import Any
 
 from mlops_gitops.actor import whoami
 from mlops_gitops.addresses import Address, Kind
-from mlops_gitops.commands.common import EXIT_OK, open_backend, open_project, out
+from mlops_gitops.commands.common import EXIT_OK, open_project, out, workspace_backend
 from mlops_gitops.errors import ConfigError, NotFoundError
 from mlops_gitops.hashing import spec_hash
 
@@ -28,26 +28,22 @@ def set_traffic(endpoint: str, pairs: list[str], path: str = ".", workspace: str
     if total not in (0, 100):
         raise ConfigError(f"traffic sums to {total}; it must sum to 100 (or 0)")
     project = open_project(path)
-    _, backend = open_backend(project, workspace)
-    try:
-        with backend.lock("set-traffic"):
-            snap = backend.read()
-            addr = Address(Kind.TRAFFIC, endpoint)
-            if Address(Kind.ONLINE_ENDPOINT, endpoint) not in snap.resources:
-                raise NotFoundError(f"online endpoint '{endpoint}' does not exist in the workspace")
-            deployments = {a.name.split("/", 1)[1] for a in snap.resources
-                           if a.kind is Kind.ONLINE_DEPLOYMENT and a.name.startswith(endpoint + "/")}
-            unknown = sorted(set(traffic) - deployments)
-            if unknown:
-                raise NotFoundError(f"endpoint '{endpoint}' has no deployment(s) {', '.join(unknown)} "
-                                    f"(deployments: {', '.join(sorted(deployments)) or 'none'})")
-            current = snap.resources.get(addr)
-            if current is None:
-                raise NotFoundError(f"endpoint '{endpoint}' has no traffic managed yet; apply the repository first")
-            spec = {**current.spec, "traffic": traffic}
-            backend.set_spec(addr, spec, spec_hash({"spec": spec}), {"applied_by": whoami()})
-    finally:
-        backend.close()
+    with workspace_backend(project, workspace) as (_, backend), backend.lock("set-traffic"):
+        snap = backend.read()
+        addr = Address(Kind.TRAFFIC, endpoint)
+        if Address(Kind.ONLINE_ENDPOINT, endpoint) not in snap.resources:
+            raise NotFoundError(f"online endpoint '{endpoint}' does not exist in the workspace")
+        deployments = {a.name.split("/", 1)[1] for a in snap.resources
+                       if a.kind is Kind.ONLINE_DEPLOYMENT and a.name.startswith(endpoint + "/")}
+        unknown = sorted(set(traffic) - deployments)
+        if unknown:
+            raise NotFoundError(f"endpoint '{endpoint}' has no deployment(s) {', '.join(unknown)} "
+                                f"(deployments: {', '.join(sorted(deployments)) or 'none'})")
+        current = snap.resources.get(addr)
+        if current is None:
+            raise NotFoundError(f"endpoint '{endpoint}' has no traffic managed yet; apply the repository first")
+        spec = {**current.spec, "traffic": traffic}
+        backend.set_spec(addr, spec, spec_hash({"spec": spec}), {"applied_by": whoami()})
     out(f"Traffic of endpoint '{endpoint}' set to " + ", ".join(f"{k}={v}" for k, v in traffic.items()) +
         " (outside the repository: `mlops-gitops plan` will show it as drift)")
     return EXIT_OK
@@ -55,11 +51,8 @@ def set_traffic(endpoint: str, pairs: list[str], path: str = ".", workspace: str
 
 def endpoint_list(path: str = ".", workspace: str | None = None, fmt: str = "text") -> int:
     project = open_project(path)
-    _, backend = open_backend(project, workspace)
-    try:
+    with workspace_backend(project, workspace) as (_, backend):
         snap = backend.read()
-    finally:
-        backend.close()
     rows: list[dict[str, Any]] = []
     for addr, res in sorted(snap.resources.items(), key=lambda kv: kv[0].sort_key()):
         if addr.kind in (Kind.ONLINE_ENDPOINT, Kind.BATCH_ENDPOINT):

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from mlops_gitops.addresses import Address
-from mlops_gitops.commands.common import EXIT_OK, open_backend, open_project, out
+from mlops_gitops.commands.common import EXIT_OK, open_project, out, workspace_backend
 from mlops_gitops.errors import ConfigError, NotFoundError
 from mlops_gitops.lineage.git import FileCommit, file_history
 from mlops_gitops.spec.references import check_local_path, is_remote
@@ -48,11 +48,8 @@ def _resource_paths(project_root: Path, address: Address | None,
 def history(resource: str, path: str = ".", workspace: str | None = None, fmt: str = "text") -> int:
     project = open_project(path)
     address, source_file = _target(resource, project.root)
-    _, backend = open_backend(project, workspace)
-    try:
+    with workspace_backend(project, workspace) as (_, backend):
         records = backend.change_log(address, source_file)
-    finally:
-        backend.close()
     if source_file is None:
         source_file = next((r.source_file for r in reversed(records) if r.source_file), None)
     source_file, paths = _resource_paths(project.root, address, source_file)

@@ -7,8 +7,7 @@ from pathlib import Path
 
 from mlops_gitops.actor import whoami
 from mlops_gitops.addresses import Address, Kind
-from mlops_gitops.backends.local import LocalBackend
-from mlops_gitops.commands.common import EXIT_OK, open_backend, open_project, out
+from mlops_gitops.commands.common import EXIT_OK, open_project, out, workspace_backend
 from mlops_gitops.errors import ConfigError, NotFoundError, ResourceInUseError
 from mlops_gitops.plan.build import live_users
 from mlops_gitops.plan.desired import DesiredState
@@ -40,17 +39,10 @@ def _find(snap: Snapshot, ref: str, include_archived: bool = True) -> ActualReso
     return found
 
 
-def _with_backend(path: str, workspace: str | None) -> tuple[str, LocalBackend]:
-    return open_backend(open_project(path), workspace)
-
-
 def model_list(path: str = ".", workspace: str | None = None, name: str | None = None, include_archived: bool = False,
                fmt: str = "text") -> int:
-    _, backend = _with_backend(path, workspace)
-    try:
+    with workspace_backend(open_project(path), workspace) as (_, backend):
         snap = backend.read()
-    finally:
-        backend.close()
     rows = [r for a, r in sorted(snap.resources.items(), key=lambda kv: kv[0].sort_key())
             if a.kind is Kind.MODEL and (name is None or a.name == name)
             and (include_archived or r.status == "active")]
@@ -75,11 +67,8 @@ def _summary(r: ActualResource) -> dict[str, object]:
 
 
 def model_show(ref: str, path: str = ".", workspace: str | None = None) -> int:
-    _, backend = _with_backend(path, workspace)
-    try:
+    with workspace_backend(open_project(path), workspace) as (_, backend):
         r = _find(backend.read(), ref)
-    finally:
-        backend.close()
     data = {**_summary(r), "type": r.spec.get("type"), "description": r.spec.get("description"),
             "source_file": r.source_file, "content": r.derived.get("paths"), "updated_at": r.updated_at,
             "files": [{"path": f.rel, "sha256": f.sha256, "size": f.size} for f in r.files],
@@ -89,34 +78,28 @@ def model_show(ref: str, path: str = ".", workspace: str | None = None) -> int:
 
 
 def model_download(ref: str, dest: str, path: str = ".", workspace: str | None = None) -> int:
-    _, backend = _with_backend(path, workspace)
-    try:
+    with workspace_backend(open_project(path), workspace) as (_, backend):
         r = _find(backend.read(), ref)
         target = Path(dest) / r.address.name / (r.address.version or "")
         for f in r.files:
             backend.artifacts.export(f.sha256, target / f.rel)
-    finally:
-        backend.close()
     out(f"Downloaded {r.address} ({len(r.files)} file(s)) to {target}")
     return EXIT_OK
 
 
 def model_set_status(ref: str, status: str, path: str = ".", workspace: str | None = None) -> int:
-    _, backend = _with_backend(path, workspace)
-    try:
-        with backend.lock("model " + ("archive" if status == "archived" else "restore")):
-            snap = backend.read()
-            r = _find(snap, ref)
-            if r.address.version is None:
-                raise ConfigError("name a version: NAME:VERSION")
-            if status == "archived":
-                users = live_users(r.address, DesiredState(), snap, set())
-                if users:
-                    raise ResourceInUseError(f"{r.address} is used by live deployment(s) {', '.join(users)}; "
-                                             "move their traffic away before archiving it")
-            backend.set_status(r.address, status, {"applied_by": whoami()}, None, origin="cli")
-    finally:
-        backend.close()
+    operation = "model " + ("archive" if status == "archived" else "restore")
+    with workspace_backend(open_project(path), workspace) as (_, backend), backend.lock(operation):
+        snap = backend.read()
+        r = _find(snap, ref)
+        if r.address.version is None:
+            raise ConfigError("name a version: NAME:VERSION")
+        if status == "archived":
+            users = live_users(r.address, DesiredState(), snap, set())
+            if users:
+                raise ResourceInUseError(f"{r.address} is used by live deployment(s) {', '.join(users)}; "
+                                         "move their traffic away before archiving it")
+        backend.set_status(r.address, status, {"applied_by": whoami()}, None, origin="cli")
     out(f"{r.address}: {status if status == 'archived' else 'restored'}")
     return EXIT_OK
 
@@ -124,8 +107,7 @@ def model_set_status(ref: str, status: str, path: str = ".", workspace: str | No
 def search(tags: list[str], path: str = ".", workspace: str | None = None, kind: str | None = None,
            fmt: str = "text") -> int:
     """Resources carrying every given tag (`key=value`, `TagName=TagValue`, or `key` for any value)."""
-    _, backend = _with_backend(path, workspace)
-    try:
+    with workspace_backend(open_project(path), workspace) as (_, backend):
         result: set[Address] | None = None
         for tag in tags:
             key, sep, val = tag.partition("=")
@@ -134,8 +116,6 @@ def search(tags: list[str], path: str = ".", workspace: str | None = None, kind:
             found = set(backend.search_tags(key, val if sep else None))
             result = found if result is None else result & found
         snap = backend.read()
-    finally:
-        backend.close()
     hits = sorted(a for a in (result or set()) if kind is None or a.kind.value == kind)
     if fmt == "json":
         out(json.dumps([{"address": str(a), "status": snap.resources[a].status,

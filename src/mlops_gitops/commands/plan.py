@@ -12,10 +12,10 @@ from mlops_gitops.commands.common import (
     EXIT_OK,
     Project,
     err,
-    open_backend,
     open_project,
     out,
     use_color,
+    workspace_backend,
 )
 from mlops_gitops.diagnostics import Diagnostics
 from mlops_gitops.errors import SpecError
@@ -68,15 +68,17 @@ def show(plan: Plan, fmt: str, color: bool | None, show_noop: bool) -> None:
         out(render_plan(plan, use_color(color), show_noop))
 
 
+def plan_read_only(path: str, workspace: str | None, prune: bool | None, strict: bool) -> Planned:
+    """Plan without taking the lock or writing anything."""
+    project = open_project(path)
+    with workspace_backend(project, workspace) as (name, backend):
+        return compute(project, backend, name, backend.read(), prune, strict)
+
+
 def plan(path: str = ".", workspace: str | None = None, prune: bool | None = None, out_file: str | None = None,
          fmt: str = "text", detailed_exitcode: bool = False, show_noop: bool = False, strict: bool = False,
          color: bool | None = None) -> int:
-    project = open_project(path)
-    name, backend = open_backend(project, workspace)
-    try:
-        planned = compute(project, backend, name, backend.read(), prune, strict)
-    finally:
-        backend.close()
+    planned = plan_read_only(path, workspace, prune, strict)
     show(planned.plan, fmt, color, show_noop)
     if out_file:
         save_plan(planned.plan, Path(out_file))

@@ -6,19 +6,16 @@ import json
 from collections import Counter
 
 from mlops_gitops.addresses import Address
-from mlops_gitops.commands.common import EXIT_OK, open_backend, open_project, out
+from mlops_gitops.commands.common import EXIT_OK, open_project, out, workspace_backend
 from mlops_gitops.errors import ConfigError, NotFoundError
 
 
 def state_show(address: str | None = None, path: str = ".", workspace: str | None = None, fmt: str = "text") -> int:
     project = open_project(path)
-    name, backend = open_backend(project, workspace)
-    try:
+    with workspace_backend(project, workspace) as (name, backend):
         snap = backend.read()
         holder = backend.lock_holder()
         interrupted = backend.interrupted()
-    finally:
-        backend.close()
     if address is not None:
         try:
             addr = Address.parse(address)
@@ -58,10 +55,7 @@ def state_show(address: str | None = None, path: str = ".", workspace: str | Non
 
 def force_unlock(lock_id: str, path: str = ".", workspace: str | None = None) -> int:
     project = open_project(path)
-    _, backend = open_backend(project, workspace)
-    try:
+    with workspace_backend(project, workspace) as (_, backend):
         holder = backend.force_unlock(lock_id)
-    finally:
-        backend.close()
     out(f"Workspace unlocked (was: {holder.describe()}).")
     return EXIT_OK

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from mlops_gitops.commands.common import EXIT_ERROR, EXIT_OK, open_backend, open_project, out, workspace_location
+from mlops_gitops.commands.common import EXIT_ERROR, EXIT_OK, open_project, out, workspace_backend, workspace_location
 from mlops_gitops.diagnostics import Diagnostic, Diagnostics
 from mlops_gitops.errors import ConfigError
 from mlops_gitops.plan.desired import build_desired
@@ -28,11 +28,8 @@ def validate(paths: list[str], strict: bool = False, fmt: str = "text", workspac
     _, ws_path, database = workspace_location(project, workspace)
     # A SQLite workspace that was never written has nothing to check against: skip opening it.
     if not offline and (database is not None or (ws_path / "state.db").exists()):
-        _, backend = open_backend(project, workspace)
-        try:
+        with workspace_backend(project, workspace) as (_, backend):
             snapshot = backend.read()
-        finally:
-            backend.close()
     diags = validate_tree(tree, snapshot.index())
     if snapshot.lineage is not None and not diags.has_errors():
         diags.extend(build_desired(tree, snapshot).diagnostics)  # VER001 against the workspace
