@@ -307,3 +307,26 @@ def test_text_format(cli: Cli, tree: Path) -> None:
 def test_nonexistent_path(cli: Cli, tmp_path: Path) -> None:
     res = cli("validate", str(tmp_path / "nope"))
     assert res.code == 1 and "does not exist" in res.err and "Traceback" not in res.err
+
+
+def test_conda_file_of_an_anonymous_component_is_not_a_resource(cli: Cli, tree: Path) -> None:
+    write(tree / "src" / "a.py", "print(1)\n")
+    write(tree / "components" / "conda.yaml", "name: x\ndependencies: [python=3.11]\n")
+    write(tree / "components" / "prep.yml", """
+        name: prep
+        type: command
+        code: ../src
+        environment:
+          image: python
+          conda_file: conda.yaml
+        command: python a.py
+    """)
+    write(tree / "pipelines" / "p.yml", f"""
+        $schema: {AZ}/pipelineJob.schema.json
+        type: pipeline
+        jobs:
+          prep:
+            component: ../components/prep.yml
+    """)
+    code, diags = diagnostics(cli, str(tree))
+    assert code == 0 and diags == []

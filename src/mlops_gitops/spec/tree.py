@@ -161,16 +161,39 @@ def load_tree(root: Path, strict: bool = False) -> Tree:
 
 
 def _referenced_yaml(tree: Tree) -> set[str]:
-    """Files that resources point at as YAML (conda files, component and job files)."""
+    """Files that resources point at as YAML (conda files, component and job files), followed through
+    component files that carry no `$schema` of their own (they may name conda files in turn)."""
     out: set[str] = set()
-    for res in tree.resources:
+    pending = list(tree.resources)
+    seen_anonymous: set[str] = set()
+    while pending:
+        res = pending.pop()
         for link in res.links:
-            if link.yaml_file or link.role in ("conda_file", "code", "path"):
-                check = check_local_path(res.base_dir, link.text, tree.root)
-                if check.inside:
-                    rel = check.resolved.relative_to(tree.root).as_posix()
-                    out.add(rel)
-                    if check.resolved.is_dir():
-                        out.update(r for r in tree.documents if r.startswith(rel + "/"))
-    # Component files referenced by pipelines may reference conda files in turn.
+            if not (link.yaml_file or link.role in ("conda_file", "code", "path")):
+                continue
+            check = check_local_path(res.base_dir, link.text, tree.root)
+            if not check.inside:
+                continue
+            rel = check.resolved.relative_to(tree.root).as_posix()
+            out.add(rel)
+            if check.resolved.is_dir():
+                out.update(r for r in tree.documents if r.startswith(rel + "/"))
+            elif link.role == "component" and rel not in seen_anonymous and tree.resource_by_file(rel) is None:
+                seen_anonymous.add(rel)
+                anonymous = _anonymous_component(tree, rel)
+                if anonymous is not None:
+                    pending.append(anonymous)
     return out
+
+
+def _anonymous_component(tree: Tree, rel: str) -> SpecResource | None:
+    doc = tree.documents.get(rel)
+    if doc is None or not isinstance(doc.data, dict):
+        return None
+    info = catalog.CATALOG["commandComponent"]
+    model = validate_document(info.model, doc, Diagnostics(), strict=False)  # rules report its errors
+    if model is None:
+        return None
+    res = SpecResource(info, doc, model)
+    res.links = compute_links(res)
+    return res
