@@ -236,3 +236,26 @@ def test_protected_resource_cannot_be_pruned(cli: Cli, example: Path) -> None:
     res = cli("apply", str(example), "--prune", "--auto-approve")
     assert res.code == 1
     assert Address(Kind.SCHEDULE, "cancer-drift") in backend(example).read().resources
+
+
+def test_failed_action_stops_only_its_dependents(example: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mlops_gitops.commands.apply import apply
+
+    def edit_while_prompting(_prompt: str) -> str:
+        # The model's file changes after it was planned: its upload must refuse the new content.
+        (example / "models" / "cancer-onnx" / "model.onnx").write_bytes(b"not the planned bytes")
+        return "yes"
+
+    assert apply(str(example), input_fn=edit_while_prompting) == 1
+    captured = capsys.readouterr()
+    assert "model:cancer-onnx:1: FAILED" in captured.out and "changed since it was planned" in captured.out
+    assert "online-deployment:cancer/blue: SKIPPED: a dependency failed" in captured.out
+    assert "Apply failed: 1 action(s) failed" in captured.out
+    snap = backend(example).read()
+    assert Address(Kind.MODEL, "cancer-onnx", "1") not in snap.resources
+    assert Address(Kind.ONLINE_DEPLOYMENT, "cancer/blue") not in snap.resources
+    assert Address(Kind.MODEL, "cancer-sklearn", "1") in snap.resources, "independent actions finish"
+    assert Address(Kind.ONLINE_DEPLOYMENT, "cancer/green") in snap.resources
+    # The next plan picks up the new content as version 1 and the rest of the tree.
+    assert apply(str(example), auto_approve=True) == 0
+    assert Address(Kind.ONLINE_DEPLOYMENT, "cancer/blue") in backend(example).read().resources
