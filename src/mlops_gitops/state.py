@@ -68,10 +68,17 @@ class Snapshot:
     serial: int
     resources: dict[Address, ActualResource] = field(default_factory=dict)
     counters: dict[tuple[Kind, str], int] = field(default_factory=dict)
+    _by_name: dict[tuple[Kind, str], list[ActualResource]] | None = field(default=None, repr=False, compare=False)
+    _indexed: int = field(default=-1, repr=False, compare=False)
 
     def versions(self, kind: Kind, name: str) -> list[ActualResource]:
-        found = [r for a, r in self.resources.items() if a.kind is kind and a.name == name]
-        return sorted(found, key=lambda r: r.address.sort_key())
+        # Indexed on first use: plan asks once per versioned asset in the tree.
+        if self._by_name is None or self._indexed != len(self.resources):
+            index: dict[tuple[Kind, str], list[ActualResource]] = {}
+            for addr, res in self.resources.items():
+                index.setdefault((addr.kind, addr.name), []).append(res)
+            self._by_name, self._indexed = index, len(self.resources)
+        return sorted(self._by_name.get((kind, name), []), key=lambda r: r.address.sort_key())
 
     def latest(self, kind: Kind, name: str, include_archived: bool = False) -> ActualResource | None:
         """Most recently created version (Azure's meaning of @latest)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -78,13 +79,13 @@ def execute(plan: Plan, backend: Backend, provenance_for: Callable[[Change], dic
         on_done(outcome)
 
     limit = max(1, parallelism)
-    ready: list[Address] = []
+    ready: deque[Address] = deque()
     with ThreadPoolExecutor(max_workers=limit) as pool:
         running: dict[Future[None], Address] = {}
         while sorter.is_active():
             ready.extend(sorted(sorter.get_ready(), key=lambda a: a.sort_key()))
             while ready and len(running) < limit:  # at most `limit` in flight: wait() stays cheap
-                addr = ready.pop(0)
+                addr = ready.popleft()
                 if addr in blocked:
                     finish(addr, "skipped", "a dependency failed")
                     sorter.done(addr)

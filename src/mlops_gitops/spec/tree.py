@@ -26,12 +26,12 @@ class Tree:
     files: list[str] = field(default_factory=list)  # every YAML file the globs selected
     documents: dict[str, Document] = field(default_factory=dict)
     diagnostics: Diagnostics = field(default_factory=Diagnostics)
+    _by_file: dict[str, SpecResource] = field(default_factory=dict, repr=False)
 
     def resource_by_file(self, rel: str) -> SpecResource | None:
-        for res in self.resources:
-            if res.file == rel:
-                return res
-        return None
+        if len(self._by_file) != len(self.resources):  # rebuilt while the tree is being loaded
+            self._by_file = {res.file: res for res in self.resources}
+        return self._by_file.get(rel)
 
     def rel(self, path: Path) -> str:
         return path.resolve().relative_to(self.root).as_posix()

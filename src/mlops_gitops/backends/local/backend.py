@@ -285,13 +285,12 @@ class LocalBackend:
             row = _find(conn, address)
             if row is None:
                 raise NotFoundError(f"{address} does not exist in the workspace")
-            spec = json.loads(row.spec)
             conn.execute(update(db.resources).where(db.resources.c.id == row.id).values(
                 status=status, updated_at=now(), provenance=canonical_json({**json.loads(row.provenance or "{}"),
                                                                             **provenance})))
             action = "archive" if status == "archived" else "restore"
             _log(conn, apply_id, address, action, origin, row.spec_hash, row.spec_hash,
-                 row.source_file or spec.get("source_file"), provenance)
+                 row.source_file, provenance)
             if apply_id:
                 _journal(conn, apply_id, address, action, "end")
             _bump_serial(conn)
