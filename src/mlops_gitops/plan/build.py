@@ -159,7 +159,7 @@ def _order(changes: list[Change]) -> list[Change]:
         else:
             deps = []
         graph.add(c.address, [d for d in deps if d != c.address])
-    for c in changes:  # a deployment's update must precede a delete of what it used to reference
+    for c in changes:  # record the final edges on each change: the JSON plan shows them
         c.depends_on = sorted(graph.dependencies(c.address))
     order = graph.order(key=lambda a: (by_addr[a].action.removes, a.sort_key()))
     return [by_addr[a] for a in order]
