@@ -75,7 +75,11 @@ def apply(target: str = ".", workspace: str | None = None, auto_approve: bool = 
                     f"(actions in flight: {open_actions}); re-reading the workspace to converge")
                 backend.mark_abandoned(run["id"])
             snapshot = backend.read()
-            if (snapshot.lineage, snapshot.serial) != (planned.snapshot.lineage, planned.snapshot.serial):
+            if planned.snapshot.lineage is None and snapshot.serial == 0 and not snapshot.resources:
+                # A new workspace only got its lineage from taking the lock: the plan still holds.
+                planned.snapshot = snapshot
+                planned.plan.lineage = snapshot.lineage
+            elif (snapshot.lineage, snapshot.serial) != (planned.snapshot.lineage, planned.snapshot.serial):
                 planned = compute(project, backend, name, snapshot, effective_prune, strict)
             if saved is not None:
                 _check_saved(saved, planned)

@@ -24,6 +24,13 @@ class DesiredState:
     resources: dict[Address, DesiredResource] = field(default_factory=dict)
     by_spec: dict[Address, SpecResource] = field(default_factory=dict)  # keyed by concrete address
     diagnostics: Diagnostics = field(default_factory=Diagnostics)
+    # A folder used by several resources (a shared src/) is hashed once per plan.
+    manifests: dict[Path, list[tuple[str, str, int]]] = field(default_factory=dict)
+
+    def manifest(self, path: Path) -> list[tuple[str, str, int]]:
+        if path not in self.manifests:
+            self.manifests[path] = path_manifest(path)
+        return self.manifests[path]
 
     def names(self) -> set[tuple[Kind, str]]:
         return {(a.kind, a.name) for a in self.resources}
@@ -33,7 +40,7 @@ def _loc_key(loc: tuple[str | int, ...]) -> str:
     return ".".join(str(p) for p in loc)
 
 
-def _hash_paths(res: SpecResource, root: Path) -> tuple[dict[str, Any], list[ArtifactFile]]:
+def _hash_paths(state: DesiredState, res: SpecResource, root: Path) -> tuple[dict[str, Any], list[ArtifactFile]]:
     """Content hashes of every local path the resource points at, and the files to store."""
     derived: dict[str, Any] = {}
     artifacts: list[ArtifactFile] = []
@@ -46,7 +53,7 @@ def _hash_paths(res: SpecResource, root: Path) -> tuple[dict[str, Any], list[Art
         check = check_local_path(res.base_dir, link.text, root)
         if not check.exists:
             continue
-        manifest = path_manifest(check.resolved)
+        manifest = state.manifest(check.resolved)
         is_dir = check.resolved.is_dir()
         derived[_loc_key(link.loc)] = {"sha256": manifest_hash(manifest, is_dir), "files": len(manifest),
                                        "bytes": sum(size for _, _, size in manifest)}
@@ -94,7 +101,7 @@ def build_desired(tree: Tree, snapshot: Snapshot) -> DesiredState:
 def _add_versioned(state: DesiredState, res: SpecResource, root: Path, snapshot: Snapshot,
                    explicit_numbers: dict[tuple[Kind, str], int]) -> None:
     spec = _user_spec(res)
-    paths, artifacts = _hash_paths(res, root)
+    paths, artifacts = _hash_paths(state, res, root)
     refs, deps = _resolve_refs(state, res, snapshot, root)
     derived: dict[str, Any] = {"paths": paths} if paths else {}
     if refs:
@@ -173,7 +180,7 @@ def _component_by_file(state: DesiredState, res: SpecResource, text: str, root: 
 
 def _add_other(state: DesiredState, res: SpecResource, root: Path, snapshot: Snapshot) -> None:
     spec = _user_spec(res)
-    paths, artifacts = _hash_paths(res, root)
+    paths, artifacts = _hash_paths(state, res, root)
     refs, deps = _resolve_refs(state, res, snapshot, root)
     derived: dict[str, Any] = {}
     if paths:
