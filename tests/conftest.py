@@ -32,6 +32,8 @@ def hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathF
     monkeypatch.setenv("GIT_COMMITTER_EMAIL", "ada@example.com")
     monkeypatch.setenv("MLOPS_GITOPS_ACTOR", "tester")
     monkeypatch.setenv("NO_COLOR", "1")
+    # Plan/apply semantics are tested on recorded state; tests of serving opt in with runtime=process.
+    monkeypatch.setenv("MLOPS_GITOPS_RUNTIME", "none")
 
 
 @pytest.fixture

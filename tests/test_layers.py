@@ -12,18 +12,19 @@ PKG = Path(mlops_gitops.__file__).parent
 # Each package may import only from packages at its own level or below.
 LAYERS = [
     {"errors", "diagnostics", "hashing", "graph", "addresses", "actor", "faults"},
-    {"spec"},
+    {"spec", "runtime"},
     {"validate"},
     {"state", "lineage"},
     {"backends"},
     {"plan"},
-    {"apply", "runtime", "monitor", "events"},
+    {"apply", "monitor", "events"},
     {"integrations", "commands"},
     {"cli", "__main__", "__init__"},
 ]
 LEVEL = {name: i for i, names in enumerate(LAYERS) for name in names}
 # plan and validate read actual state as pure data, never a backend implementation.
-FORBIDDEN = {"plan": {"backends"}, "validate": {"backends", "plan"}, "spec": {"backends", "plan", "validate"}}
+FORBIDDEN = {"plan": {"backends"}, "validate": {"backends", "plan"}, "spec": {"backends", "plan", "validate"},
+             "runtime": {"spec"}}  # the data plane knows only its own config, not the repository format
 
 
 def top(module: str) -> str | None:

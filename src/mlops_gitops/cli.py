@@ -136,6 +136,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("endpoint")
     p.add_argument("traffic", nargs="+", metavar="DEPLOYMENT=PERCENT")
     _common(p)
+    p = endpoint.add_parser("show", help="scoring URI, traffic, deployments and their state")
+    p.add_argument("endpoint")
+    _common(p)
+    p = endpoint.add_parser("invoke", help="send a request file to the endpoint (or one deployment)")
+    p.add_argument("endpoint")
+    p.add_argument("--request-file", required=True)
+    p.add_argument("--deployment", help="pin a deployment (the azureml-model-deployment header)")
+    _common(p)
+    p = endpoint.add_parser("logs", help="the host's and the deployments' logs")
+    p.add_argument("endpoint")
+    p.add_argument("--deployment")
+    p.add_argument("--lines", type=int, default=50)
+    _common(p)
+    p = endpoint.add_parser("get-credentials", help="the endpoint's two keys")
+    p.add_argument("endpoint")
+    _common(p)
+    p = endpoint.add_parser("regenerate-keys", help="replace one of the endpoint's keys")
+    p.add_argument("endpoint")
+    p.add_argument("--key-type", choices=["primary", "secondary"], default="primary")
+    _common(p)
+
+    p = sub.add_parser("serve", help="start the endpoint host in the background (or --stop it)")
+    p.add_argument("--stop", action="store_true")
+    _common(p)
     return parser
 
 
@@ -190,9 +214,22 @@ def _dispatch(args: argparse.Namespace) -> int:
     if c == "endpoint":
         from mlops_gitops.commands import endpoint
 
-        if args.endpoint_cmd == "list":
-            return endpoint.endpoint_list(args.path, args.workspace, args.format)
-        return endpoint.set_traffic(args.endpoint, args.traffic, args.path, args.workspace)
+        actions: dict[str, Callable[[], int]] = {
+            "list": lambda: endpoint.endpoint_list(args.path, args.workspace, args.format),
+            "set-traffic": lambda: endpoint.set_traffic(args.endpoint, args.traffic, args.path, args.workspace),
+            "show": lambda: endpoint.endpoint_show(args.endpoint, args.path, args.workspace),
+            "invoke": lambda: endpoint.invoke(args.endpoint, args.request_file, args.deployment, args.path,
+                                              args.workspace),
+            "logs": lambda: endpoint.logs(args.endpoint, args.deployment, args.lines, args.path, args.workspace),
+            "get-credentials": lambda: endpoint.get_credentials(args.endpoint, args.path, args.workspace),
+            "regenerate-keys": lambda: endpoint.regenerate_keys(args.endpoint, args.key_type, args.path,
+                                                                args.workspace),
+        }
+        return actions[args.endpoint_cmd]()
+    if c == "serve":
+        from mlops_gitops.commands import serve
+
+        return serve.serve(args.path, args.workspace, args.stop)
     raise AssertionError(c)
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from mlops_gitops.diagnostics import Diagnostics
 from mlops_gitops.errors import ConfigError, SpecError
-from mlops_gitops.spec.config import RepoConfig, expand_env
+from mlops_gitops.spec.config import RepoConfig, WorkspaceConfig, expand_env
 from mlops_gitops.spec.tree import find_root, load_config
 
 if TYPE_CHECKING:
@@ -39,13 +39,17 @@ def open_project(path: str | Path = ".") -> Project:
     return Project(root, config)
 
 
-def workspace_location(project: Project, workspace: str | None) -> tuple[str, Path, str | None]:
-    """Name, folder and database URL (None: SQLite in the folder) of the chosen workspace."""
+def workspace_config(project: Project, workspace: str | None) -> tuple[str, WorkspaceConfig]:
     chosen = workspace or os.environ.get("MLOPS_GITOPS_WORKSPACE")
     try:
-        name, ws = project.config.workspace(chosen)
+        return project.config.workspace(chosen)
     except KeyError as exc:
         raise ConfigError(str(exc.args[0])) from None
+
+
+def workspace_location(project: Project, workspace: str | None) -> tuple[str, Path, str | None]:
+    """Name, folder and database URL (None: SQLite in the folder) of the chosen workspace."""
+    name, ws = workspace_config(project, workspace)
     path = Path(expand_env(ws.path)) if ws.path else Path(".mlops") / name
     if not path.is_absolute():
         path = project.root / path
@@ -57,7 +61,9 @@ def open_backend(project: Project, workspace: str | None) -> tuple[str, LocalBac
     from mlops_gitops.backends.local import LocalBackend  # SQLAlchemy costs ~0.2 s to import
 
     name, path, database = workspace_location(project, workspace)
-    return name, LocalBackend(path, database)
+    _, ws = workspace_config(project, workspace)
+    runtime = os.environ.get("MLOPS_GITOPS_RUNTIME") or ws.runtime  # e.g. none for CI previews
+    return name, LocalBackend(path, database, runtime=runtime, port=ws.port)
 
 
 def use_color(flag: bool | None) -> bool:

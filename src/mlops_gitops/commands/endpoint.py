@@ -1,14 +1,16 @@
-"""`mlops-gitops endpoint list|show|set-traffic`: read endpoints; change traffic outside Git (shows as drift)."""
+"""`mlops-gitops endpoint …`: list, show, invoke, logs, keys; set-traffic changes traffic outside Git (drift)."""
 
 from __future__ import annotations
 
+import http.client
 import json
+from pathlib import Path
 from typing import Any
 
 from mlops_gitops.actor import whoami
 from mlops_gitops.addresses import Address, Kind
-from mlops_gitops.commands.common import EXIT_OK, open_project, out, workspace_backend
-from mlops_gitops.errors import ConfigError, NotFoundError
+from mlops_gitops.commands.common import EXIT_OK, err, open_project, out, workspace_backend, workspace_location
+from mlops_gitops.errors import ConfigError, GitOpsError, NotFoundError
 from mlops_gitops.hashing import spec_hash
 
 
@@ -73,4 +75,111 @@ def endpoint_list(path: str = ".", workspace: str | None = None, fmt: str = "tex
             extra = (f"traffic {r['traffic']}" if r["traffic"] is not None else
                      f"default {r['default_deployment']}" if r["default_deployment"] else "")
             out(f"{r['kind']:<16} {r['name']:<24} deployments: {', '.join(r['deployments']) or '-'}  {extra}")
+    return EXIT_OK
+
+
+def _online(backend: Any, endpoint: str) -> Any:
+    row = backend.get(Address(Kind.ONLINE_ENDPOINT, endpoint))
+    if row is None:
+        raise NotFoundError(f"online endpoint '{endpoint}' does not exist in the workspace")
+    return row
+
+
+def endpoint_show(endpoint: str, path: str = ".", workspace: str | None = None) -> int:
+    from mlops_gitops.commands.serve import controller_for
+
+    name, controller = controller_for(path, workspace)
+    with workspace_backend(open_project(path), workspace) as (_, backend):
+        row = _online(backend, endpoint)
+        traffic = backend.get(Address(Kind.TRAFFIC, endpoint))
+    info = controller.info()
+    status = controller.status() or {}
+    deployments = {k.split("/", 1)[1]: v for k, v in (status.get("deployments") or {}).items()
+                   if k.startswith(endpoint + "/")}
+    out(json.dumps({
+        "name": endpoint, "workspace": name, "auth_mode": row.spec.get("auth_mode", "key"),
+        "scoring_uri": f"{info.url}/endpoints/{endpoint}/score" if info else None,
+        "openapi_v2_uri": f"{info.url}/v2/models/{endpoint}/infer" if info else None,
+        "host": "running" if info else "stopped (mlops-gitops serve starts it)",
+        "traffic": (traffic.spec.get("traffic") if traffic else {}),
+        "mirror_traffic": (traffic.spec.get("mirror_traffic") if traffic else {}),
+        "deployments": deployments,
+    }, indent=2))
+    return EXIT_OK
+
+
+def get_credentials(endpoint: str, path: str = ".", workspace: str | None = None) -> int:
+    with workspace_backend(open_project(path), workspace) as (_, backend):
+        row = _online(backend, endpoint)
+        if row.spec.get("auth_mode", "key") != "key":
+            raise ConfigError(f"endpoint '{endpoint}' uses auth_mode {row.spec.get('auth_mode')}, not keys")
+        primary, secondary = backend.endpoint_keys(endpoint)
+    out(json.dumps({"primaryKey": primary, "secondaryKey": secondary}, indent=2))
+    return EXIT_OK
+
+
+def regenerate_keys(endpoint: str, which: str, path: str = ".", workspace: str | None = None) -> int:
+    with workspace_backend(open_project(path), workspace) as (_, backend):
+        _online(backend, endpoint)
+        backend.regenerate_key(endpoint, which)
+    out(f"Regenerated the {which} key of endpoint '{endpoint}' (mlops-gitops endpoint get-credentials shows it).")
+    return EXIT_OK
+
+
+def invoke(endpoint: str, request_file: str, deployment: str | None = None, path: str = ".",
+           workspace: str | None = None) -> int:
+    from mlops_gitops.commands.serve import controller_for
+
+    try:
+        body = Path(request_file).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read request file {request_file}: {exc.strerror}") from None
+    _, controller = controller_for(path, workspace)
+    with workspace_backend(open_project(path), workspace) as (_, backend):
+        row = _online(backend, endpoint)
+        keys = backend.endpoint_keys(endpoint) if row.spec.get("auth_mode", "key") == "key" else None
+    info = controller.ensure_started()
+    headers = {"content-type": "application/json"}
+    if keys:
+        headers["authorization"] = f"Bearer {keys[0]}"
+    if deployment:
+        headers["azureml-model-deployment"] = deployment
+    conn = http.client.HTTPConnection("127.0.0.1", info.port, timeout=300)
+    try:
+        conn.request("POST", f"/endpoints/{endpoint}/score", body=body, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read().decode(errors="replace")
+        served_by = resp.getheader("azureml-model-deployment")
+    finally:
+        conn.close()
+    if resp.status >= 400:
+        raise GitOpsError(f"endpoint '{endpoint}' answered {resp.status}: {data}")
+    out(data)
+    if served_by:
+        err(f"(served by deployment {served_by})")
+    return EXIT_OK
+
+
+def logs(endpoint: str, deployment: str | None = None, lines: int = 50, path: str = ".",
+         workspace: str | None = None) -> int:
+    name, ws_path, _ = workspace_location(open_project(path), workspace)
+    if deployment is None:
+        files = sorted((ws_path / "logs" / endpoint).glob("*.log"))
+        source = [ws_path / "logs" / "host.log", *files]
+    else:
+        source = [ws_path / "logs" / endpoint / f"{deployment}.log"]
+    shown = False
+    for file in source:
+        if not file.exists():
+            continue
+        tail = file.read_text(errors="replace").splitlines()[-lines:]
+        if file.name == "host.log":
+            tail = [line for line in tail if f" {endpoint}" in line or f"{endpoint}/" in line]
+        if tail:
+            out(f"==> {file.relative_to(ws_path)} <==")
+            out("\n".join(tail))
+            shown = True
+    if not shown:
+        out(f"No logs yet for endpoint '{endpoint}'" + (f" deployment '{deployment}'" if deployment else "") +
+            f" in workspace '{name}'.")
     return EXIT_OK

@@ -21,7 +21,9 @@ class WorkspaceConfig(Strict):
     database: str | None = Field(
         None, description="SQLAlchemy URL of the metadata store; default sqlite:///<path>/state.db."
     )
-    runtime: Literal["process", "container"] = "process"
+    runtime: Literal["process", "container", "none"] = Field(
+        "process", description="process: serve online endpoints locally; none: record them only.")
+    port: int = Field(0, ge=0, le=65535, description="Port of the endpoint host; 0 picks a free one.")
 
 
 class NotificationConfig(Strict):

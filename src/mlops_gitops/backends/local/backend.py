@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import sys
 import threading
 import uuid
@@ -25,11 +26,15 @@ from mlops_gitops.actor import now
 from mlops_gitops.addresses import Address, Kind
 from mlops_gitops.backends.local import db
 from mlops_gitops.backends.local.artifacts import ArtifactStore
+from mlops_gitops.backends.local.deploy import Deployer
 from mlops_gitops.backends.local.lock import os_lock_for, read_holder, workspace_lock
+from mlops_gitops.backends.local.serving import ServingController
 from mlops_gitops.errors import LockHeldError, NotFoundError, WorkspaceError
 from mlops_gitops.faults import failpoint
 from mlops_gitops.hashing import canonical_json
 from mlops_gitops.state import ActualResource, ArtifactFile, ChangeRecord, DesiredResource, LockInfo, Snapshot
+
+SERVED = frozenset({Kind.ONLINE_ENDPOINT, Kind.ONLINE_DEPLOYMENT, Kind.TRAFFIC})
 
 
 def _warn(message: str) -> None:
@@ -39,8 +44,12 @@ def _warn(message: str) -> None:
 class LocalBackend:
     name = "local"
 
-    def __init__(self, path: Path, database: str | None = None, warn: Callable[[str], None] = _warn) -> None:
+    def __init__(self, path: Path, database: str | None = None, warn: Callable[[str], None] = _warn,
+                 runtime: str = "none", port: int = 0) -> None:
         self.path = path
+        self.runtime = runtime  # process: online endpoints are served; none: recorded only
+        self.port = port
+        self._deployer: Deployer | None = None
         self.url = database or f"sqlite:///{path / 'state.db'}"
         self.warn = warn
         self.artifacts = ArtifactStore(path)
@@ -61,6 +70,17 @@ class LocalBackend:
     def _writing(self) -> Iterator[Connection]:
         with self._errors(), self._write, self.engine.begin() as conn:
             yield conn
+
+    @property
+    def deployer(self) -> Deployer | None:
+        """What serves online endpoints, or None when this workspace only records them."""
+        if self.runtime == "none":
+            return None
+        if self.runtime != "process":
+            raise WorkspaceError(f"runtime '{self.runtime}' is not available in this version; use runtime: process")
+        if self._deployer is None:
+            self._deployer = Deployer(self, ServingController(self.path, self.port, self.warn))
+        return self._deployer
 
     # -- connection handling -------------------------------------------------------------------
 
@@ -154,6 +174,40 @@ class LocalBackend:
         with self._errors(), self.engine.connect() as conn:
             return sorted(Address(Kind(r.kind), r.name, r.version or None) for r in conn.execute(q))
 
+    def get(self, address: Address) -> ActualResource | None:
+        if not self._exists():
+            return None
+        with self._errors(), self.engine.connect() as conn:
+            row = _find(conn, address)
+            if row is None:
+                return None
+            files = tuple(ArtifactFile(f.rel, f.sha256, f.size) for f in conn.execute(
+                select(db.asset_files).where(db.asset_files.c.resource_id == row.id).order_by(db.asset_files.c.rel)))
+        return _to_actual(row, files)
+
+    def endpoint_keys(self, endpoint: str) -> tuple[str, str]:
+        """The endpoint's primary and secondary keys, made on first use."""
+        self.ensure()
+        with self._writing() as conn:
+            row = conn.execute(select(db.endpoint_keys).where(db.endpoint_keys.c.endpoint == endpoint)).first()
+            if row is None:
+                keys = (secrets.token_urlsafe(32), secrets.token_urlsafe(32))
+                conn.execute(insert(db.endpoint_keys).values(endpoint=endpoint, primary_key=keys[0],
+                                                             secondary_key=keys[1]))
+                return keys
+            return row.primary_key, row.secondary_key
+
+    def regenerate_key(self, endpoint: str, which: str) -> tuple[str, str]:
+        primary, secondary = self.endpoint_keys(endpoint)
+        fresh = secrets.token_urlsafe(32)
+        keys = (fresh, secondary) if which == "primary" else (primary, fresh)
+        with self._writing() as conn:
+            conn.execute(update(db.endpoint_keys).where(db.endpoint_keys.c.endpoint == endpoint).values(
+                primary_key=keys[0], secondary_key=keys[1]))
+        if self.deployer is not None and self.deployer.controller.info() is not None:
+            self.deployer.controller.put_endpoint(self.deployer.endpoint_config(endpoint))
+        return keys
+
     def artifact_path(self, sha256: str) -> Path:
         return self.artifacts.path(sha256)
 
@@ -234,6 +288,8 @@ class LocalBackend:
                 self.artifacts.put(art.source, art.sha256)
                 failpoint("artifact-stored")
         addr = desired.address
+        if addr.kind in SERVED and self.deployer is not None:
+            self.deployer.before_put(desired)  # raises if the deployment does not become ready
         stamp = now()
         spec_json, derived_json = canonical_json(desired.spec), canonical_json(desired.derived)
         applied = origin == "apply"
@@ -297,6 +353,8 @@ class LocalBackend:
 
     def set_spec(self, address: Address, spec: dict[str, Any], spec_hash: str, provenance: dict[str, Any]) -> None:
         """An out-of-band change (from a CLI command, not from Git): shows up as drift."""
+        if address.kind is Kind.TRAFFIC and self.deployer is not None:
+            self.deployer.controller.put_endpoint(self.deployer.endpoint_config(address.name, traffic_spec=spec))
         with self._writing() as conn:
             row = _find(conn, address)
             if row is None:
@@ -307,6 +365,8 @@ class LocalBackend:
             _bump_serial(conn)
 
     def delete(self, address: Address, provenance: dict[str, Any], apply_id: str | None, origin: str) -> None:
+        if address.kind in SERVED and self.deployer is not None:
+            self.deployer.before_delete(address)
         with self._writing() as conn:
             row = _find(conn, address)
             if row is not None:

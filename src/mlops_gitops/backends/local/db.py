@@ -121,6 +121,14 @@ applies = Table(
     Column("summary", Text, nullable=False, default="{}"),
 )
 
+endpoint_keys = Table(
+    "mg_endpoint_keys",
+    metadata,
+    Column("endpoint", String(64), primary_key=True),
+    Column("primary_key", Text, nullable=False),
+    Column("secondary_key", Text, nullable=False),
+)
+
 locks = Table(
     "mg_locks",
     metadata,

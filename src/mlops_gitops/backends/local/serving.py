@@ -1,0 +1,195 @@
+"""Drive the endpoint host from the local backend: start it, feed it deployments, move traffic.
+
+Files of a deployment come out of the content-addressed store into folders the host can read:
+models/<name>/<version>/ (hard links) and deployments/<endpoint>/<name>/<hash>/code/.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from mlops_gitops.errors import WorkspaceError
+from mlops_gitops.runtime.serving.config import DeploymentConfig, EndpointConfig, ServingConfig
+
+START_TIMEOUT_S = 60
+ADMIN_TIMEOUT_S = 900  # loading a deployment may build its environment first
+
+
+class HostInfo:
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.pid = int(data["pid"])
+        self.port = int(data["port"])
+        self.token = str(data["admin_token"])
+        self.url = str(data["url"])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class ServingController:
+    def __init__(self, workspace: Path, port: int = 0, note: Callable[[str], None] = print) -> None:
+        self.workspace = workspace
+        self.port = port
+        self.note = note
+        self.config_path = workspace / "serving.json"
+
+    # -- the host process ----------------------------------------------------------------------
+
+    def info(self) -> HostInfo | None:
+        path = self.workspace / "host.json"
+        try:
+            info = HostInfo(json.loads(path.read_text()))
+        except (OSError, ValueError, KeyError):
+            return None
+        if not _alive(info.pid):
+            return None
+        try:
+            status, _ = self._request(info, "GET", "/v2/health/live", None, timeout=5)
+        except OSError:
+            return None
+        return info if status == 200 else None
+
+    def ensure_started(self) -> HostInfo:
+        info = self.info()
+        if info is not None:
+            return info
+        (self.workspace / "logs").mkdir(parents=True, exist_ok=True)
+        (self.workspace / "host.json").unlink(missing_ok=True)
+        with open(self.workspace / "logs" / "host.out", "ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "mlops_gitops.runtime.serving.host", "--workspace", str(self.workspace),
+                 "--port", str(self.port)],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)  # outlives the CLI
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                tail = (self.workspace / "logs" / "host.out").read_text(errors="replace").strip().splitlines()[-3:]
+                raise WorkspaceError(f"the endpoint host exited at start (code {proc.returncode}): "
+                                     f"{' | '.join(tail)}")
+            info = self.info()
+            if info is not None and info.pid == proc.pid:
+                return info
+            time.sleep(0.05)
+        proc.kill()
+        raise WorkspaceError(f"the endpoint host did not start within {START_TIMEOUT_S} s; "
+                             f"see {self.workspace / 'logs' / 'host.log'}")
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        info = self.info()
+        if info is None:
+            return None
+        os.kill(info.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _alive(info.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(info.pid):
+            os.kill(info.pid, signal.SIGKILL)
+        return info.pid
+
+    def _request(self, info: HostInfo, method: str, path: str, body: Any,
+                 timeout: float = ADMIN_TIMEOUT_S) -> tuple[int, Any]:
+        conn = http.client.HTTPConnection("127.0.0.1", info.port, timeout=timeout)
+        try:
+            payload = json.dumps(body).encode() if body is not None else None
+            conn.request(method, path, body=payload, headers={"x-mlops-admin-token": info.token,
+                                                              "content-type": "application/json"})
+            resp = conn.getresponse()
+            data = resp.read()
+        finally:
+            conn.close()
+        try:
+            return resp.status, json.loads(data) if data else None
+        except ValueError:
+            return resp.status, data.decode(errors="replace")
+
+    def _admin(self, method: str, path: str, body: Any = None) -> Any:
+        info = self.ensure_started()
+        try:
+            status, data = self._request(info, method, path, body)
+        except OSError as exc:
+            raise WorkspaceError(f"the endpoint host did not answer {method} {path}: {exc}") from None
+        if status >= 400:
+            message = data.get("error") if isinstance(data, dict) else data
+            raise WorkspaceError(str(message))
+        return data
+
+    # -- what it serves --------------------------------------------------------------------------
+
+    def config(self) -> ServingConfig:
+        return ServingConfig.load(self.config_path)
+
+    def put_deployment(self, cfg: DeploymentConfig) -> None:
+        self._admin("PUT", f"/-/admin/deployments/{cfg.endpoint}/{cfg.name}", asdict(cfg))
+        config = self.config()
+        config.deployments[cfg.key] = cfg
+        config.save(self.config_path)
+
+    def delete_deployment(self, endpoint: str, name: str) -> None:
+        if self.info() is not None:
+            self._admin("DELETE", f"/-/admin/deployments/{endpoint}/{name}")
+        config = self.config()
+        config.deployments.pop(f"{endpoint}/{name}", None)
+        config.save(self.config_path)
+
+    def put_endpoint(self, cfg: EndpointConfig) -> None:
+        self._admin("PUT", f"/-/admin/endpoints/{cfg.name}", asdict(cfg))
+        config = self.config()
+        config.endpoints[cfg.name] = cfg
+        config.save(self.config_path)
+
+    def delete_endpoint(self, name: str) -> None:
+        if self.info() is not None:
+            self._admin("DELETE", f"/-/admin/endpoints/{name}")
+        config = self.config()
+        config.endpoints.pop(name, None)
+        for key in [k for k in config.deployments if k.startswith(name + "/")]:
+            config.deployments.pop(key)
+        config.save(self.config_path)
+
+    def status(self) -> dict[str, Any] | None:
+        info = self.info()
+        if info is None:
+            return None
+        _, data = self._request(info, "GET", "/-/admin/status", None, timeout=10)
+        return data if isinstance(data, dict) else None
+
+
+def materialise(files: list[tuple[str, str]], source: Callable[[str], Path], dest: Path) -> Path:
+    """Lay out (relative path, sha256) files from the store under dest, once (hard links when possible)."""
+    if (dest / ".complete").exists():
+        return dest
+    staging = dest.with_name(dest.name + f".tmp-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    for rel, digest in files:
+        target = staging / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source(digest), target)
+        except OSError:
+            shutil.copyfile(source(digest), target)
+    staging.mkdir(parents=True, exist_ok=True)
+    (staging / ".complete").write_text("")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(staging, dest)
+    except OSError:  # another apply laid it out first
+        shutil.rmtree(staging, ignore_errors=True)
+    return dest

@@ -1,0 +1,1 @@
+"""The local data plane: the endpoint host, its runners, environments."""

@@ -1,0 +1,100 @@
+"""Build deployment environments as virtual environments, shared by the hash of what they install.
+
+From a conda file we take its `pip:` entries (conda-only packages are reported as skipped, not
+guessed at); from a build context, its requirements.txt. The venv is built in a temporary folder and
+renamed into envs/<hash>/ when complete, so an interrupted build is simply rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+
+class EnvironmentError_(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class ResolvedEnv:
+    requirements: tuple[str, ...]
+    python: str | None  # the conda file's python pin, if any
+    skipped: tuple[str, ...] = field(default=())  # conda-only entries we do not install
+
+    @property
+    def digest(self) -> str:
+        text = json.dumps({"requirements": sorted(self.requirements), "python": f"{sys.version_info[:2]}"})
+        return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def resolve_conda(conda: dict[str, Any]) -> ResolvedEnv:
+    reqs: list[str] = []
+    skipped: list[str] = []
+    python = None
+    for dep in conda.get("dependencies") or []:
+        if isinstance(dep, dict) and "pip" in dep:
+            reqs.extend(str(r) for r in dep["pip"] or [])
+        elif isinstance(dep, str):
+            name = dep.split("=")[0].split("<")[0].split(">")[0].strip()
+            if name == "python":
+                python = dep
+            elif name != "pip":
+                skipped.append(dep)
+    return ResolvedEnv(tuple(reqs), python, tuple(skipped))
+
+
+def resolve_requirements(text: str) -> ResolvedEnv:
+    lines = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+    return ResolvedEnv(tuple(line for line in lines if line), None)
+
+
+def load_conda_file(path: Path) -> dict[str, Any]:
+    data = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise EnvironmentError_(f"{path} is not a conda environment file (expected a mapping)")
+    return data
+
+
+def ensure_env(envs_dir: Path, resolved: ResolvedEnv, log: Any = print) -> Path:
+    """The Python interpreter of a venv with `resolved` installed, building it on first use."""
+    target = envs_dir / resolved.digest
+    python = target / "bin" / "python"
+    if (target / ".complete").exists():
+        return python
+    if resolved.skipped:
+        log(f"  conda-only dependencies skipped in the local process runtime: {', '.join(resolved.skipped)} "
+            "(list them under pip: to install them locally)")
+    if resolved.python and not resolved.python.replace("python", "").lstrip("=").startswith(
+            f"{sys.version_info[0]}.{sys.version_info[1]}"):
+        log(f"  the conda file asks for {resolved.python}; the local runtime uses Python "
+            f"{sys.version_info[0]}.{sys.version_info[1]}")
+    envs_dir.mkdir(parents=True, exist_ok=True)
+    staging = envs_dir / f".build-{resolved.digest}-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    log(f"  building environment {resolved.digest}: pip install {' '.join(resolved.requirements) or '(nothing)'}")
+    venv.EnvBuilder(with_pip=True, symlinks=True).create(staging)
+    if resolved.requirements:
+        proc = subprocess.run([str(staging / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check",
+                               "-q", *resolved.requirements], capture_output=True, text=True)
+        if proc.returncode != 0:
+            shutil.rmtree(staging, ignore_errors=True)
+            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
+            raise EnvironmentError_(f"pip could not install the environment's packages:\n{tail}")
+    (staging / "requirements.json").write_text(json.dumps(list(resolved.requirements)))
+    (staging / ".complete").write_text("ok")
+    try:
+        os.rename(staging, target)
+    except OSError:  # another process finished the same environment first
+        shutil.rmtree(staging, ignore_errors=True)
+    # venv scripts embed the staging path; the interpreter symlink does not, so bin/python works.
+    return python

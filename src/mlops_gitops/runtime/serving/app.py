@@ -1,0 +1,284 @@
+"""The endpoint host's ASGI application: scoring, Open Inference Protocol, health, metrics, admin.
+
+A plain ASGI callable rather than a framework: the scoring path is a handful of dict lookups, so the
+host stays close to what uvicorn can do with onnxruntime alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from mlops_gitops.runtime.serving.config import DeploymentConfig, EndpointConfig, ServingConfig
+from mlops_gitops.runtime.serving.errors import HttpError, bad_request
+from mlops_gitops.runtime.serving.host_state import HostState, LiveDeployment
+from mlops_gitops.runtime.serving.router import Route
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+log = logging.getLogger("mlops_gitops.host")
+JSON_HEADERS = [(b"content-type", b"application/json")]
+PIN_HEADER = b"azureml-model-deployment"
+
+
+def _json(data: Any) -> bytes:
+    return orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers or JSON_HEADERS})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _error(send: Send, status: int, message: str) -> None:
+    await _respond(send, status, _json({"error": message}))
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise HttpError(499, "client disconnected")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise HttpError(413, f"request body over the limit of {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _parse(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise bad_request(f"the request body is not valid JSON: {exc}") from None
+
+
+class HostApp:
+    def __init__(self, state: HostState, admin_token: str, on_started: Callable[[], None] | None = None,
+                 initial: ServingConfig | None = None) -> None:
+        self.state = state
+        self.admin_token = admin_token.encode()
+        self.on_started = on_started
+        self.initial = initial
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            try:
+                await self._http(scope, receive, send)
+            except HttpError as exc:
+                await _error(send, exc.status, exc.message)
+            except Exception:  # a bug in the host: logged with its traceback, answered without one
+                log.exception("internal error on %s %s", scope.get("method"), scope.get("path"))
+                await _error(send, 500, "internal error in the endpoint host (see its log)")
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                if self.initial is not None:
+                    await self.state.load(self.initial)
+                if self.on_started is not None:
+                    self.on_started()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.state.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        method: str = scope["method"]
+        parts = path.strip("/").split("/")
+        if method == "POST" and len(parts) == 3 and parts[0] == "endpoints" and parts[2] == "score":
+            await self._score(parts[1], scope, receive, send, v2=False)
+        elif method == "POST" and len(parts) == 4 and parts[:2] == ["v2", "models"] and parts[3] == "infer":
+            await self._score(parts[2], scope, receive, send, v2=True)
+        elif parts[0] == "-" and len(parts) >= 2 and parts[1] == "admin":
+            await self._admin(method, parts[2:], scope, receive, send)
+        elif method == "GET":
+            await self._get(parts, scope, send)
+        else:
+            raise HttpError(404, f"no route for {method} {path}")
+
+    # -- scoring -------------------------------------------------------------------------------
+
+    async def _score(self, endpoint: str, scope: Scope, receive: Receive, send: Send, v2: bool) -> None:
+        state = self.state
+        route = state.routes.get(endpoint)
+        if route is None:
+            raise HttpError(404, f"unknown endpoint '{endpoint}'")
+        auth = pinned = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                auth = value
+            elif name == PIN_HEADER:
+                pinned = value.decode("latin-1")
+        if not route.authorised(auth):
+            raise HttpError(401, "missing or wrong key: send 'Authorization: Bearer <key>' "
+                                 "(mlops-gitops endpoint get-credentials)")
+        dep = pinned or route.choose()
+        if dep is None:
+            raise HttpError(503, f"endpoint '{endpoint}' has no traffic: set traffic, or name a deployment "
+                                 "in the azureml-model-deployment header")
+        live = state.deployments.get(f"{endpoint}/{dep}")
+        if live is None:
+            raise HttpError(404, f"unknown deployment '{dep}' of endpoint '{endpoint}'")
+        cfg = live.cfg
+        if live.inflight >= cfg.max_concurrency:
+            state.metrics.observe(endpoint, dep, 429, 0.0)
+            raise HttpError(429, f"deployment '{dep}' is busy: {cfg.max_concurrency} concurrent request(s) is its "
+                                 "limit (request_settings.max_concurrent_requests_per_instance x instance_count)")
+        start = time.perf_counter()
+        live.inflight += 1
+        status = 500
+        try:
+            body = await _read_body(receive, cfg.max_body_bytes)
+            payload = await self._run_limited(live, body, v2)
+            status = 200
+            await _respond(send, 200, payload, [*JSON_HEADERS, (PIN_HEADER, dep.encode())])
+        except HttpError as exc:
+            status = exc.status
+            raise
+        finally:
+            live.inflight -= 1
+            live.served += 1
+            if not live.inflight:
+                live.drained.set()
+            state.metrics.observe(endpoint, dep, status, time.perf_counter() - start)
+        if pinned is None and route.mirror is not None:
+            self._maybe_mirror(route, body, v2)
+
+    async def _run_limited(self, live: LiveDeployment, body: bytes, v2: bool) -> bytes:
+        if live.runner.kind == "onnx":  # in-process and short: no timer task per request
+            return await self._run(live, body, v2)
+        timeout_ms = live.cfg.request_timeout_ms
+        try:
+            return await asyncio.wait_for(self._run(live, body, v2), timeout_ms / 1000)
+        except TimeoutError:
+            raise HttpError(504, f"deployment '{live.cfg.name}' did not answer within request_timeout_ms "
+                                 f"({timeout_ms} ms)") from None
+
+    def _maybe_mirror(self, route: Route, body: bytes, v2: bool) -> None:
+        target = route.mirror_to()
+        if target is not None:
+            self._spawn(self._mirror(route.name, target, body, v2))
+
+    async def _run(self, live: LiveDeployment, body: bytes, v2: bool) -> bytes:
+        runner = live.runner
+        if runner.kind == "script":
+            if v2:
+                raise bad_request("this deployment runs a scoring script: call /endpoints/{name}/score")
+            return await runner.score(body)  # type: ignore[no-any-return]
+        request = _parse(body)
+        if v2:
+            feeds = runner.feeds_from_v2(request)
+            outputs = await runner.run(feeds)
+            wanted = [o.get("name") for o in request.get("outputs") or [] if isinstance(o, dict)]
+            return _json({"model_name": live.cfg.endpoint, "model_version": live.cfg.model_version,
+                          "id": request.get("id", ""), "outputs": runner.v2_outputs(outputs, wanted)})
+        outputs = await runner.run(runner.feeds_from_azure(request))
+        return _json(runner.azure_response(outputs))
+
+    async def _mirror(self, endpoint: str, dep: str, body: bytes, v2: bool) -> None:
+        live = self.state.deployments.get(f"{endpoint}/{dep}")
+        if live is None or live.inflight >= live.cfg.max_concurrency:
+            return  # a shadow copy never queues behind live traffic
+        live.inflight += 1
+        code = 200
+        try:
+            await asyncio.wait_for(self._run(live, body, v2), live.cfg.request_timeout_ms / 1000)
+        except HttpError as exc:
+            code = exc.status
+        except Exception:  # the answer is discarded either way; the failure is counted
+            code = 500
+        finally:
+            live.inflight -= 1
+            if not live.inflight:
+                live.drained.set()
+            self.state.metrics.mirrored.labels(endpoint, dep, str(code)).inc()
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    async def _get(self, parts: list[str], scope: Scope, send: Send) -> None:
+        state = self.state
+        if parts == ["v2", "health", "live"]:
+            await _respond(send, 200, _json({"live": True}))
+        elif parts == ["v2", "health", "ready"]:
+            await _respond(send, 200, _json({"ready": True}))
+        elif parts == ["metrics"]:
+            await _respond(send, 200, state.metrics.render(), [(b"content-type", b"text/plain; version=0.0.4")])
+        elif parts == ["v2"]:
+            from mlops_gitops import __version__
+
+            await _respond(send, 200, _json({"name": "mlops-gitops", "version": __version__, "extensions": []}))
+        elif len(parts) in (3, 4) and parts[:2] == ["v2", "models"] and (len(parts) == 3 or parts[3] == "ready"):
+            endpoint = parts[2]
+            route = state.routes.get(endpoint)
+            if route is None:
+                raise HttpError(404, f"unknown endpoint '{endpoint}'")
+            pinned = next((v.decode() for k, v in scope["headers"] if k == PIN_HEADER), None)
+            dep = pinned or max(state.config.endpoints[endpoint].traffic.items(), key=lambda kv: kv[1],
+                                default=(None, 0))[0]
+            live = state.deployments.get(f"{endpoint}/{dep}") if dep else None
+            if len(parts) == 4:
+                await _respond(send, 200, _json({"name": endpoint, "ready": live is not None}))
+                return
+            if live is None:
+                raise HttpError(404, f"endpoint '{endpoint}' has no deployment to describe")
+            meta = live.runner.metadata() if hasattr(live.runner, "metadata") else {"platform": "scoring_script"}
+            await _respond(send, 200, _json({"name": endpoint, "deployment": dep,
+                                             "versions": [live.cfg.model_version] if live.cfg.model_version else [],
+                                             **meta}))
+        else:
+            raise HttpError(404, f"no route for GET /{'/'.join(parts)}")
+
+    # -- admin (the local backend drives these) ------------------------------------------------
+
+    async def _admin(self, method: str, parts: list[str], scope: Scope, receive: Receive, send: Send) -> None:
+        token = next((v for k, v in scope["headers"] if k == b"x-mlops-admin-token"), b"")
+        if not hmac.compare_digest(token, self.admin_token):
+            raise HttpError(403, "admin calls need the workspace's admin token")
+        body: dict[str, Any] = {}
+        if method in ("PUT", "POST"):
+            parsed = _parse(await _read_body(receive, 16 * 1024 * 1024))
+            if not isinstance(parsed, dict):
+                raise bad_request("admin calls take a JSON object")
+            body = parsed
+        state = self.state
+        if parts == ["status"] and method == "GET":
+            await _respond(send, 200, _json(state.status()))
+        elif len(parts) == 3 and parts[0] == "deployments" and method == "PUT":
+            await state.put_deployment(DeploymentConfig(**body))
+            await _respond(send, 200, _json({"ready": True}))
+        elif len(parts) == 3 and parts[0] == "deployments" and method == "DELETE":
+            await state.delete_deployment(f"{parts[1]}/{parts[2]}")
+            await _respond(send, 200, _json({"deleted": True}))
+        elif len(parts) == 2 and parts[0] == "endpoints" and method == "PUT":
+            await state.put_endpoint(EndpointConfig(**body))
+            await _respond(send, 200, _json({"updated": True}))
+        elif len(parts) == 2 and parts[0] == "endpoints" and method == "DELETE":
+            await state.delete_endpoint(parts[1])
+            await _respond(send, 200, _json({"deleted": True}))
+        else:
+            raise HttpError(404, f"no admin route {method} /{'/'.join(parts)}")

@@ -1,0 +1,72 @@
+"""What the host serves, as plain data: written by the local backend, read by the host."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class DeploymentConfig:
+    endpoint: str
+    name: str
+    model_name: str | None
+    model_version: str | None
+    model_dir: str | None  # the model version's files, materialised on disk
+    code_dir: str | None = None
+    scoring_script: str | None = None
+    python: str | None = None  # interpreter of the deployment's environment (scoring scripts)
+    environment_variables: dict[str, str] = field(default_factory=dict)
+    instance_count: int = 1
+    max_concurrent_requests_per_instance: int = 1
+    request_timeout_ms: int = 5000
+    max_body_bytes: int = 4 * 1024 * 1024
+    spec_hash: str = ""  # changes whenever the deployment must be reloaded
+
+    @property
+    def key(self) -> str:
+        return f"{self.endpoint}/{self.name}"
+
+    @property
+    def max_concurrency(self) -> int:
+        return self.instance_count * self.max_concurrent_requests_per_instance
+
+
+@dataclass
+class EndpointConfig:
+    name: str
+    auth_mode: str = "key"
+    keys: list[str] = field(default_factory=list)  # primary, secondary
+    traffic: dict[str, int] = field(default_factory=dict)
+    mirror_traffic: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class ServingConfig:
+    endpoints: dict[str, EndpointConfig] = field(default_factory=dict)
+    deployments: dict[str, DeploymentConfig] = field(default_factory=dict)  # key: endpoint/name
+
+    def to_json(self) -> str:
+        return json.dumps({"endpoints": {k: asdict(v) for k, v in self.endpoints.items()},
+                           "deployments": {k: asdict(v) for k, v in self.deployments.items()}}, indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ServingConfig:
+        return cls(
+            endpoints={k: EndpointConfig(**v) for k, v in (data.get("endpoints") or {}).items()},
+            deployments={k: DeploymentConfig(**v) for k, v in (data.get("deployments") or {}).items()},
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> ServingConfig:
+        if not path.exists():
+            return cls()
+        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(self.to_json(), encoding="utf-8")
+        os.replace(tmp, path)

@@ -1,0 +1,68 @@
+"""The endpoint host process: `python -m mlops_gitops.runtime.serving.host --workspace DIR`.
+
+It serves what <workspace>/serving.json describes, writes <workspace>/host.json (pid, port, admin token)
+once it listens, logs to <workspace>/logs/host.log, and stops on SIGTERM after in-flight requests finish.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import secrets
+import socket
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from mlops_gitops.runtime.serving.app import HostApp
+from mlops_gitops.runtime.serving.config import ServingConfig
+from mlops_gitops.runtime.serving.host_state import HostState
+
+
+def write_info(workspace: Path, port: int, token: str) -> None:
+    info = {"pid": os.getpid(), "port": port, "admin_token": token, "url": f"http://127.0.0.1:{port}"}
+    tmp = workspace / "host.json.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the admin token is a secret
+    with os.fdopen(fd, "w") as f:
+        json.dump(info, f)
+    os.replace(tmp, workspace / "host.json")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mlops-gitops-host")
+    parser.add_argument("--workspace", required=True, type=Path)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    workspace: Path = args.workspace.resolve()
+    (workspace / "logs").mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(filename=workspace / "logs" / "host.log", level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as exc:
+        print(f"cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    sock.listen(2048)  # listening before host.json names the port: early clients wait in the backlog
+    port = sock.getsockname()[1]
+    token = secrets.token_urlsafe(32)
+    state = HostState(workspace)
+    initial = ServingConfig.load(workspace / "serving.json")
+    app = HostApp(state, token, on_started=lambda: write_info(workspace, port, token), initial=initial)
+    config = uvicorn.Config(app, loop="uvloop", http="httptools", lifespan="on", log_level="warning",
+                            access_log=False, proxy_headers=False, server_header=False, date_header=False,
+                            timeout_graceful_shutdown=30)
+    server = uvicorn.Server(config)
+    logging.getLogger("mlops_gitops.host").info("listening on %s:%d (pid %d)", args.host, port, os.getpid())
+    server.run(sockets=[sock])
+    (workspace / "host.json").unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,139 @@
+"""The host's live state: loaded deployments and routing tables, changed only by admin calls."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from mlops_gitops.runtime.serving.config import DeploymentConfig, EndpointConfig, ServingConfig
+from mlops_gitops.runtime.serving.errors import HttpError
+from mlops_gitops.runtime.serving.metrics import Metrics
+from mlops_gitops.runtime.serving.router import Route
+
+log = logging.getLogger("mlops_gitops.host")
+
+
+class Runner(Protocol):
+    kind: str
+
+    async def run(self, feeds: dict[str, Any]) -> list[Any]: ...
+
+
+@dataclass
+class LiveDeployment:
+    cfg: DeploymentConfig
+    runner: Any  # OnnxRunner or ScriptRunner
+    inflight: int = 0
+    served: int = 0
+    drained: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def drain_and_close(self) -> None:
+        while self.inflight:
+            self.drained.clear()
+            await self.drained.wait()
+        close = getattr(self.runner, "close", None)
+        if close is not None:
+            await close()
+
+
+class HostState:
+    def __init__(self, workspace: Path) -> None:
+        self.workspace = workspace
+        self.config = ServingConfig()
+        self.routes: dict[str, Route] = {}
+        self.deployments: dict[str, LiveDeployment] = {}
+        self.metrics = Metrics()
+        self._lock = asyncio.Lock()  # admin changes one at a time; requests never wait on it
+
+    async def _start_runner(self, cfg: DeploymentConfig) -> Any:
+        if cfg.scoring_script:
+            from mlops_gitops.runtime.serving.script_runner import ScriptRunner
+
+            runner = ScriptRunner(cfg, self.workspace / "logs" / cfg.endpoint / f"{cfg.name}.log")
+            await runner.start()
+            return runner
+        if not cfg.model_dir:
+            raise ValueError("a deployment without a scoring script needs a model")
+        from mlops_gitops.runtime.serving.onnx_runner import OnnxRunner
+
+        return await asyncio.to_thread(OnnxRunner, Path(cfg.model_dir))
+
+    async def put_deployment(self, cfg: DeploymentConfig) -> None:
+        """Load (or reload) a deployment; it replaces the old one only once it is ready."""
+        async with self._lock:
+            old = self.deployments.get(cfg.key)
+            if old is not None and old.cfg.spec_hash == cfg.spec_hash and cfg.spec_hash:
+                return
+            try:
+                runner = await self._start_runner(cfg)
+            except Exception as exc:
+                log.error("deployment %s failed to start: %s", cfg.key, exc)
+                raise HttpError(422, f"deployment {cfg.key} is not ready: {exc}") from None
+            self.deployments[cfg.key] = LiveDeployment(cfg, runner)
+            self.config.deployments[cfg.key] = cfg
+            log.info("deployment %s ready", cfg.key)
+        if old is not None:
+            await old.drain_and_close()
+
+    async def delete_deployment(self, key: str) -> None:
+        async with self._lock:
+            endpoint, _, name = key.partition("/")
+            route = self.routes.get(endpoint)
+            if route is not None and name in route.deployments():
+                raise HttpError(409, f"deployment {key} still receives traffic; move its traffic away first")
+            live = self.deployments.pop(key, None)
+            self.config.deployments.pop(key, None)
+        if live is not None:
+            await live.drain_and_close()
+            log.info("deployment %s stopped", key)
+
+    async def put_endpoint(self, cfg: EndpointConfig) -> None:
+        """Swap the endpoint's routing table in one assignment: requests see the old or the new split."""
+        async with self._lock:
+            for dep, weight in {**cfg.traffic, **cfg.mirror_traffic}.items():
+                if weight > 0 and f"{cfg.name}/{dep}" not in self.deployments:
+                    raise HttpError(409, f"deployment {cfg.name}/{dep} is not ready; it cannot take traffic")
+            self.routes[cfg.name] = Route.build(cfg)
+            self.config.endpoints[cfg.name] = cfg
+            log.info("endpoint %s traffic %s mirror %s", cfg.name, cfg.traffic, cfg.mirror_traffic)
+
+    async def delete_endpoint(self, name: str) -> None:
+        async with self._lock:
+            self.routes.pop(name, None)
+            self.config.endpoints.pop(name, None)
+            keys = [k for k in self.deployments if k.startswith(name + "/")]
+            lives = [self.deployments.pop(k) for k in keys]
+            for k in keys:
+                self.config.deployments.pop(k, None)
+        for live in lives:
+            await live.drain_and_close()
+
+    async def load(self, config: ServingConfig) -> None:
+        """Start from a saved configuration (host start): what fails to load is logged and left out."""
+        for cfg in config.deployments.values():
+            try:
+                await self.put_deployment(cfg)
+            except HttpError as exc:
+                log.error("%s", exc.message)
+        for ecfg in config.endpoints.values():
+            try:
+                await self.put_endpoint(ecfg)
+            except HttpError as exc:
+                log.error("endpoint %s not served: %s", ecfg.name, exc.message)
+
+    async def close(self) -> None:
+        for live in list(self.deployments.values()):
+            await live.drain_and_close()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "endpoints": {n: {"traffic": c.traffic, "mirror_traffic": c.mirror_traffic, "auth_mode": c.auth_mode}
+                          for n, c in self.config.endpoints.items()},
+            "deployments": {k: {"ready": True, "kind": getattr(d.runner, "kind", "?"), "inflight": d.inflight,
+                                "served": d.served, "model": f"{d.cfg.model_name}:{d.cfg.model_version}",
+                                "spec_hash": d.cfg.spec_hash}
+                            for k, d in self.deployments.items()},
+        }

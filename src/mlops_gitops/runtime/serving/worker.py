@@ -1,0 +1,86 @@
+"""A scoring-script worker, run by the deployment environment's Python: standard library only.
+
+    python worker.py CODE_DIR SCORING_SCRIPT
+
+Protocol on the original stdin/stdout: the host sends a 4-byte big-endian length and the raw request
+body; the worker answers one status byte (0 ok, 1 the script raised) plus a length-prefixed payload.
+The first answer, after init(), says whether the worker is ready. The script's own prints go to the
+deployment log (fds 1 and 2 are pointed there), so they never corrupt the protocol.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import struct
+import sys
+import traceback
+from typing import IO, Any
+
+
+def _frames() -> tuple[IO[bytes], IO[bytes]]:
+    proto_in = os.fdopen(os.dup(0), "rb", buffering=0)
+    proto_out = os.fdopen(os.dup(1), "wb", buffering=0)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)  # stdout of the script joins stderr, which the host sends to the deployment log
+    sys.stdout = os.fdopen(1, "w", buffering=1)
+    return proto_in, proto_out
+
+
+def _read_exact(stream: IO[bytes], n: int) -> bytes | None:
+    data = b""
+    while len(data) < n:
+        chunk = stream.read(n - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def _send(stream: IO[bytes], status: int, payload: bytes) -> None:
+    stream.write(struct.pack(">BI", status, len(payload)) + payload)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def main() -> int:
+    code_dir, script = sys.argv[1], sys.argv[2]
+    proto_in, proto_out = _frames()
+    sys.path.insert(0, code_dir)
+    os.chdir(code_dir)
+    try:
+        spec = importlib.util.spec_from_file_location("score", os.path.join(code_dir, script))
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {script} from {code_dir}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["score"] = module
+        spec.loader.exec_module(module)
+        if hasattr(module, "init"):
+            module.init()
+        run = module.run
+    except BaseException as exc:  # init failed: report it, the host marks the deployment not ready
+        traceback.print_exc()
+        _send(proto_out, 1, _describe(exc).encode())
+        return 1
+    _send(proto_out, 0, b"ready")
+    while True:
+        header = _read_exact(proto_in, 4)
+        if header is None:
+            return 0  # the host closed the pipe: shut down
+        (size,) = struct.unpack(">I", header)
+        body = _read_exact(proto_in, size) or b""
+        try:
+            result: Any = run(body.decode("utf-8"))
+            payload = result if isinstance(result, bytes) else json.dumps(result, default=str).encode()
+            _send(proto_out, 0, payload)
+        except Exception as exc:  # the script's error goes back to the caller; the worker keeps serving
+            traceback.print_exc()
+            _send(proto_out, 1, _describe(exc).encode())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
