@@ -19,6 +19,7 @@ pytestmark = pytest.mark.slow
 
 def run_apply(repo: Path, failpoint: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "MLOPS_GITOPS_FAILPOINT"}
+    env["MLOPS_GITOPS_RUNTIME"] = "none"  # crash safety of the state; serving has its own tests
     if failpoint:
         env["MLOPS_GITOPS_FAILPOINT"] = failpoint
     return subprocess.run([sys.executable, "-m", "mlops_gitops", "apply", str(repo), "--auto-approve"],

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 import venv
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,7 +80,7 @@ def ensure_env(envs_dir: Path, resolved: ResolvedEnv, log: Any = print) -> Path:
         log(f"  the conda file asks for {resolved.python}; the local runtime uses Python "
             f"{sys.version_info[0]}.{sys.version_info[1]}")
     envs_dir.mkdir(parents=True, exist_ok=True)
-    staging = envs_dir / f".build-{resolved.digest}-{os.getpid()}"
+    staging = envs_dir / f".build-{resolved.digest}-{uuid.uuid4().hex}"
     shutil.rmtree(staging, ignore_errors=True)
     log(f"  building environment {resolved.digest}: pip install {' '.join(resolved.requirements) or '(nothing)'}")
     venv.EnvBuilder(with_pip=True, symlinks=True).create(staging)

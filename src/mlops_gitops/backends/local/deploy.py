@@ -88,7 +88,7 @@ class Deployer:
             code_dir = str(materialise(_under(desired.artifacts, "code_configuration.code/"),
                                        self.backend.artifact_path, here / "code"))
             python = self.environment_python(spec.get("environment"), refs.get("environment"), desired)
-        ignored = [key for key in AZURE_ONLY if key in spec]
+        ignored = [key for key in AZURE_ONLY if spec.get(key) not in (None, False)]
         if ignored:
             self.backend.warn(f"{desired.address}: {', '.join(ignored)} describe Azure compute and do not apply "
                               "to the local workspace")

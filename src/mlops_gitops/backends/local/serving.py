@@ -13,7 +13,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -35,6 +37,11 @@ class HostInfo:
 
 
 def _alive(pid: int) -> bool:
+    try:  # when the host is our own child (started by this process), reap it once it has exited
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -50,6 +57,7 @@ class ServingController:
         self.port = port
         self.note = note
         self.config_path = workspace / "serving.json"
+        self._config_lock = threading.Lock()  # actions run in parallel; serving.json is read-modify-write
 
     # -- the host process ----------------------------------------------------------------------
 
@@ -136,33 +144,35 @@ class ServingController:
     def config(self) -> ServingConfig:
         return ServingConfig.load(self.config_path)
 
+    def _edit(self, change: Callable[[ServingConfig], None]) -> None:
+        with self._config_lock:
+            config = self.config()
+            change(config)
+            config.save(self.config_path)
+
     def put_deployment(self, cfg: DeploymentConfig) -> None:
         self._admin("PUT", f"/-/admin/deployments/{cfg.endpoint}/{cfg.name}", asdict(cfg))
-        config = self.config()
-        config.deployments[cfg.key] = cfg
-        config.save(self.config_path)
+        self._edit(lambda c: c.deployments.__setitem__(cfg.key, cfg))
 
     def delete_deployment(self, endpoint: str, name: str) -> None:
         if self.info() is not None:
             self._admin("DELETE", f"/-/admin/deployments/{endpoint}/{name}")
-        config = self.config()
-        config.deployments.pop(f"{endpoint}/{name}", None)
-        config.save(self.config_path)
+        self._edit(lambda c: c.deployments.pop(f"{endpoint}/{name}", None))
 
     def put_endpoint(self, cfg: EndpointConfig) -> None:
         self._admin("PUT", f"/-/admin/endpoints/{cfg.name}", asdict(cfg))
-        config = self.config()
-        config.endpoints[cfg.name] = cfg
-        config.save(self.config_path)
+        self._edit(lambda c: c.endpoints.__setitem__(cfg.name, cfg))
 
     def delete_endpoint(self, name: str) -> None:
         if self.info() is not None:
             self._admin("DELETE", f"/-/admin/endpoints/{name}")
-        config = self.config()
-        config.endpoints.pop(name, None)
-        for key in [k for k in config.deployments if k.startswith(name + "/")]:
-            config.deployments.pop(key)
-        config.save(self.config_path)
+
+        def drop(config: ServingConfig) -> None:
+            config.endpoints.pop(name, None)
+            for key in [k for k in config.deployments if k.startswith(name + "/")]:
+                config.deployments.pop(key)
+
+        self._edit(drop)
 
     def status(self) -> dict[str, Any] | None:
         info = self.info()
@@ -176,7 +186,7 @@ def materialise(files: list[tuple[str, str]], source: Callable[[str], Path], des
     """Lay out (relative path, sha256) files from the store under dest, once (hard links when possible)."""
     if (dest / ".complete").exists():
         return dest
-    staging = dest.with_name(dest.name + f".tmp-{os.getpid()}")
+    staging = dest.with_name(f"{dest.name}.tmp-{uuid.uuid4().hex}")  # deployments materialise in parallel
     shutil.rmtree(staging, ignore_errors=True)
     for rel, digest in files:
         target = staging / rel

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,6 @@ class ServingConfig:
         return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
     def save(self, path: Path) -> None:
-        tmp = path.with_name(path.name + ".tmp")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(self.to_json(), encoding="utf-8")
         os.replace(tmp, path)

@@ -64,6 +64,15 @@ class Worker:
         await self.proc.stdin.drain()
         return await self._receive()
 
+    async def exit_code(self) -> int | None:
+        """The exit code of a worker whose pipe closed (it is reaped here)."""
+        if self.proc is None:
+            return None
+        try:
+            return await asyncio.wait_for(self.proc.wait(), 5)
+        except TimeoutError:
+            return None
+
     async def kill(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
             self.proc.kill()
@@ -105,7 +114,7 @@ class ScriptRunner:
             status, payload = await worker.score(body)
             healthy = True
         except ConnectionError:
-            code = worker.proc.returncode if worker.proc else None
+            code = await worker.exit_code()
             self._note(f"worker {worker.index} crashed (exit code {code}) while scoring; restarting it")
             raise HttpError(502, f"the scoring worker of deployment '{self.cfg.name}' crashed; it is being "
                                  "restarted (see `mlops-gitops endpoint logs`)") from None
