@@ -53,7 +53,7 @@ def test_scoring_routes_auth_and_metrics(serving: Path) -> None:
     assert {o["name"] for o in meta["outputs"]} == {"label", "probabilities"}
     v2 = host.client.post("/v2/models/cancer/infer", headers={"authorization": f"Bearer {host.keys[0]}"},
                           json={"inputs": [{"name": "X", "shape": [2, 30], "datatype": "FP32",
-                                            "data": sum(SAMPLE["data"], [])}]})
+                                            "data": [v for row in SAMPLE["data"] for v in row]}]})
     assert v2.status_code == 200
     out = {o["name"]: o for o in v2.json()["outputs"]}
     assert out["label"]["data"] == [0, 1] and out["probabilities"]["shape"] == [2, 2]

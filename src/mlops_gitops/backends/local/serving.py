@@ -144,7 +144,7 @@ class ServingController:
     def config(self) -> ServingConfig:
         return ServingConfig.load(self.config_path)
 
-    def _edit(self, change: Callable[[ServingConfig], None]) -> None:
+    def _edit(self, change: Callable[[ServingConfig], object]) -> None:
         with self._config_lock:
             config = self.config()
             change(config)
