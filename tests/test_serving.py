@@ -220,6 +220,9 @@ def test_host_outlives_the_cli_and_restarts_from_its_config(serving: Path, cli: 
     assert cli("serve", "--stop", "-C", str(root)).code == 0
     with pytest.raises(ProcessLookupError):
         os.kill(host.pid, 0)
+    res = cli("apply", str(root), "--auto-approve")  # nothing changed, but the endpoints must be served
+    assert res.code == 0 and "Started the endpoint host" in res.out
+    assert cli("serve", "--stop", "-C", str(root)).code == 0
     res = cli("serve", "-C", str(root))
     assert res.code == 0 and "/endpoints/cancer/score" in res.out
     restarted = Host(root / ".mlops" / "dev")
@@ -229,3 +232,47 @@ def test_host_outlives_the_cli_and_restarts_from_its_config(serving: Path, cli: 
     shown = json.loads(cli("endpoint", "show", "cancer", "-C", str(root)).out)
     assert shown["scoring_uri"] == f"{restarted.url}/endpoints/cancer/score"
     assert set(shown["deployments"]) == {"blue", "green"}
+
+
+def test_example_repository_serves_both_kinds_of_deployment(serving: Path, cli: Cli) -> None:
+    """The example's green deployment: an Azure ML scoring script that joblib-loads a scikit-learn model,
+    run unchanged in a virtual environment built from the environment's conda file."""
+    import shutil
+
+    from tests.helpers import EXAMPLE
+
+    root = serving
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".mlops"))
+    res = cli("apply", str(root), "--auto-approve")
+    assert res.code == 0, res.out + res.err
+    assert "building environment" in res.err
+    request = str(root / "samples" / "request.json")
+    green = cli("endpoint", "invoke", "cancer", "--request-file", request, "--deployment", "green", "-C", str(root))
+    assert green.code == 0 and json.loads(green.out) == [0, 1], green.err
+    blue = cli("endpoint", "invoke", "cancer", "--request-file", request, "--deployment", "blue", "-C", str(root))
+    assert json.loads(blue.out)["label"] == [0, 1]
+    envs = [p for p in (root / ".mlops" / "dev" / "envs").iterdir() if not p.name.startswith(".")]
+    assert len(envs) == 1 and (envs[0] / ".complete").exists()
+    # A second apply reuses the environment: nothing is built again.
+    assert "Nothing to do" in cli("apply", str(root), "--auto-approve").out
+
+
+def test_one_host_for_many_endpoints_created_at_once(serving: Path) -> None:
+    from tests.helpers import AZ, write
+
+    root = served_tree(serving, {"blue": 100})
+    for name in ("alpha", "beta", "gamma"):  # endpoints are created in parallel: one host must serve them all
+        write(root / "endpoints" / f"{name}.yml", f"$schema: {AZ}/managedOnlineEndpoint.schema.json\nname: {name}\n")
+    apply_ok(root)
+    host = Host(root / ".mlops" / "dev")
+    assert set(host.status()["endpoints"]) == {"cancer", "alpha", "beta", "gamma"}
+    hosts = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _is_host_of(p, root)]
+    assert len(hosts) == 1
+
+
+def _is_host_of(proc: Path, root: Path) -> bool:
+    try:
+        cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"mlops_gitops.runtime.serving.host" in cmdline and str(root / ".mlops" / "dev").encode() in cmdline

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mlops_gitops.apply.executor import ApplyResult, Outcome, execute
 from mlops_gitops.apply.provenance import base_provenance, for_change
+from mlops_gitops.backends.local import LocalBackend
 from mlops_gitops.commands.common import EXIT_ERROR, EXIT_OK, err, open_project, out, workspace_backend
 from mlops_gitops.commands.plan import Planned, compute, show
 from mlops_gitops.errors import ConfigError, StalePlanError
@@ -86,6 +87,7 @@ def apply(target: str = ".", workspace: str | None = None, auto_approve: bool = 
             plan = planned.plan
             if not plan.has_changes:
                 show(plan, "text", color, False)
+                _ensure_serving(backend)
                 out("\nApply complete! Nothing to do: the workspace already matches the repository.")
                 return EXIT_OK
             show(plan, "text", color, False)
@@ -94,7 +96,17 @@ def apply(target: str = ".", workspace: str | None = None, auto_approve: bool = 
                 return EXIT_ERROR
             out("")
             result = _run(planned, lock.id, parallelism)
+            _ensure_serving(backend)
     return _summarise(result)
+
+
+def _ensure_serving(backend: LocalBackend) -> None:
+    """The running endpoint host is part of the actual state: start it if endpoints should be served."""
+    deployer = backend.deployer
+    if deployer is None or not deployer.controller.config().endpoints or deployer.controller.info() is not None:
+        return
+    info = deployer.controller.ensure_started()
+    out(f"Started the endpoint host at {info.url} (it was not running).")
 
 
 def _run(planned: Planned, lock_id: str, parallelism: int) -> ApplyResult:

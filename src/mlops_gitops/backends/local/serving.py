@@ -6,6 +6,7 @@ models/<name>/<version>/ (hard links) and deployments/<endpoint>/<name>/<hash>/c
 
 from __future__ import annotations
 
+import fcntl
 import http.client
 import json
 import os
@@ -58,6 +59,7 @@ class ServingController:
         self.note = note
         self.config_path = workspace / "serving.json"
         self._config_lock = threading.Lock()  # actions run in parallel; serving.json is read-modify-write
+        self._start_lock = threading.Lock()
 
     # -- the host process ----------------------------------------------------------------------
 
@@ -79,6 +81,17 @@ class ServingController:
         info = self.info()
         if info is not None:
             return info
+        # One host per workspace: parallel actions (threads) and other commands (processes) that find
+        # none running queue here, and all but the first find the one the first started.
+        self.workspace.mkdir(parents=True, exist_ok=True)
+        with self._start_lock, open(self.workspace / "host.start.lock", "a+") as lock_file:
+            fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
+            try:
+                return self.info() or self._start()
+            finally:
+                fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
+
+    def _start(self) -> HostInfo:
         (self.workspace / "logs").mkdir(parents=True, exist_ok=True)
         (self.workspace / "host.json").unlink(missing_ok=True)
         with open(self.workspace / "logs" / "host.out", "ab") as out:
