@@ -86,12 +86,12 @@ def _online(backend: Any, endpoint: str) -> Any:
 
 
 def endpoint_show(endpoint: str, path: str = ".", workspace: str | None = None) -> int:
-    from mlops_gitops.commands.serve import controller_for
+    from mlops_gitops.commands.serve import controller_of
 
-    name, controller = controller_for(path, workspace)
-    with workspace_backend(open_project(path), workspace) as (_, backend):
+    with workspace_backend(open_project(path), workspace) as (name, backend):
         row = _online(backend, endpoint)
         traffic = backend.get(Address(Kind.TRAFFIC, endpoint))
+        controller = controller_of(name, backend)
     info = controller.info()
     status = controller.status() or {}
     deployments = {k.split("/", 1)[1]: v for k, v in (status.get("deployments") or {}).items()
@@ -128,16 +128,16 @@ def regenerate_keys(endpoint: str, which: str, path: str = ".", workspace: str |
 
 def invoke(endpoint: str, request_file: str, deployment: str | None = None, path: str = ".",
            workspace: str | None = None) -> int:
-    from mlops_gitops.commands.serve import controller_for
+    from mlops_gitops.commands.serve import controller_of
 
     try:
         body = Path(request_file).read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read request file {request_file}: {exc.strerror}") from None
-    _, controller = controller_for(path, workspace)
-    with workspace_backend(open_project(path), workspace) as (_, backend):
+    with workspace_backend(open_project(path), workspace) as (name, backend):
         row = _online(backend, endpoint)
         keys = backend.endpoint_keys(endpoint) if row.spec.get("auth_mode", "key") == "key" else None
+        controller = controller_of(name, backend)
     info = controller.ensure_started()
     headers = {"content-type": "application/json"}
     if keys:

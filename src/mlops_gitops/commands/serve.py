@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from mlops_gitops.backends.local import LocalBackend
 from mlops_gitops.backends.local.serving import ServingController
 from mlops_gitops.commands.common import EXIT_OK, open_project, out, workspace_backend
 from mlops_gitops.errors import ConfigError
 
 
+def controller_of(name: str, backend: LocalBackend) -> ServingController:
+    deployer = backend.deployer
+    if deployer is None:
+        raise ConfigError(f"workspace '{name}' has runtime: none; it records endpoints without serving them")
+    return deployer.controller
+
+
 def controller_for(path: str, workspace: str | None) -> tuple[str, ServingController]:
     with workspace_backend(open_project(path), workspace) as (name, backend):
-        deployer = backend.deployer
-        if deployer is None:
-            raise ConfigError(f"workspace '{name}' has runtime: none; it records endpoints without serving them")
-        return name, deployer.controller
+        return name, controller_of(name, backend)
 
 
 def serve(path: str = ".", workspace: str | None = None, stop: bool = False) -> int:
