@@ -276,3 +276,50 @@ def _is_host_of(proc: Path, root: Path) -> bool:
     except OSError:
         return False
     return b"mlops_gitops.runtime.serving.host" in cmdline and str(root / ".mlops" / "dev").encode() in cmdline
+
+
+def _identity_model(path: Path) -> None:
+    """A model with an int64 and a string input, each passed through (built with onnx.helper)."""
+    from onnx import TensorProto, helper, save
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["ids"], ["ids_out"]), helper.make_node("Identity", ["words"], ["words_out"])],
+        "passthrough",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [None, 2]),
+         helper.make_tensor_value_info("words", TensorProto.STRING, [None])],
+        [helper.make_tensor_value_info("ids_out", TensorProto.INT64, [None, 2]),
+         helper.make_tensor_value_info("words_out", TensorProto.STRING, [None])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save(model, str(path))
+
+
+def test_int64_and_string_tensors(serving: Path) -> None:
+    from tests.helpers import AZ, write
+
+    root = served_tree(serving, {"blue": 100})
+    _identity_model(root / "models" / "multi" / "model.onnx")
+    write(root / "models" / "multi.yml", f"$schema: {AZ}/model.schema.json\nname: multi\nversion: '1'\npath: ./multi\n")
+    write(root / "endpoints" / "multi.yml", f"$schema: {AZ}/managedOnlineEndpoint.schema.json\nname: multi\n"
+                                            "auth_mode: aml_token\ntraffic: {main: 100}\n")
+    write(root / "deployments" / "multi.yml", f"$schema: {AZ}/managedOnlineDeployment.schema.json\nname: main\n"
+                                              "endpoint_name: multi\nmodel: azureml:multi:1\ninstance_type: x\n")
+    apply_ok(root)
+    host = Host(root / ".mlops" / "dev")
+    meta = host.client.get("/v2/models/multi").json()
+    assert meta["inputs"] == [{"name": "ids", "datatype": "INT64", "shape": [-1, 2]},
+                              {"name": "words", "datatype": "BYTES", "shape": [-1]}]
+    res = host.client.post("/endpoints/multi/score", json={"inputs": {"ids": [[1, 2], [3, 4]], "words": ["a", "b"]}})
+    assert res.status_code == 200 and res.json() == {"ids_out": [[1, 2], [3, 4]], "words_out": ["a", "b"]}
+    v2 = host.client.post("/v2/models/multi/infer", json={"inputs": [
+        {"name": "ids", "shape": [1, 2], "datatype": "INT64", "data": [7, 8]},
+        {"name": "words", "shape": [1], "datatype": "BYTES", "data": ["hello"]}], "outputs": [{"name": "words_out"}]})
+    assert v2.status_code == 200
+    assert v2.json()["outputs"] == [{"name": "words_out", "datatype": "BYTES", "shape": [1], "data": ["hello"]}]
+    missing = host.client.post("/endpoints/multi/score", json={"inputs": {"ids": [[1, 2]]}})
+    assert missing.status_code == 400 and "missing input(s): words" in missing.json()["error"]
+    several = host.client.post("/endpoints/multi/score", json={"data": [[1, 2]]})
+    assert several.status_code == 400 and "several inputs" in several.json()["error"]
+    wrong = host.client.post("/endpoints/multi/score", json={"inputs": {"ids": [["x", "y"]], "words": ["a"]}})
+    assert wrong.status_code == 400 and "INT64" in wrong.json()["error"]
