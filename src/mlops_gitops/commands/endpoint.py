@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 from pathlib import Path
 from typing import Any
@@ -138,22 +137,9 @@ def invoke(endpoint: str, request_file: str, deployment: str | None = None, path
         row = _online(backend, endpoint)
         keys = backend.endpoint_keys(endpoint) if row.spec.get("auth_mode", "key") == "key" else None
         controller = controller_of(name, backend)
-    info = controller.ensure_started()
-    headers = {"content-type": "application/json"}
-    if keys:
-        headers["authorization"] = f"Bearer {keys[0]}"
-    if deployment:
-        headers["azureml-model-deployment"] = deployment
-    conn = http.client.HTTPConnection("127.0.0.1", info.port, timeout=300)
-    try:
-        conn.request("POST", f"/endpoints/{endpoint}/score", body=body, headers=headers)
-        resp = conn.getresponse()
-        data = resp.read().decode(errors="replace")
-        served_by = resp.getheader("azureml-model-deployment")
-    finally:
-        conn.close()
-    if resp.status >= 400:
-        raise GitOpsError(f"endpoint '{endpoint}' answered {resp.status}: {data}")
+    status, served_by, data = controller.score(endpoint, body, keys[0] if keys else None, deployment)
+    if status >= 400:
+        raise GitOpsError(f"endpoint '{endpoint}' answered {status}: {data}")
     out(data)
     if served_by:
         err(f"(served by deployment {served_by})")

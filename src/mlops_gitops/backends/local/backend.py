@@ -79,7 +79,7 @@ class LocalBackend:
         if self.runtime != "process":
             raise WorkspaceError(f"runtime '{self.runtime}' is not available in this version; use runtime: process")
         if self._deployer is None:
-            self._deployer = Deployer(self, ServingController(self.path, self.port, self.warn))
+            self._deployer = Deployer(self, ServingController(self.path, self.port))
         return self._deployer
 
     # -- connection handling -------------------------------------------------------------------

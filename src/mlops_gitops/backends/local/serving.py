@@ -53,10 +53,9 @@ def _alive(pid: int) -> bool:
 
 
 class ServingController:
-    def __init__(self, workspace: Path, port: int = 0, note: Callable[[str], None] = print) -> None:
+    def __init__(self, workspace: Path, port: int = 0) -> None:
         self.workspace = workspace
         self.port = port
-        self.note = note
         self.config_path = workspace / "serving.json"
         self._config_lock = threading.Lock()  # actions run in parallel; serving.json is read-modify-write
         self._start_lock = threading.Lock()
@@ -125,21 +124,37 @@ class ServingController:
             os.kill(info.pid, signal.SIGKILL)
         return info.pid
 
-    def _request(self, info: HostInfo, method: str, path: str, body: Any,
-                 timeout: float = ADMIN_TIMEOUT_S) -> tuple[int, Any]:
+    def _exchange(self, info: HostInfo, method: str, path: str, payload: bytes | None, headers: dict[str, str],
+                  timeout: float) -> tuple[int, str | None, bytes]:
+        """One HTTP round trip to the host: status, the deployment that answered, body."""
         conn = http.client.HTTPConnection("127.0.0.1", info.port, timeout=timeout)
         try:
-            payload = json.dumps(body).encode() if body is not None else None
-            conn.request(method, path, body=payload, headers={"x-mlops-admin-token": info.token,
-                                                              "content-type": "application/json"})
+            conn.request(method, path, body=payload, headers=headers)
             resp = conn.getresponse()
-            data = resp.read()
+            return resp.status, resp.getheader("azureml-model-deployment"), resp.read()
         finally:
             conn.close()
+
+    def _request(self, info: HostInfo, method: str, path: str, body: Any,
+                 timeout: float = ADMIN_TIMEOUT_S) -> tuple[int, Any]:
+        payload = json.dumps(body).encode() if body is not None else None
+        status, _, data = self._exchange(info, method, path, payload, {
+            "x-mlops-admin-token": info.token, "content-type": "application/json"}, timeout)
         try:
-            return resp.status, json.loads(data) if data else None
+            return status, json.loads(data) if data else None
         except ValueError:
-            return resp.status, data.decode(errors="replace")
+            return status, data.decode(errors="replace")
+
+    def score(self, endpoint: str, body: bytes, key: str | None, deployment: str | None) -> tuple[int, str | None, str]:
+        """Send a scoring request as a client would (starting the host if needed)."""
+        headers = {"content-type": "application/json"}
+        if key:
+            headers["authorization"] = f"Bearer {key}"
+        if deployment:
+            headers["azureml-model-deployment"] = deployment
+        status, served_by, data = self._exchange(self.ensure_started(), "POST", f"/endpoints/{endpoint}/score",
+                                                 body, headers, timeout=300)
+        return status, served_by, data.decode(errors="replace")
 
     def _admin(self, method: str, path: str, body: Any = None) -> Any:
         info = self.ensure_started()

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from mlops_gitops.runtime.serving.config import DeploymentConfig, EndpointConfig, ServingConfig
 from mlops_gitops.runtime.serving.errors import HttpError
@@ -14,12 +14,6 @@ from mlops_gitops.runtime.serving.metrics import Metrics
 from mlops_gitops.runtime.serving.router import Route
 
 log = logging.getLogger("mlops_gitops.host")
-
-
-class Runner(Protocol):
-    kind: str
-
-    async def run(self, feeds: dict[str, Any]) -> list[Any]: ...
 
 
 @dataclass
