@@ -160,6 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="start the endpoint host in the background (or --stop it)")
     p.add_argument("--stop", action="store_true")
     _common(p)
+
+    p = sub.add_parser("package", help="build a deployment of the workspace as an OCI image (Docker Engine API)")
+    p.add_argument("deployment", metavar="ENDPOINT/DEPLOYMENT")
+    p.add_argument("--tag", "-t", help="image name:tag (default mlops-gitops/ENDPOINT-DEPLOYMENT:DIGEST)")
+    p.add_argument("--base-image", help="base image in place of the environment's (must provide python3 with venv)")
+    p.add_argument("--output", "-o", metavar="DIR", help="write the build context (Dockerfile and files) to DIR "
+                                                         "instead of building; needs no engine")
+    _common(p)
     return parser
 
 
@@ -230,6 +238,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from mlops_gitops.commands import serve
 
         return serve.serve(args.path, args.workspace, args.stop)
+    if c == "package":
+        from mlops_gitops.commands import package
+
+        return package.package(args.deployment, args.tag, args.path, args.workspace, args.base_image, args.output)
     raise AssertionError(c)
 
 

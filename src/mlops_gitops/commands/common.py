@@ -63,7 +63,7 @@ def open_backend(project: Project, workspace: str | None) -> tuple[str, LocalBac
     name, path, database = workspace_location(project, workspace)
     _, ws = workspace_config(project, workspace)
     runtime = os.environ.get("MLOPS_GITOPS_RUNTIME") or ws.runtime  # e.g. none for CI previews
-    return name, LocalBackend(path, database, runtime=runtime, port=ws.port)
+    return name, LocalBackend(path, database, runtime=runtime, port=ws.port, base_image=ws.base_image)
 
 
 def use_color(flag: bool | None) -> bool:

@@ -22,8 +22,13 @@ class WorkspaceConfig(Strict):
         None, description="SQLAlchemy URL of the metadata store; default sqlite:///<path>/state.db."
     )
     runtime: Literal["process", "container", "none"] = Field(
-        "process", description="process: serve online endpoints locally; none: record them only.")
+        "process", description="process: serve online deployments as local processes; container: as containers "
+                               "of their images (Docker Engine API, DOCKER_HOST); none: record them only.")
     port: int = Field(0, ge=0, le=65535, description="Port of the endpoint host; 0 picks a free one.")
+    base_image: str | None = Field(
+        None, description="Base image of deployment images (runtime: container, package), in place of the "
+                          "environments' own images; default: the environment's image, else "
+                          "mlops-gitops-base:bookworm.")
 
 
 class NotificationConfig(Strict):

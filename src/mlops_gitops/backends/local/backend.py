@@ -41,17 +41,23 @@ def _warn(message: str) -> None:
     print(f"Warning: {message}", file=sys.stderr)
 
 
+def _note(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 class LocalBackend:
     name = "local"
 
     def __init__(self, path: Path, database: str | None = None, warn: Callable[[str], None] = _warn,
-                 runtime: str = "none", port: int = 0) -> None:
+                 runtime: str = "none", port: int = 0, base_image: str | None = None) -> None:
         self.path = path
-        self.runtime = runtime  # process: online endpoints are served; none: recorded only
+        self.runtime = runtime  # process | container: online endpoints are served; none: recorded only
         self.port = port
+        self.base_image = base_image
         self._deployer: Deployer | None = None
         self.url = database or f"sqlite:///{path / 'state.db'}"
         self.warn = warn
+        self.note: Callable[[str], None] = _note  # progress of slow steps (environment and image builds)
         self.artifacts = ArtifactStore(path)
         try:
             self.engine: Engine = db.make_engine(self.url)
@@ -76,10 +82,10 @@ class LocalBackend:
         """What serves online endpoints, or None when this workspace only records them."""
         if self.runtime == "none":
             return None
-        if self.runtime != "process":
-            raise WorkspaceError(f"runtime '{self.runtime}' is not available in this version; use runtime: process")
+        if self.runtime not in ("process", "container"):
+            raise WorkspaceError(f"unknown runtime '{self.runtime}': use process, container or none")
         if self._deployer is None:
-            self._deployer = Deployer(self, ServingController(self.path, self.port))
+            self._deployer = Deployer(self, ServingController(self.path, self.port), self.runtime, self.base_image)
         return self._deployer
 
     # -- connection handling -------------------------------------------------------------------

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_gitops.addresses import Address, Kind
 from mlops_gitops.backends.local.serving import ServingController, materialise
 from mlops_gitops.errors import WorkspaceError
-from mlops_gitops.runtime.envs import EnvironmentError_, ensure_env, resolve_conda, resolve_requirements
+from mlops_gitops.runtime.containers import ContainerError, Engine
+from mlops_gitops.runtime.envs import (
+    EnvironmentError_,
+    ResolvedEnv,
+    ensure_env,
+    resolve_conda,
+    resolve_requirements,
+)
+from mlops_gitops.runtime.packaging import DEFAULT_BASE_IMAGE, ImageRecipe, build_image
 from mlops_gitops.runtime.serving.config import DeploymentConfig, EndpointConfig
-from mlops_gitops.state import ArtifactFile, DesiredResource
+from mlops_gitops.state import ActualResource, ArtifactFile, DesiredResource
 
 if TYPE_CHECKING:
     from mlops_gitops.backends.local.backend import LocalBackend
@@ -25,9 +35,12 @@ def _under(files: list[ArtifactFile] | tuple[ArtifactFile, ...], prefix: str) ->
 
 
 class Deployer:
-    def __init__(self, backend: LocalBackend, controller: ServingController) -> None:
+    def __init__(self, backend: LocalBackend, controller: ServingController, runtime: str = "process",
+                 base_image: str | None = None) -> None:
         self.backend = backend
         self.controller = controller
+        self.runtime = runtime  # process | container
+        self.base_image = base_image  # replaces environments' own images (runtime: container, package)
         self.ws = backend.path
 
     # -- hooks called by the backend before it records a change -------------------------------------
@@ -67,10 +80,20 @@ class Deployer:
         return EndpointConfig(name, auth_mode, keys, dict(traffic_spec.get("traffic") or {}),
                               dict(traffic_spec.get("mirror_traffic") or {}))
 
-    def deployment_config(self, desired: DesiredResource) -> DeploymentConfig:
-        spec, refs = desired.spec, desired.derived.get("refs") or {}
-        endpoint, _, name = desired.address.name.partition("/")
-        here = self.ws / "deployments" / endpoint / name / desired.spec_hash[:16]
+    def deployment_config(self, desired: DesiredResource | ActualResource) -> DeploymentConfig:
+        """What the host needs to serve a deployment: files laid out, environment or image built."""
+        cfg, env = self.layout(desired)
+        if self.runtime == "container":
+            cfg.image = self.image(cfg, env)
+        elif cfg.scoring_script:
+            cfg.python = self.environment_python(env)
+        return cfg
+
+    def layout(self, res: DesiredResource | ActualResource) -> tuple[DeploymentConfig, EnvSource | None]:
+        spec, refs = res.spec, res.derived.get("refs") or {}
+        files = list(res.artifacts if isinstance(res, DesiredResource) else res.files)
+        endpoint, _, name = res.address.name.partition("/")
+        here = self.ws / "deployments" / endpoint / name / res.spec_hash[:16]
         model_name = model_version = model_dir = None
         if "model" in refs:
             model_name, _, model_version = refs["model"].partition(":")
@@ -80,29 +103,30 @@ class Deployer:
             model_dir = materialise([(f.rel, f.sha256) for f in model.files], self.backend.artifact_path,
                                     self.ws / "models" / model_name / model_version)
         elif isinstance(spec.get("model"), dict):
-            model_dir = materialise(_under(desired.artifacts, "model.path/"), self.backend.artifact_path,
-                                    here / "model")
+            model_dir = materialise(_under(files, "model.path/"), self.backend.artifact_path, here / "model")
         cc = spec.get("code_configuration") or {}
-        code_dir = python = None
+        code_dir = None
+        env = None
         if cc:
-            code_dir = str(materialise(_under(desired.artifacts, "code_configuration.code/"),
-                                       self.backend.artifact_path, here / "code"))
-            python = self.environment_python(spec.get("environment"), refs.get("environment"), desired)
+            code_dir = str(materialise(_under(files, "code_configuration.code/"), self.backend.artifact_path,
+                                       here / "code"))
+            env = self._environment(spec.get("environment"), refs.get("environment"), files, here)
         ignored = [key for key in AZURE_ONLY if spec.get(key) not in (None, False)]
         if ignored:
-            self.backend.warn(f"{desired.address}: {', '.join(ignored)} describe Azure compute and do not apply "
+            self.backend.warn(f"{res.address}: {', '.join(ignored)} describe Azure compute and do not apply "
                               "to the local workspace")
         rs = spec.get("request_settings") or {}
-        return DeploymentConfig(
+        cfg = DeploymentConfig(
             endpoint=endpoint, name=name, model_name=model_name, model_version=model_version,
             model_dir=str(model_dir) if model_dir else None, code_dir=code_dir,
-            scoring_script=cc.get("scoring_script"), python=python,
+            scoring_script=cc.get("scoring_script"),
             environment_variables={str(k): str(v) for k, v in (spec.get("environment_variables") or {}).items()},
             instance_count=int(spec.get("instance_count", 1)),
             max_concurrent_requests_per_instance=int(rs.get("max_concurrent_requests_per_instance", 1)),
-            request_timeout_ms=int(rs.get("request_timeout_ms", 5000)), spec_hash=desired.spec_hash)
+            request_timeout_ms=int(rs.get("request_timeout_ms", 5000)), spec_hash=res.spec_hash)
+        return cfg, env
 
-    def environment_python(self, env: Any, ref: str | None, desired: DesiredResource) -> str:
+    def _environment(self, env: Any, ref: str | None, files: list[ArtifactFile], here: Path) -> EnvSource | None:
         if ref is not None:
             env_name, _, env_version = ref.partition(":")
             row = self.backend.get(Address(Kind.ENVIRONMENT, env_name, env_version))
@@ -110,32 +134,79 @@ class Deployer:
                 raise WorkspaceError(f"environment {ref} is not registered in the workspace")
             spec, files, prefix, label = row.spec, list(row.files), "", f"environment {ref}"
         elif isinstance(env, dict):
-            spec, files, prefix, label = env, list(desired.artifacts), "environment.", "the inline environment"
+            spec, prefix, label = env, "environment.", "the inline environment"
         else:
-            return sys.executable  # no environment named: the scoring script runs with the host's Python
+            return None  # no environment named: the scoring script runs with the server's Python
+        source = EnvSource(label, image=spec.get("image"))
         conda = spec.get("conda_file")
         try:
             if isinstance(conda, dict):
-                resolved = resolve_conda(conda)
+                source.resolved = resolve_conda(conda)
             elif isinstance(conda, str):
                 found = _under(files, f"{prefix}conda_file/")
                 if not found:
                     raise WorkspaceError(f"{label}: its conda file was not stored")
-                resolved = resolve_conda(_yaml(self.backend.artifact_path(found[0][1]).read_text()))
+                source.resolved = resolve_conda(_yaml(self.backend.artifact_path(found[0][1]).read_text()))
             elif spec.get("build"):
-                context = dict(_under(files, f"{prefix}build.path/"))
-                if "requirements.txt" in context:
-                    text = self.backend.artifact_path(context["requirements.txt"]).read_text()
-                    resolved = resolve_requirements(text)
-                else:
-                    raise WorkspaceError(f"{label} is built from a Docker context; the process runtime needs a "
-                                         "requirements.txt in it (or use runtime: container)")
-            else:
-                raise WorkspaceError(f"{label} names only an image; the process runtime needs a conda_file "
-                                     "(or use runtime: container)")
-            return str(ensure_env(self.ws / "envs", resolved, log=self.backend.warn))
+                context = _under(files, f"{prefix}build.path/")
+                source.context = materialise(context, self.backend.artifact_path, here / "environment")
+                digest = dict(context).get("requirements.txt")
+                if digest is not None:
+                    source.resolved = resolve_requirements(self.backend.artifact_path(digest).read_text())
         except EnvironmentError_ as exc:
             raise WorkspaceError(f"{label}: {exc}") from None
+        return source
+
+    def environment_python(self, env: EnvSource | None) -> str:
+        """The process runtime: the interpreter of the environment's virtual environment."""
+        if env is None:
+            return sys.executable
+        if env.resolved is None:
+            what = "is built from a Docker context without a requirements.txt" if env.context else "names only an image"
+            raise WorkspaceError(f"{env.label} {what}; the process runtime needs a conda_file or requirements.txt "
+                                 "(or use runtime: container)")
+        try:
+            return str(ensure_env(self.ws / "envs", env.resolved, log=self.backend.note))
+        except EnvironmentError_ as exc:
+            raise WorkspaceError(f"{env.label}: {exc}") from None
+
+    def recipe(self, cfg: DeploymentConfig, env: EnvSource | None) -> ImageRecipe:
+        recipe = ImageRecipe(cfg, base_image=self.base_image or DEFAULT_BASE_IMAGE)
+        if env is None:
+            return recipe
+        recipe.env_label = env.label
+        if self.base_image is None and env.context is not None:
+            recipe.env_context = env.context
+        elif self.base_image is None and env.image:
+            recipe.base_image = env.image
+        elif env.image or env.context:
+            self.backend.warn(f"{env.label}: its {'image' if env.image else 'build context'} is replaced by the "
+                              f"configured base image {self.base_image}")
+        if env.resolved is not None and recipe.env_context is None:
+            recipe.script_python, recipe.env_requirements = "env", env.resolved.requirements
+            if env.resolved.skipped:
+                self.backend.warn(f"{env.label}: conda-only dependencies are not installed in the image: "
+                                  f"{', '.join(env.resolved.skipped)}")
+        else:  # the environment's own image (or context) provides the packages, unless it was replaced
+            recipe.script_python = "image" if self.base_image is None else "server"
+        return recipe
+
+    def image(self, cfg: DeploymentConfig, env: EnvSource | None, tag: str | None = None) -> str:
+        try:
+            engine = Engine.connect()
+            return build_image(engine, self.recipe(cfg, env), tag, log=self.backend.note)
+        except ContainerError as exc:
+            raise WorkspaceError(str(exc)) from None
+
+
+@dataclass
+class EnvSource:
+    """Where a deployment's environment comes from, as the runtimes need it."""
+
+    label: str
+    resolved: ResolvedEnv | None = None  # pip requirements (conda file or requirements.txt)
+    image: str | None = None
+    context: Path | None = None  # a Docker build context, materialised
 
 
 def _yaml(text: str) -> dict[str, Any]:

@@ -181,6 +181,8 @@ class HostApp:
 
     async def _run(self, live: LiveDeployment, body: bytes, v2: bool) -> bytes:
         runner = live.runner
+        if runner.kind == "container":
+            return await runner.forward(body, v2)  # type: ignore[no-any-return]
         if runner.kind == "script":
             if v2:
                 raise bad_request("this deployment runs a scoring script: call /endpoints/{name}/score")

@@ -26,6 +26,7 @@ class DeploymentConfig:
     request_timeout_ms: int = 5000
     max_body_bytes: int = 4 * 1024 * 1024
     spec_hash: str = ""  # changes whenever the deployment must be reloaded
+    image: str | None = None  # runtime: container — the deployment's image, run beside the host
 
     @property
     def key(self) -> str:

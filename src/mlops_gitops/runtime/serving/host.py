@@ -1,7 +1,9 @@
 """The endpoint host process: `python -m mlops_gitops.runtime.serving.host --workspace DIR`.
 
 It serves what <workspace>/serving.json describes, writes <workspace>/host.json (pid, port, admin token)
-once it listens, logs to <workspace>/logs/host.log, and stops on SIGTERM after in-flight requests finish.
+once it listens, logs to <workspace>/logs/host.log (or, with --log-stderr as in an image, to stderr),
+and stops on SIGTERM after in-flight requests finish. MLOPS_GITOPS_ENDPOINT_KEYS=k1,k2 makes every
+endpoint require one of those keys (how a packaged image is given keys without baking them in).
 """
 
 from __future__ import annotations
@@ -36,11 +38,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workspace", required=True, type=Path)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--log-stderr", action="store_true", help="log to stderr instead of files")
     args = parser.parse_args(argv)
     workspace: Path = args.workspace.resolve()
-    (workspace / "logs").mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(filename=workspace / "logs" / "host.log", level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    if args.log_stderr:
+        logging.basicConfig(stream=sys.stderr, level=logging.INFO, format=log_format)
+    else:
+        (workspace / "logs").mkdir(parents=True, exist_ok=True)
+        logging.basicConfig(filename=workspace / "logs" / "host.log", level=logging.INFO, format=log_format)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -51,8 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     sock.listen(2048)  # listening before host.json names the port: early clients wait in the backlog
     port = sock.getsockname()[1]
     token = secrets.token_urlsafe(32)
-    state = HostState(workspace)
+    state = HostState(workspace, log_files=not args.log_stderr)
     initial = ServingConfig.load(workspace / "serving.json")
+    keys = [k for k in os.environ.get("MLOPS_GITOPS_ENDPOINT_KEYS", "").split(",") if k]
+    if keys:
+        for endpoint in initial.endpoints.values():
+            endpoint.auth_mode, endpoint.keys = "key", keys
     app = HostApp(state, token, on_started=lambda: write_info(workspace, port, token), initial=initial)
     config = uvicorn.Config(app, loop="uvloop", http="httptools", lifespan="on", log_level="warning",
                             access_log=False, proxy_headers=False, server_header=False, date_header=False,

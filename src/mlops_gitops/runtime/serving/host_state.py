@@ -34,8 +34,9 @@ class LiveDeployment:
 
 
 class HostState:
-    def __init__(self, workspace: Path) -> None:
+    def __init__(self, workspace: Path, log_files: bool = True) -> None:
         self.workspace = workspace
+        self.log_files = log_files  # False in an image: scripts log to the host's stderr
         self.config = ServingConfig()
         self.routes: dict[str, Route] = {}
         self.deployments: dict[str, LiveDeployment] = {}
@@ -43,10 +44,21 @@ class HostState:
         self._lock = asyncio.Lock()  # admin changes one at a time; requests never wait on it
 
     async def _start_runner(self, cfg: DeploymentConfig) -> Any:
+        log_path = self.workspace / "logs" / cfg.endpoint / f"{cfg.name}.log"
+        if cfg.image:
+            from mlops_gitops.runtime.serving.container_runner import ContainerRunner
+
+            container = ContainerRunner(cfg, self.workspace, log_path)
+            try:
+                await container.start()
+            except BaseException:
+                await container.close()
+                raise
+            return container
         if cfg.scoring_script:
             from mlops_gitops.runtime.serving.script_runner import ScriptRunner
 
-            runner = ScriptRunner(cfg, self.workspace / "logs" / cfg.endpoint / f"{cfg.name}.log")
+            runner = ScriptRunner(cfg, log_path if self.log_files else None)
             await runner.start()
             return runner
         if not cfg.model_dir:
@@ -107,6 +119,13 @@ class HostState:
 
     async def load(self, config: ServingConfig) -> None:
         """Start from a saved configuration (host start): what fails to load is logged and left out."""
+        if any(cfg.image for cfg in config.deployments.values()):
+            from mlops_gitops.runtime.serving.container_runner import reap
+
+            try:
+                await asyncio.to_thread(reap, self.workspace)
+            except Exception as exc:  # no engine: each container deployment reports it when it loads
+                log.error("could not clean up leftover containers: %s", exc)
         for cfg in config.deployments.values():
             try:
                 await self.put_deployment(cfg)

@@ -7,6 +7,7 @@ log); one that outlives the request timeout is killed and restarted so it cannot
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import struct
@@ -22,7 +23,7 @@ log = logging.getLogger("mlops_gitops.host")
 
 
 class Worker:
-    def __init__(self, cfg: DeploymentConfig, index: int, log_path: Path) -> None:
+    def __init__(self, cfg: DeploymentConfig, index: int, log_path: Path | None) -> None:
         self.cfg = cfg
         self.index = index
         self.log_path = log_path
@@ -33,8 +34,11 @@ class Worker:
         env = {**os.environ, **cfg.environment_variables, "PYTHONUNBUFFERED": "1",
                "AZUREML_MODEL_DIR": cfg.model_dir or "", "AZUREML_ENDPOINT": cfg.endpoint,
                "AZUREML_DEPLOYMENT": cfg.name, "AZUREML_WORKER_INDEX": str(self.index)}
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log_file:
+        with contextlib.ExitStack() as stack:
+            log_file = None  # no log file (in an image): the script's output joins the host's stderr
+            if self.log_path is not None:
+                self.log_path.parent.mkdir(parents=True, exist_ok=True)
+                log_file = stack.enter_context(open(self.log_path, "ab"))
             self.proc = await asyncio.create_subprocess_exec(
                 cfg.python or sys.executable, str(WORKER), cfg.code_dir or ".", cfg.scoring_script or "score.py",
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log_file, env=env,
@@ -44,10 +48,11 @@ class Worker:
         except (TimeoutError, ConnectionError) as exc:
             await self.kill()
             reason = "did not finish init()" if isinstance(exc, TimeoutError) else "exited during init()"
-            raise RuntimeError(f"worker {self.index} {reason}; see {self.log_path}") from None
+            raise RuntimeError(f"worker {self.index} {reason}; see {self.log_path or 'the host log'}") from None
         if status != 0:
             await self.kill()
-            raise RuntimeError(f"init() failed: {payload.decode(errors='replace')} (log: {self.log_path})")
+            raise RuntimeError(f"init() failed: {payload.decode(errors='replace')} "
+                               f"(log: {self.log_path or 'the host log'})")
 
     async def _receive(self) -> tuple[int, bytes]:
         assert self.proc is not None and self.proc.stdout is not None
@@ -91,7 +96,7 @@ class Worker:
 class ScriptRunner:
     kind = "script"
 
-    def __init__(self, cfg: DeploymentConfig, log_path: Path) -> None:
+    def __init__(self, cfg: DeploymentConfig, log_path: Path | None) -> None:
         self.cfg = cfg
         self.log_path = log_path
         self.workers = [Worker(cfg, i, log_path) for i in range(max(1, cfg.instance_count))]
@@ -143,6 +148,8 @@ class ScriptRunner:
 
     def _note(self, message: str) -> None:
         log.warning("%s/%s: %s", self.cfg.endpoint, self.cfg.name, message)
+        if self.log_path is None:
+            return
         with open(self.log_path, "a", encoding="utf-8") as f:
             f.write(f"[mlops-gitops] {message}\n")
 

@@ -1,0 +1,44 @@
+"""`mlops-gitops package ENDPOINT/DEPLOYMENT --tag IMAGE`: a deployment of the workspace as an OCI image."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlops_gitops.addresses import Address, Kind
+from mlops_gitops.backends.local.deploy import Deployer
+from mlops_gitops.backends.local.serving import ServingController
+from mlops_gitops.commands.common import EXIT_OK, err, open_project, out, workspace_backend
+from mlops_gitops.errors import ConfigError, WorkspaceError
+from mlops_gitops.runtime.containers import ContainerError, Engine
+from mlops_gitops.runtime.packaging import build_image, copy_context
+
+
+def package(target: str, tag: str | None = None, path: str = ".", workspace: str | None = None,
+            base_image: str | None = None, output: str | None = None) -> int:
+    endpoint, sep, name = target.partition("/")
+    if not sep or not endpoint or not name:
+        raise ConfigError(f"'{target}' is not ENDPOINT/DEPLOYMENT")
+    project = open_project(path)
+    with workspace_backend(project, workspace) as (ws_name, backend):
+        row = backend.get(Address(Kind.ONLINE_DEPLOYMENT, target))
+        if row is None or row.status != "active":
+            raise WorkspaceError(f"deployment {target} is not in workspace '{ws_name}'; apply the repository first")
+        deployer = Deployer(backend, ServingController(backend.path), "container", base_image or backend.base_image)
+        cfg, env = deployer.layout(row)
+        recipe = deployer.recipe(cfg, env)
+        try:
+            if output is not None:
+                digest = copy_context(recipe, Path(output))
+                out(f"Wrote the build context of {target} to {output} (digest {digest[:16]}); build it with: "
+                    f"docker build -t {tag or 'IMAGE'} {output}")
+                return EXIT_OK
+            engine = Engine.connect()
+            image = build_image(engine, recipe, tag, log=err)
+        except ContainerError as exc:
+            raise WorkspaceError(str(exc)) from None
+    out(f"Built {image} for {target}" + (f" (model {cfg.model_name}:{cfg.model_version})" if cfg.model_name else ""))
+    out(f"Run it:   docker run --rm -p 8080:8080 {image}   (or podman run …; add -e MLOPS_GITOPS_ENDPOINT_KEYS=KEY "
+        "to require a key)")
+    out(f"Score:    curl -s -X POST localhost:8080/endpoints/{endpoint}/score -H 'content-type: application/json' "
+        "-d @request.json")
+    return EXIT_OK

@@ -1,0 +1,134 @@
+"""The container driver: a Docker Engine API (Docker, or Podman's compatible service) through `docker`.
+
+Only what packaging and the container runtime need: build an image from a folder, make sure a base
+image is present, run, stop and remove labelled containers, read their logs. Every engine failure
+becomes a ContainerError with a message a user can act on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+LABEL = "org.mlops-gitops"
+
+
+class ContainerError(Exception):
+    pass
+
+
+def _docker() -> Any:
+    try:
+        import docker
+    except ImportError:
+        raise ContainerError("the container runtime needs the docker library: "
+                             "pip install 'mlops-gitops[docker]'") from None
+    return docker
+
+
+class Engine:
+    """A connection to the engine named by DOCKER_HOST (or the default socket)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    @classmethod
+    def connect(cls, base_url: str | None = None) -> Engine:
+        docker = _docker()
+        url = base_url or os.environ.get("DOCKER_HOST")
+        where = url or "the default Docker socket"
+        try:
+            client = docker.DockerClient(base_url=url, timeout=600) if url else docker.from_env(timeout=600)
+            client.ping()
+        except Exception as exc:  # DockerException, connection errors, bad URLs
+            raise ContainerError(
+                f"no container engine reachable at {where} ({_short(exc)}); start Docker, or Podman's "
+                "service (scripts/ensure-podman.sh) and set DOCKER_HOST") from None
+        return cls(client)
+
+    # -- images ----------------------------------------------------------------------------------
+
+    def has_image(self, name: str) -> bool:
+        docker = _docker()
+        try:
+            self.client.images.get(name)
+            return True
+        except docker.errors.ImageNotFound:
+            return False
+        except docker.errors.APIError as exc:
+            raise ContainerError(f"the engine could not look up image {name}: {_short(exc)}") from None
+
+    def ensure_image(self, name: str, hint: str = "") -> None:
+        """Make sure `name` is present, pulling it if the engine does not have it."""
+        if self.has_image(name):
+            return
+        try:
+            self.client.images.pull(name)
+        except Exception as exc:
+            raise ContainerError(f"image {name} is not in the engine and could not be pulled: {_short(exc)}"
+                                 + (f"; {hint}" if hint else "")) from None
+
+    def build(self, context: Path, tag: str, labels: dict[str, str] | None = None) -> None:
+        """Build `context` (which holds a Dockerfile) as `tag`; the build log tail is in any error."""
+        docker = _docker()
+        lines: list[str] = []
+        try:
+            stream = self.client.api.build(path=str(context), tag=tag, rm=True, forcerm=True, decode=True,
+                                           network_mode="host", labels=labels or {})
+            for chunk in stream:
+                if "error" in chunk or "errorDetail" in chunk:
+                    detail = chunk.get("errorDetail", {}).get("message") or chunk.get("error")
+                    raise ContainerError(f"building {tag} failed: {str(detail).strip()}\n" + "\n".join(lines[-15:]))
+                text = str(chunk.get("stream") or "").rstrip()
+                if text:
+                    lines.append(text)
+        except docker.errors.APIError as exc:
+            raise ContainerError(f"building {tag} failed: {_short(exc)}\n" + "\n".join(lines[-15:])) from None
+        if not self.has_image(tag):  # Podman reports some failures only by not producing the image
+            raise ContainerError(f"building {tag} produced no image:\n" + "\n".join(lines[-15:]))
+
+    # -- containers ------------------------------------------------------------------------------
+
+    def run(self, image: str, name: str, command: list[str], environment: dict[str, str],
+            labels: dict[str, str]) -> Any:
+        """Start a detached container on the host network (replacing one left over with the same name)."""
+        self.remove(name)
+        try:
+            return self.client.containers.run(image, command=command, name=name, detach=True,
+                                              network_mode="host", environment=environment,
+                                              labels={LABEL: "1", **labels})
+        except Exception as exc:
+            raise ContainerError(f"could not start a container from {image}: {_short(exc)}") from None
+
+    def remove(self, name: str) -> None:
+        docker = _docker()
+        try:
+            self.client.containers.get(name).remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if getattr(exc, "status_code", None) != 404:
+                raise ContainerError(f"could not remove container {name}: {_short(exc)}") from None
+
+    def labelled(self, labels: dict[str, str]) -> list[Any]:
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        return list(self.client.containers.list(all=True, filters=filters))
+
+    def state(self, container: Any) -> tuple[str, int | None]:
+        """('running' | 'exited' | …, exit code when it has exited)."""
+        container.reload()
+        info = container.attrs.get("State") or {}
+        return str(info.get("Status", "unknown")), info.get("ExitCode")
+
+    def logs(self, container: Any, follow: bool = False) -> Iterator[bytes]:
+        if follow:
+            yield from container.logs(stream=True, follow=True, stdout=True, stderr=True)
+        else:
+            yield container.logs(stdout=True, stderr=True)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(getattr(exc, "explanation", None) or exc).strip()
+    return text.splitlines()[-1][:400] if text else type(exc).__name__

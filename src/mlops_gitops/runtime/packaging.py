@@ -1,0 +1,198 @@
+"""Package one deployment as an OCI image: a build context whose Dockerfile comes from templates/.
+
+The image holds the model, the scoring code, the deployment's environment and this project's own
+scoring server (its source and the exact versions of the packages it runs on here), with a
+serving.json that serves the one deployment. The context is written deterministically, so its digest
+names the image: an unchanged deployment is never rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from importlib import metadata
+from importlib.resources import files
+from pathlib import Path
+from typing import Literal
+
+import jinja2
+
+import mlops_gitops
+from mlops_gitops.runtime.containers import ContainerError, Engine
+from mlops_gitops.runtime.serving.config import DeploymentConfig, EndpointConfig, ServingConfig
+
+DEFAULT_BASE_IMAGE = "mlops-gitops-base:bookworm"
+APP = "/var/azureml-app"
+SERVER_PYTHON = "/opt/mlops/server/bin/python"
+ENV_PYTHON = "/opt/mlops/env/bin/python"
+# What the endpoint host imports (runtime/serving); pinned to the versions installed here.
+SERVER_PACKAGES = ("uvicorn", "uvloop", "httptools", "orjson", "numpy", "onnxruntime", "prometheus-client")
+LABEL_PREFIX = "org.mlops-gitops"
+
+
+@dataclass
+class ImageRecipe:
+    deployment: DeploymentConfig  # paths as on this machine (model_dir, code_dir)
+    base_image: str = DEFAULT_BASE_IMAGE
+    # Where a scoring script's Python comes from: a venv with `env_requirements` built in the image,
+    # the base image's own python3 (an environment given as an image or Docker context), or the server's.
+    script_python: Literal["env", "image", "server"] = "server"
+    env_requirements: tuple[str, ...] = ()
+    env_label: str = ""
+    env_context: Path | None = None  # an environment's Docker build context: built first, used as base
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def server_requirements() -> list[str]:
+    reqs = []
+    for name in SERVER_PACKAGES:
+        try:
+            reqs.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            reqs.append(name)
+    return reqs
+
+
+def _ca_bundle() -> Path | None:
+    """The CA bundle pip uses here; images that pip-install need it where TLS is intercepted."""
+    for candidate in (os.environ.get("PIP_CERT"), os.environ.get("SSL_CERT_FILE"),
+                      "/etc/ssl/certs/ca-certificates.crt"):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+def _build_env() -> dict[str, str]:
+    """Index settings of this machine that also work inside a build (file:// indexes do not)."""
+    keep = {}
+    for key in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST"):
+        value = os.environ.get(key, "")
+        if value and "file:" not in value:
+            keep[key] = value
+    return keep
+
+
+class _Context:
+    """Files written into the build context, hashed as they go."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.digests: dict[str, str] = {}
+
+    def write(self, rel: str, data: bytes) -> None:
+        target = self.root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        self.digests[rel] = hashlib.sha256(data).hexdigest()
+
+    def copy_tree(self, source: Path, prefix: str, keep: Callable[[Path], bool] = lambda p: True) -> None:
+        for path in sorted(source.rglob("*")):
+            if path.is_file() and keep(path) and path.name != ".complete":
+                self.write(f"{prefix}/{path.relative_to(source).as_posix()}", path.read_bytes())
+
+    def digest(self) -> str:
+        text = json.dumps(sorted(self.digests.items()))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _in_image(recipe: ImageRecipe) -> DeploymentConfig:
+    cfg = recipe.deployment
+    if cfg.model_dir is None:
+        model_dir = None
+    elif cfg.model_name:
+        model_dir = f"{APP}/azureml-models/{cfg.model_name}/{cfg.model_version}"
+    else:
+        model_dir = f"{APP}/model"
+    python = {"env": ENV_PYTHON, "image": "python3", "server": SERVER_PYTHON}[recipe.script_python]
+    return replace(cfg, model_dir=model_dir, code_dir=f"{APP}/code" if cfg.code_dir else None,
+                   python=python if cfg.scoring_script else None, image=None)
+
+
+def write_context(recipe: ImageRecipe, root: Path, base_image: str | None = None) -> str:
+    """Lay out the build context for `recipe` in `root`; returns its digest."""
+    ctx = _Context(root)
+    cfg = _in_image(recipe)
+    serving = ServingConfig(endpoints={cfg.endpoint: EndpointConfig(cfg.endpoint, "none", [], {cfg.name: 100})},
+                            deployments={cfg.key: cfg})
+    ctx.write("serving.json", serving.to_json().encode())
+    ctx.write("server-requirements.txt", "\n".join(server_requirements()).encode() + b"\n")
+    if recipe.script_python == "env":
+        ctx.write("env-requirements.txt", "\n".join(recipe.env_requirements).encode() + b"\n")
+    ca = _ca_bundle()
+    if ca is not None:
+        ctx.write("ca-certificates.crt", ca.read_bytes())
+    package = Path(mlops_gitops.__file__).parent
+    ctx.copy_tree(package, "lib/mlops_gitops", keep=lambda p: p.suffix == ".py" and "__pycache__" not in p.parts)
+    if recipe.deployment.model_dir:
+        ctx.copy_tree(Path(recipe.deployment.model_dir), "model")
+    if recipe.deployment.code_dir:
+        ctx.copy_tree(Path(recipe.deployment.code_dir), "code")
+    template = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True).from_string(
+        files("mlops_gitops").joinpath("templates/Dockerfile.j2").read_text(encoding="utf-8"))
+    labels = {f"{LABEL_PREFIX}.endpoint": cfg.endpoint, f"{LABEL_PREFIX}.deployment": cfg.name,
+              **({f"{LABEL_PREFIX}.model": f"{cfg.model_name}:{cfg.model_version}"} if cfg.model_name else {}),
+              **recipe.labels}
+    dockerfile = template.render(
+        version=mlops_gitops.__version__, endpoint=cfg.endpoint, deployment=cfg.name,
+        base_image=base_image or recipe.base_image, labels=labels, ca_bundle=ca is not None,
+        build_env=_build_env(), env_requirements=recipe.script_python == "env", env_label=recipe.env_label,
+        model_dir=cfg.model_dir, code_dir=cfg.code_dir)
+    ctx.write("Dockerfile", dockerfile.encode())
+    return ctx.digest()
+
+
+def default_tag(recipe: ImageRecipe, digest: str) -> str:
+    cfg = recipe.deployment
+    return f"mlops-gitops/{cfg.endpoint}-{cfg.name}:{digest[:16]}"
+
+
+def build_image(engine: Engine, recipe: ImageRecipe, tag: str | None = None,
+                log: Callable[[str], None] = print) -> str:
+    """Build (or find already built) the image of `recipe`; returns its tag."""
+    base = _base_image(engine, recipe, log)
+    with tempfile.TemporaryDirectory(prefix="mlops-gitops-image-") as tmp:
+        digest = write_context(recipe, Path(tmp), base)
+        name = tag or default_tag(recipe, digest)
+        if tag is None and engine.has_image(name):
+            return name  # same context, same image
+        log(f"  building image {name} from {base}")
+        engine.build(Path(tmp), name)
+    return name
+
+
+def _base_image(engine: Engine, recipe: ImageRecipe, log: Callable[[str], None]) -> str:
+    if recipe.env_context is None:
+        hint = ("run scripts/ensure-podman.sh to build it" if recipe.base_image == DEFAULT_BASE_IMAGE
+                else "set base_image in the workspace config or pass --base-image to use another")
+        engine.ensure_image(recipe.base_image, hint)
+        return recipe.base_image
+    tree = sorted((p.relative_to(recipe.env_context).as_posix(), hashlib.sha256(p.read_bytes()).hexdigest())
+                  for p in recipe.env_context.rglob("*") if p.is_file() and p.name != ".complete")
+    tag = f"mlops-gitops/env:{hashlib.sha256(json.dumps(tree).encode()).hexdigest()[:16]}"
+    if not engine.has_image(tag):
+        if not (recipe.env_context / "Dockerfile").is_file():
+            raise ContainerError(f"{recipe.env_label}: its build context has no Dockerfile")
+        log(f"  building the environment image {tag} ({recipe.env_label})")
+        engine.build(recipe.env_context, tag)
+    return tag
+
+
+def copy_context(recipe: ImageRecipe, dest: Path) -> str:
+    """Write the build context to `dest` (for `package --context-only`); returns its digest."""
+    if dest.exists() and any(dest.iterdir()):
+        raise ContainerError(f"{dest} is not empty")
+    if recipe.env_context is not None:
+        raise ContainerError(f"{recipe.env_label} is built from a Docker context, so the image's base exists only "
+                             "once an engine has built it; package it without --output")
+    staging = Path(tempfile.mkdtemp(prefix="mlops-gitops-context-"))
+    try:
+        digest = write_context(recipe, staging)
+        shutil.copytree(staging, dest, dirs_exist_ok=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return digest
