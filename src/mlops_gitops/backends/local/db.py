@@ -143,6 +143,58 @@ locks = Table(
 )
 
 
+# Pipeline runs: one row per run, one per step, and the reuse cache (step key -> outputs).
+runs = Table(
+    "mg_runs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("pipeline", String(300), nullable=False),
+    Column("status", String(16), nullable=False),  # running | completed | failed | cancelled
+    Column("cancel_requested", Boolean, nullable=False, default=False),
+    Column("started_at", String(40), nullable=False),
+    Column("finished_at", String(40)),
+    Column("submitted_by", Text, nullable=False),
+    Column("pid", Integer),
+    Column("source_file", Text),
+    Column("apply_id", String(64)),
+    Column("snapshot", Text, nullable=False, default="{}"),  # git commit, diff, parameters, environments
+    Column("outputs", Text, nullable=False, default="{}"),
+    Column("message", Text, nullable=False, default=""),
+)
+
+run_steps = Table(
+    "mg_run_steps",
+    metadata,
+    Column("run_id", String(64), ForeignKey("mg_runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("step", String(255), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("key", String(64), nullable=False, default=""),
+    Column("component", Text, nullable=False, default=""),
+    Column("exit_code", Integer),
+    Column("pid", Integer),
+    Column("started_at", String(40)),
+    Column("finished_at", String(40)),
+    Column("inputs", Text, nullable=False, default="{}"),
+    Column("outputs", Text, nullable=False, default="{}"),
+    Column("metrics", Text, nullable=False, default="{}"),
+    Column("environment", Text, nullable=False, default="{}"),
+    Column("reused_from", Text, nullable=False, default=""),
+    Column("log", Text, nullable=False, default=""),
+    Column("message", Text, nullable=False, default=""),
+)
+
+step_cache = Table(
+    "mg_step_cache",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("run_id", String(64), nullable=False),
+    Column("step", String(255), nullable=False),
+    Column("outputs", Text, nullable=False),
+    Column("metrics", Text, nullable=False, default="{}"),
+    Column("created_at", String(40), nullable=False),
+)
+
+
 def mask_url(url: str) -> str:
     """Hide the password of a database URL in messages."""
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import sys
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_gitops.addresses import Address, Kind
+from mlops_gitops.backends.local.environments import EnvResolver, EnvSource, under
 from mlops_gitops.backends.local.serving import ServingController, materialise
 from mlops_gitops.errors import WorkspaceError
 from mlops_gitops.runtime.containers import ContainerError, Engine
-from mlops_gitops.runtime.envs import (
-    EnvironmentError_,
-    ResolvedEnv,
-    ensure_env,
-    resolve_conda,
-    resolve_requirements,
-)
 from mlops_gitops.runtime.packaging import DEFAULT_BASE_IMAGE, ImageRecipe, build_image
 from mlops_gitops.runtime.serving.config import DeploymentConfig, EndpointConfig
-from mlops_gitops.state import ActualResource, ArtifactFile, DesiredResource
+from mlops_gitops.state import ActualResource, DesiredResource
 
 if TYPE_CHECKING:
     from mlops_gitops.backends.local.backend import LocalBackend
@@ -28,10 +19,6 @@ if TYPE_CHECKING:
 # Deployment settings that describe Azure compute: accepted, recorded, and not acted on locally.
 AZURE_ONLY = ("instance_type", "app_insights_enabled", "scale_settings", "egress_public_network_access",
               "liveness_probe", "readiness_probe", "resources")
-
-
-def _under(files: list[ArtifactFile] | tuple[ArtifactFile, ...], prefix: str) -> list[tuple[str, str]]:
-    return [(f.rel[len(prefix):], f.sha256) for f in files if f.rel.startswith(prefix)]
 
 
 class Deployer:
@@ -42,6 +29,7 @@ class Deployer:
         self.runtime = runtime  # process | container
         self.base_image = base_image  # replaces environments' own images (runtime: container, package)
         self.ws = backend.path
+        self.envs = EnvResolver(backend)
 
     # -- hooks called by the backend before it records a change -------------------------------------
 
@@ -86,7 +74,7 @@ class Deployer:
         if self.runtime == "container":
             cfg.image = self.image(cfg, env)
         elif cfg.scoring_script:
-            cfg.python = self.environment_python(env)
+            cfg.python = self.envs.python(env)
         return cfg
 
     def layout(self, res: DesiredResource | ActualResource) -> tuple[DeploymentConfig, EnvSource | None]:
@@ -103,14 +91,14 @@ class Deployer:
             model_dir = materialise([(f.rel, f.sha256) for f in model.files], self.backend.artifact_path,
                                     self.ws / "models" / model_name / model_version)
         elif isinstance(spec.get("model"), dict):
-            model_dir = materialise(_under(files, "model.path/"), self.backend.artifact_path, here / "model")
+            model_dir = materialise(under(files, "model.path/"), self.backend.artifact_path, here / "model")
         cc = spec.get("code_configuration") or {}
         code_dir = None
         env = None
         if cc:
-            code_dir = str(materialise(_under(files, "code_configuration.code/"), self.backend.artifact_path,
+            code_dir = str(materialise(under(files, "code_configuration.code/"), self.backend.artifact_path,
                                        here / "code"))
-            env = self._environment(spec.get("environment"), refs.get("environment"), files, here)
+            env = self.envs.source(spec.get("environment"), refs.get("environment"), files, "environment.", here)
         ignored = [key for key in AZURE_ONLY if spec.get(key) not in (None, False)]
         if ignored:
             self.backend.warn(f"{res.address}: {', '.join(ignored)} describe Azure compute and do not apply "
@@ -125,50 +113,6 @@ class Deployer:
             max_concurrent_requests_per_instance=int(rs.get("max_concurrent_requests_per_instance", 1)),
             request_timeout_ms=int(rs.get("request_timeout_ms", 5000)), spec_hash=res.spec_hash)
         return cfg, env
-
-    def _environment(self, env: Any, ref: str | None, files: list[ArtifactFile], here: Path) -> EnvSource | None:
-        if ref is not None:
-            env_name, _, env_version = ref.partition(":")
-            row = self.backend.get(Address(Kind.ENVIRONMENT, env_name, env_version))
-            if row is None:
-                raise WorkspaceError(f"environment {ref} is not registered in the workspace")
-            spec, files, prefix, label = row.spec, list(row.files), "", f"environment {ref}"
-        elif isinstance(env, dict):
-            spec, prefix, label = env, "environment.", "the inline environment"
-        else:
-            return None  # no environment named: the scoring script runs with the server's Python
-        source = EnvSource(label, image=spec.get("image"))
-        conda = spec.get("conda_file")
-        try:
-            if isinstance(conda, dict):
-                source.resolved = resolve_conda(conda)
-            elif isinstance(conda, str):
-                found = _under(files, f"{prefix}conda_file/")
-                if not found:
-                    raise WorkspaceError(f"{label}: its conda file was not stored")
-                source.resolved = resolve_conda(_yaml(self.backend.artifact_path(found[0][1]).read_text()))
-            elif spec.get("build"):
-                context = _under(files, f"{prefix}build.path/")
-                source.context = materialise(context, self.backend.artifact_path, here / "environment")
-                digest = dict(context).get("requirements.txt")
-                if digest is not None:
-                    source.resolved = resolve_requirements(self.backend.artifact_path(digest).read_text())
-        except EnvironmentError_ as exc:
-            raise WorkspaceError(f"{label}: {exc}") from None
-        return source
-
-    def environment_python(self, env: EnvSource | None) -> str:
-        """The process runtime: the interpreter of the environment's virtual environment."""
-        if env is None:
-            return sys.executable
-        if env.resolved is None:
-            what = "is built from a Docker context without a requirements.txt" if env.context else "names only an image"
-            raise WorkspaceError(f"{env.label} {what}; the process runtime needs a conda_file or requirements.txt "
-                                 "(or use runtime: container)")
-        try:
-            return str(ensure_env(self.ws / "envs", env.resolved, log=self.backend.note))
-        except EnvironmentError_ as exc:
-            raise WorkspaceError(f"{env.label}: {exc}") from None
 
     def recipe(self, cfg: DeploymentConfig, env: EnvSource | None) -> ImageRecipe:
         recipe = ImageRecipe(cfg, base_image=self.base_image or DEFAULT_BASE_IMAGE)
@@ -197,22 +141,3 @@ class Deployer:
             return build_image(engine, self.recipe(cfg, env), tag, log=self.backend.note)
         except ContainerError as exc:
             raise WorkspaceError(str(exc)) from None
-
-
-@dataclass
-class EnvSource:
-    """Where a deployment's environment comes from, as the runtimes need it."""
-
-    label: str
-    resolved: ResolvedEnv | None = None  # pip requirements (conda file or requirements.txt)
-    image: str | None = None
-    context: Path | None = None  # a Docker build context, materialised
-
-
-def _yaml(text: str) -> dict[str, Any]:
-    from ruamel.yaml import YAML
-
-    data = YAML(typ="safe").load(text)
-    if not isinstance(data, dict):
-        raise WorkspaceError("the environment's conda file is not a mapping")
-    return data

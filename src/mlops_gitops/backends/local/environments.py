@@ -1,0 +1,117 @@
+"""Where a deployment's or a step's environment comes from, and its interpreter in the process runtime.
+
+An environment is named by reference (a registered `azureml:name:version`) or written inline; its
+packages come from a conda file's `pip:` list, a build context's requirements.txt, or an image.
+Files are read from the tree when the environment is not applied yet (`job run` before `apply`),
+otherwise from the content-addressed store.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlops_gitops.addresses import Address, Kind
+from mlops_gitops.backends.local.serving import materialise
+from mlops_gitops.errors import WorkspaceError
+from mlops_gitops.runtime.envs import EnvironmentError_, ResolvedEnv, ensure_env, resolve_conda, resolve_requirements
+from mlops_gitops.state import ArtifactFile, DesiredResource
+
+if TYPE_CHECKING:
+    from mlops_gitops.backends.local.backend import LocalBackend
+
+
+@dataclass
+class EnvSource:
+    label: str
+    resolved: ResolvedEnv | None = None  # pip requirements (conda file or requirements.txt)
+    image: str | None = None
+    context: Path | None = None  # a Docker build context, materialised
+
+    @property
+    def key(self) -> str:
+        if self.resolved is not None:
+            return self.resolved.digest
+        return f"image:{self.image}" if self.image else "host"
+
+
+def under(files: Sequence[ArtifactFile], prefix: str) -> list[tuple[str, str]]:
+    return [(f.rel[len(prefix):], f.sha256) for f in files if f.rel.startswith(prefix)]
+
+
+class EnvResolver:
+    def __init__(self, backend: LocalBackend, pending: dict[Address, DesiredResource] | None = None) -> None:
+        self.backend = backend
+        self.pending = pending or {}  # resources of the tree not applied yet
+
+    def reader(self, files: Sequence[ArtifactFile]) -> Callable[[str], Path]:
+        local = {f.sha256: f.source for f in files if f.source is not None}
+        return lambda digest: local.get(digest) or self.backend.artifact_path(digest)
+
+    def lookup(self, address: Address) -> tuple[dict[str, Any], list[ArtifactFile]] | None:
+        row = self.backend.get(address)
+        if row is not None:
+            return row.spec, list(row.files)
+        pending = self.pending.get(address)
+        if pending is not None:
+            return pending.spec, list(pending.artifacts)
+        return None
+
+    def source(self, env: Any, ref: str | None, files: Sequence[ArtifactFile], prefix: str,
+               here: Path) -> EnvSource | None:
+        """`env` as written (inline dict or reference), `ref` its resolved name:version if a reference."""
+        if ref is not None:
+            env_name, _, env_version = ref.partition(":")
+            found = self.lookup(Address(Kind.ENVIRONMENT, env_name, env_version))
+            if found is None:
+                raise WorkspaceError(f"environment {ref} is not registered in the workspace")
+            spec, env_files, env_prefix, label = found[0], found[1], "", f"environment {ref}"
+        elif isinstance(env, dict):
+            spec, env_files, env_prefix, label = env, list(files), prefix, "the inline environment"
+        else:
+            return None  # no environment named: the host's Python
+        read = self.reader(env_files)
+        source = EnvSource(label, image=spec.get("image"))
+        conda = spec.get("conda_file")
+        try:
+            if isinstance(conda, dict):
+                source.resolved = resolve_conda(conda)
+            elif isinstance(conda, str):
+                found_conda = under(env_files, f"{env_prefix}conda_file/")
+                if not found_conda:
+                    raise WorkspaceError(f"{label}: its conda file was not stored")
+                source.resolved = resolve_conda(_yaml(read(found_conda[0][1]).read_text()))
+            elif spec.get("build"):
+                context = under(env_files, f"{env_prefix}build.path/")
+                source.context = materialise(context, read, here / "environment")
+                digest = dict(context).get("requirements.txt")
+                if digest is not None:
+                    source.resolved = resolve_requirements(read(digest).read_text())
+        except EnvironmentError_ as exc:
+            raise WorkspaceError(f"{label}: {exc}") from None
+        return source
+
+    def python(self, env: EnvSource | None) -> str:
+        """The process runtime: the interpreter of the environment's virtual environment."""
+        if env is None:
+            return sys.executable
+        if env.resolved is None:
+            what = "is built from a Docker context without a requirements.txt" if env.context else "names only an image"
+            raise WorkspaceError(f"{env.label} {what}; the process runtime needs a conda_file or requirements.txt "
+                                 "(or use runtime: container)")
+        try:
+            return str(ensure_env(self.backend.path / "envs", env.resolved, log=self.backend.note))
+        except EnvironmentError_ as exc:
+            raise WorkspaceError(f"{env.label}: {exc}") from None
+
+
+def _yaml(text: str) -> dict[str, Any]:
+    from ruamel.yaml import YAML
+
+    data = YAML(typ="safe").load(text)
+    if not isinstance(data, dict):
+        raise WorkspaceError("the environment's conda file is not a mapping")
+    return data

@@ -1,0 +1,1 @@
+"""Running pipeline jobs locally: resolved steps in, reused or executed steps out."""

@@ -1,0 +1,267 @@
+"""Execute a resolved pipeline: steps in dependency order, independent ones at the same time.
+
+Each step either reuses the outputs recorded for its key or runs its command in a shell, in its own
+folder (code, inputs laid out, outputs to write), with the environment's interpreter first on PATH.
+A failed step stops its dependents; the others finish. The store persists everything as it happens,
+so a run interrupted or failed can be continued: the steps that succeeded are reused next time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from mlops_gitops.runtime.pipelines.steps import (
+    DATA_TYPES,
+    FileEntry,
+    Input,
+    Pipeline,
+    PipelineError,
+    Step,
+    literal_text,
+    manifest_digest,
+    render_command,
+)
+
+OutputRecord = tuple[str, tuple[FileEntry, ...]]  # type, files
+
+
+@dataclass
+class StepResult:
+    status: str  # completed | reused | failed | skipped | cancelled
+    key: str = ""
+    exit_code: int | None = None
+    outputs: dict[str, OutputRecord] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+    reused_from: str = ""
+
+
+@dataclass
+class RunResult:
+    status: str  # completed | failed | cancelled
+    steps: dict[str, StepResult]
+    outputs: dict[str, OutputRecord] = field(default_factory=dict)  # the pipeline's own outputs
+
+
+class RunStore(Protocol):
+    """What the runner needs from the workspace: the reuse cache, storage, environments, records."""
+
+    def cached(self, key: str) -> tuple[dict[str, OutputRecord], dict[str, Any], str] | None: ...
+
+    def store_outputs(self, step: Step, paths: dict[str, Path]) -> dict[str, OutputRecord]: ...
+
+    def save_cache(self, key: str, step: str, outputs: dict[str, OutputRecord], metrics: dict[str, Any]) -> None: ...
+
+    def python_for(self, step: Step) -> str: ...
+
+    def step_event(self, step: str, status: str, **fields: Any) -> None: ...
+
+    def cancel_requested(self) -> bool: ...
+
+
+def _lay_out(files: tuple[FileEntry, ...], dest: Path) -> None:
+    for f in files:
+        target = dest / f.rel if f.rel else dest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(f.source, target)
+        except OSError:
+            shutil.copyfile(f.source, target)
+
+
+def _input_path(inp: Input, files: tuple[FileEntry, ...], dest: Path) -> str:
+    dest.mkdir(parents=True, exist_ok=True)
+    _lay_out(files, dest)
+    if inp.type == "uri_file":
+        if len(files) != 1:
+            raise PipelineError(f"a uri_file input needs exactly one file; {inp.origin or 'its source'} has "
+                                f"{len(files)}")
+        return str(dest / files[0].rel)
+    return str(dest)
+
+
+def _metrics(paths: dict[str, Path]) -> dict[str, Any]:
+    """Metrics a step wrote: metrics.json at the top of an output folder (as DVC metrics files)."""
+    found: dict[str, Any] = {}
+    for path in paths.values():
+        candidate = path / "metrics.json" if path.is_dir() else path if path.name.endswith("metrics.json") else None
+        if candidate is None or not candidate.is_file():
+            continue
+        try:
+            data = json.loads(candidate.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            found.update({k: v for k, v in data.items() if isinstance(v, int | float | str | bool)})
+    return found
+
+
+def _tail(path: Path, lines: int = 12) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+class PipelineRunner:
+    def __init__(self, pipeline: Pipeline, store: RunStore, run_dir: Path, parallelism: int = 4,
+                 force_rerun: bool = False, log: Callable[[str], None] = print) -> None:
+        self.pipeline = pipeline
+        self.store = store
+        self.run_dir = run_dir
+        self.parallelism = max(1, parallelism)
+        self.force = force_rerun or pipeline.force_rerun
+        self.log = log
+        self.results: dict[str, StepResult] = {}
+
+    def run(self) -> RunResult:
+        order = self.pipeline.order()
+        pending = list(order)
+        running: dict[Future[StepResult], str] = {}
+        with ThreadPoolExecutor(max_workers=self.parallelism) as pool:
+            while pending or running:
+                for name in list(pending):
+                    if len(running) >= self.parallelism:
+                        break
+                    step = self.pipeline.steps[name]
+                    states = [self.results.get(u) for u in step.upstream]
+                    if any(s is None for s in states):
+                        continue  # an upstream step has not finished
+                    pending.remove(name)
+                    if any(s is not None and s.status not in ("completed", "reused") for s in states):
+                        self._finish(name, StepResult("skipped", message="an upstream step did not succeed"))
+                    elif self.store.cancel_requested():
+                        self._finish(name, StepResult("cancelled", message="the run was cancelled"))
+                    else:
+                        running[pool.submit(self._step, step)] = name
+                if not running:
+                    continue
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    name = running.pop(fut)
+                    exc = fut.exception()
+                    result = fut.result() if exc is None else StepResult("failed", message=str(exc))
+                    self._finish(name, result)
+        return self._summary()
+
+    def _finish(self, name: str, result: StepResult) -> None:
+        self.results[name] = result
+        if result.status in ("skipped", "cancelled") or (result.status == "failed" and not result.key):
+            self.store.step_event(name, result.status, message=result.message)
+        self.log(f"  {name}: {result.status}" + (f" — {result.message.splitlines()[0]}" if result.message else ""))
+
+    def _summary(self) -> RunResult:
+        statuses = {r.status for r in self.results.values()}
+        status = ("cancelled" if "cancelled" in statuses else
+                  "failed" if statuses & {"failed", "skipped"} else "completed")
+        outputs = {}
+        for out, (step, port) in self.pipeline.outputs.items():
+            res = self.results.get(step)
+            if res is not None and port in res.outputs:
+                outputs[out] = res.outputs[port]
+        return RunResult(status, dict(self.results), outputs)
+
+    # -- one step --------------------------------------------------------------------------------
+
+    def _upstream_records(self, step: Step) -> dict[tuple[str, str], OutputRecord]:
+        out = {}
+        for inp in step.inputs.values():
+            if inp.kind == "output":
+                record = self.results[inp.step].outputs.get(inp.output)
+                if record is None:
+                    raise PipelineError(f"step '{step.name}' reads output '{inp.output}' of step '{inp.step}', "
+                                        "which it did not produce")
+                out[(inp.step, inp.output)] = record
+        return out
+
+    def _step(self, step: Step) -> StepResult:
+        upstream = self._upstream_records(step)
+        key = step.key({k: manifest_digest(files) for k, (_, files) in upstream.items()})
+        if not self.force and step.deterministic:
+            hit = self.store.cached(key)
+            if hit is not None:
+                outputs, metrics, origin = hit
+                self.store.step_event(step.name, "reused", key=key, outputs=outputs, metrics=metrics,
+                                      reused_from=origin)
+                return StepResult("reused", key, outputs=outputs, metrics=metrics, reused_from=origin)
+        return self._execute(step, key, upstream)
+
+    def _execute(self, step: Step, key: str, upstream: dict[tuple[str, str], OutputRecord]) -> StepResult:
+        here = self.run_dir / step.name
+        shutil.rmtree(here, ignore_errors=True)
+        (here / "code").mkdir(parents=True)
+        log_path = here / "log.txt"
+        self.store.step_event(step.name, "preparing", key=key, log=str(log_path))
+        python = self.store.python_for(step)
+        _lay_out(step.code, here / "code")
+        values: dict[str, str | None] = {}
+        for name, inp in step.inputs.items():
+            if inp.kind == "literal":
+                values[f"inputs.{name}"] = None if inp.value is None else literal_text(inp.value)
+            elif inp.kind == "data":
+                values[f"inputs.{name}"] = _input_path(inp, inp.files, here / "inputs" / name)
+            else:
+                _, files = upstream[(inp.step, inp.output)]
+                values[f"inputs.{name}"] = _input_path(inp, files, here / "inputs" / name)
+        paths: dict[str, Path] = {}
+        for name, type_ in step.outputs.items():
+            path = here / "outputs" / name
+            if type_ == "uri_file":
+                path.parent.mkdir(parents=True, exist_ok=True)
+            else:
+                path.mkdir(parents=True, exist_ok=True)
+            paths[name] = path
+            values[f"outputs.{name}"] = str(path)
+        command = render_command(step.command, values)
+        env = {**os.environ, **step.environment_variables, "PYTHONUNBUFFERED": "1",
+               "PATH": f"{Path(python).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+               "AZUREML_RUN_ID": self.run_dir.name, "MLOPS_GITOPS_STEP": step.name}
+        env.pop("VIRTUAL_ENV", None)
+        started = time.monotonic()
+        with open(log_path, "ab") as out:
+            out.write(f"$ {command}\n".encode())
+            out.flush()
+            proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=here / "code", env=env, stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self.store.step_event(step.name, "running", pid=proc.pid)
+            try:
+                code = proc.wait(timeout=step.timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                message = f"exceeded its timeout of {step.timeout_s} s\n{_tail(log_path)}"
+                self.store.step_event(step.name, "failed", exit_code=None, message=message)
+                return StepResult("failed", key, None, message=message)
+        elapsed = time.monotonic() - started
+        if code != 0:
+            cancelled = self.store.cancel_requested()
+            status = "cancelled" if cancelled else "failed"
+            message = ("the run was cancelled" if cancelled else
+                       f"exit code {code} after {elapsed:.1f} s; last lines of its log:\n{_tail(log_path)}")
+            self.store.step_event(step.name, status, exit_code=code, message=message)
+            return StepResult(status, key, code, message=message)
+        missing = [n for n, p in paths.items() if step.outputs[n] == "uri_file" and not p.is_file()]
+        if missing:
+            message = f"the command succeeded but did not write its uri_file output(s): {', '.join(missing)}"
+            self.store.step_event(step.name, "failed", exit_code=code, message=message)
+            return StepResult("failed", key, code, message=message)
+        outputs = self.store.store_outputs(step, paths)
+        metrics = _metrics(paths)
+        if step.deterministic:
+            self.store.save_cache(key, step.name, outputs, metrics)
+        self.store.step_event(step.name, "completed", exit_code=code, outputs=outputs, metrics=metrics)
+        return StepResult("completed", key, code, outputs, metrics)
+
+
+__all__ = ["DATA_TYPES", "OutputRecord", "PipelineRunner", "RunResult", "RunStore", "StepResult"]
