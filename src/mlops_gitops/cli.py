@@ -161,6 +161,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop", action="store_true")
     _common(p)
 
+    job = sub.add_parser("job", help="pipeline runs on the workspace").add_subparsers(
+        dest="job_cmd", metavar="ACTION", parser_class=Parser)
+    job.required = True
+    p = job.add_parser("run", help="run a pipeline job of the tree (unchanged steps are reused)")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--force-rerun", action="store_true", help="run every step, reusing nothing")
+    p.add_argument("--parallelism", type=int, default=4, help="steps run at the same time (default 4)")
+    _common(p)
+    p = job.add_parser("list", help="runs, newest first")
+    p.add_argument("--pipeline", help="only runs of this pipeline job")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    _common(p)
+    p = job.add_parser("show", help="a run: commit, parameters, steps, inputs, outputs, metrics")
+    p.add_argument("run_id", metavar="RUN")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    _common(p)
+    p = job.add_parser("logs", help="the logs of a run's steps")
+    p.add_argument("run_id", metavar="RUN")
+    p.add_argument("--step")
+    p.add_argument("--lines", type=int, default=50)
+    _common(p)
+    p = job.add_parser("cancel", help="stop a running run")
+    p.add_argument("run_id", metavar="RUN")
+    _common(p)
+
     p = sub.add_parser("package", help="build a deployment of the workspace as an OCI image (Docker Engine API)")
     p.add_argument("deployment", metavar="ENDPOINT/DEPLOYMENT")
     p.add_argument("--tag", "-t", help="image name:tag (default mlops-gitops/ENDPOINT-DEPLOYMENT:DIGEST)")
@@ -238,6 +263,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         from mlops_gitops.commands import serve
 
         return serve.serve(args.path, args.workspace, args.stop)
+    if c == "job":
+        from mlops_gitops.commands import jobs
+
+        job_actions: dict[str, Callable[[], int]] = {
+            "run": lambda: jobs.job_run(args.file, args.path, args.workspace, args.force_rerun, args.parallelism),
+            "list": lambda: jobs.job_list(args.path, args.workspace, args.pipeline, args.format),
+            "show": lambda: jobs.job_show(args.run_id, args.path, args.workspace, args.format),
+            "logs": lambda: jobs.job_logs(args.run_id, args.step, args.lines, args.path, args.workspace),
+            "cancel": lambda: jobs.job_cancel(args.run_id, args.path, args.workspace),
+        }
+        return job_actions[args.job_cmd]()
     if c == "package":
         from mlops_gitops.commands import package
 

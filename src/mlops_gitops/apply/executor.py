@@ -41,7 +41,7 @@ class ApplyResult:
     def counts(self) -> dict[str, int]:
         done = [o.change.action for o in self.by_status("done")]
         return {"added": sum(a in (Action.CREATE, Action.REPLACE) for a in done),
-                "changed": sum(a is Action.UPDATE for a in done),
+                "changed": sum(a is Action.UPDATE for a in done), "ran": sum(a is Action.RUN for a in done),
                 "destroyed": sum(a.removes or a is Action.REPLACE for a in done)}
 
 
@@ -52,7 +52,7 @@ def _perform(backend: Backend, change: Change, provenance: dict[str, Any], apply
     if external or change.action.removes:
         backend.journal(apply_id, change.address, change.action.value, "begin")
     failpoint("action-begun")
-    if change.action in (Action.CREATE, Action.UPDATE, Action.REPLACE):
+    if change.action in (Action.CREATE, Action.UPDATE, Action.REPLACE, Action.RUN):
         assert change.desired is not None
         backend.put(change.desired, change.action.value, provenance, apply_id, journal_begin=not external)
     elif change.action is Action.ARCHIVE:

@@ -16,7 +16,7 @@ from mlops_gitops.errors import ConfigError, StalePlanError
 from mlops_gitops.plan.model import Action
 from mlops_gitops.plan.planfile import SavedPlan, load_plan
 
-DONE_WORDS = {Action.CREATE: "created", Action.UPDATE: "updated", Action.REPLACE: "replaced",
+DONE_WORDS = {Action.RUN: "ran", Action.CREATE: "created", Action.UPDATE: "updated", Action.REPLACE: "replaced",
               Action.DELETE: "deleted", Action.ARCHIVE: "archived"}
 
 
@@ -111,6 +111,7 @@ def _ensure_serving(backend: LocalBackend) -> None:
 
 def _run(planned: Planned, lock_id: str, parallelism: int) -> ApplyResult:
     backend, plan, git = planned.backend, planned.plan, planned.git
+    backend.tree_root = planned.project.root
     apply_id = str(uuid.uuid4())
     base = base_provenance(git, planned.workspace, apply_id)
     prefix = ""
@@ -133,7 +134,9 @@ def _run(planned: Planned, lock_id: str, parallelism: int) -> ApplyResult:
 def _summarise(result: ApplyResult) -> int:
     n = result.counts()
     if result.ok:
-        out(f"\nApply complete! Resources: {n['added']} added, {n['changed']} changed, {n['destroyed']} destroyed.")
+        ran = f" Pipelines: {n['ran']} ran." if n["ran"] else ""
+        out(f"\nApply complete! Resources: {n['added']} added, {n['changed']} changed, {n['destroyed']} destroyed."
+            f"{ran}")
         return EXIT_OK
     failed, skipped = result.by_status("failed"), result.by_status("skipped")
     out(f"\nApply failed: {len(failed)} action(s) failed, {len(skipped)} skipped because a dependency failed; "

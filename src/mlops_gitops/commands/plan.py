@@ -48,7 +48,9 @@ def compute(project: Project, backend: LocalBackend, workspace: str, snapshot: S
     tree = load_tree(project.root, strict)
     git = repo_info(project.root)
     effective_prune = project.config.prune if prune is None else prune
-    plan, diags = make_plan(tree, snapshot, workspace, effective_prune, git, strict or project.config.strict)
+    preview = backend.pipeline_preview if backend.runtime != "none" else None  # none: jobs are only recorded
+    plan, diags = make_plan(tree, snapshot, workspace, effective_prune, git, strict or project.config.strict,
+                            preview)
     if plan is None:
         raise SpecError("the repository has errors; nothing was planned", diags.sorted())
     warnings = [d for d in diags.sorted() if d.severity.value == "warning"]

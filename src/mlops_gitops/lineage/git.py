@@ -109,3 +109,25 @@ def file_history(paths: list[Path], limit: int = 50) -> list[FileCommit]:
         if len(parts) == 4:
             commits.append(FileCommit(*parts))
     return commits
+
+
+MAX_DIFF_BYTES = 1 << 20
+
+
+def uncommitted_diff(root: Path, paths: list[str]) -> str:
+    """`git diff HEAD` of the given paths (relative to root), new untracked files listed; '' when clean."""
+    try:
+        repo = git.Repo(root, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, git.GitCommandNotFound):
+        return ""
+    with repo:
+        top = Path(repo.working_tree_dir or root)
+        rels = [str((root / p).resolve().relative_to(top.resolve())) for p in paths] or ["."]
+        try:
+            diff = repo.git.diff("HEAD", "--", *rels)
+            untracked = repo.git.ls_files("--others", "--exclude-standard", "--", *rels)
+        except (git.GitCommandError, ValueError):
+            return ""
+    if untracked:
+        diff += "".join(f"\n# untracked: {name}" for name in untracked.splitlines())
+    return str(diff)[:MAX_DIFF_BYTES]

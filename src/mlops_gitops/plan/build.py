@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +16,31 @@ from mlops_gitops.state import ActualResource, DesiredResource, Snapshot
 
 CONSUMERS = (Kind.ONLINE_DEPLOYMENT, Kind.BATCH_DEPLOYMENT, Kind.JOB, Kind.SCHEDULE, Kind.COMPONENT, Kind.TRAFFIC,
              Kind.BATCH_ENDPOINT)
+
+
+# A pipeline job's steps as a run would treat them now: [{step, action: run|reuse, reason}], or a reason
+# why the pipeline cannot be previewed (it then plans to run, and the run reports the problem).
+PipelinePreview = Callable[[DesiredResource, dict[Address, DesiredResource]], list[dict[str, str]] | str]
+
+
+def _with_run(change: Change, desired: DesiredState, preview: PipelinePreview | None) -> Change:
+    res = change.desired
+    if preview is None or res is None or res.address.kind is not Kind.JOB or res.spec.get("type") != "pipeline":
+        return change
+    steps = preview(res, desired.resources)
+    if isinstance(steps, str):
+        change.action, change.reason = Action.RUN, f"{change.reason}; {steps}"
+        return change
+    change.steps = steps
+    running = [s["step"] for s in steps if s["action"] == "run"]
+    if running:
+        what = "changed in the repository" if change.action is not Action.NOOP else "inputs changed"
+        if change.action is Action.CREATE:
+            what = change.reason
+        change.action, change.reason = Action.RUN, f"{what}: {len(running)} of {len(steps)} step(s) run"
+    elif change.action is not Action.NOOP:
+        change.reason += f"; all {len(steps)} step(s) reused"
+    return change
 
 
 def _change_for(desired: DesiredResource, actual: ActualResource | None, snapshot: Snapshot) -> Change:
@@ -166,10 +192,11 @@ def _order(changes: list[Change]) -> list[Change]:
 
 
 def build_plan(workspace: str, desired: DesiredState, snapshot: Snapshot, prune: bool, root: str,
-               commit: str | None, dirty: bool) -> tuple[Plan, Diagnostics]:
+               commit: str | None, dirty: bool, preview: PipelinePreview | None = None) -> tuple[Plan, Diagnostics]:
     diags = Diagnostics()
     diags.extend(desired.diagnostics)
-    changes = [_change_for(d, snapshot.resources.get(a), snapshot) for a, d in desired.resources.items()]
+    changes = [_with_run(_change_for(d, snapshot.resources.get(a), snapshot), desired, preview)
+               for a, d in desired.resources.items()]
     removals, kept = _removals(desired, snapshot, prune)
     changes += removals
     _guard(changes, desired, snapshot, diags)

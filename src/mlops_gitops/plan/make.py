@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mlops_gitops.diagnostics import Diagnostics
 from mlops_gitops.lineage.git import GitInfo
-from mlops_gitops.plan.build import build_plan
+from mlops_gitops.plan.build import PipelinePreview, build_plan
 from mlops_gitops.plan.desired import build_desired
 from mlops_gitops.plan.model import Plan
 from mlops_gitops.spec.tree import Tree
@@ -13,7 +13,7 @@ from mlops_gitops.validate import validate_tree
 
 
 def make_plan(tree: Tree, snapshot: Snapshot, workspace: str, prune: bool, git: GitInfo,
-              strict: bool = False) -> tuple[Plan | None, Diagnostics]:
+              strict: bool = False, preview: PipelinePreview | None = None) -> tuple[Plan | None, Diagnostics]:
     """Validate against the tree and the workspace, then diff; no plan when there are errors."""
     diags = validate_tree(tree, snapshot.index())
     if strict:
@@ -22,7 +22,7 @@ def make_plan(tree: Tree, snapshot: Snapshot, workspace: str, prune: bool, git: 
         return None, diags
     desired = build_desired(tree, snapshot)
     dirty = any(f.startswith(_prefix(tree, git)) for f in git.dirty_files) if git.toplevel else False
-    plan, plan_diags = build_plan(workspace, desired, snapshot, prune, str(tree.root), git.commit, dirty)
+    plan, plan_diags = build_plan(workspace, desired, snapshot, prune, str(tree.root), git.commit, dirty, preview)
     diags.extend(plan_diags)
     plan.diagnostics = diags.sorted()
     if diags.has_errors():

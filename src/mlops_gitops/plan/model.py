@@ -19,11 +19,13 @@ class Action(enum.StrEnum):
     REPLACE = "replace"
     DELETE = "delete"
     ARCHIVE = "archive"
+    RUN = "run"  # a pipeline job whose steps (some of them) must run; records its spec as well
     NOOP = "no-op"
 
     @property
     def symbol(self) -> str:
-        return {"create": "+", "update": "~", "replace": "-/+", "delete": "-", "archive": "-", "no-op": " "}[self.value]
+        return {"create": "+", "update": "~", "replace": "-/+", "delete": "-", "archive": "-", "run": ">",
+                "no-op": " "}[self.value]
 
     @property
     def removes(self) -> bool:
@@ -49,6 +51,7 @@ class Change:
     depends_on: list[Address] = field(default_factory=list)
     after_hash: str | None = None
     desired: DesiredResource | None = None  # not serialised; apply re-derives it from the tree
+    steps: list[dict[str, str]] = field(default_factory=list)  # pipeline jobs: step, action (run|reuse), reason
 
 
 @dataclass(frozen=True)
@@ -80,9 +83,11 @@ class Plan:
         return [c for c in self.changes if c.action is not Action.NOOP]
 
     def counts(self) -> dict[str, int]:
-        out = {"create": 0, "change": 0, "delete": 0, "replace": 0}
+        out = {"create": 0, "change": 0, "delete": 0, "replace": 0, "run": 0}
         for c in self.actionable:
-            if c.action is Action.CREATE:
+            if c.action is Action.RUN:
+                out["run"] += 1
+            elif c.action is Action.CREATE:
                 out["create"] += 1
             elif c.action is Action.UPDATE:
                 out["change"] += 1
@@ -108,4 +113,5 @@ class Plan:
             return "No changes. The workspace matches the repository."
         add = n["create"] + n["replace"]
         delete = n["delete"] + n["replace"]
-        return f"Plan: {add} to create, {n['change']} to change, {delete} to delete."
+        ran = f", {n['run']} to run" if n["run"] else ""
+        return f"Plan: {add} to create, {n['change']} to change, {delete} to delete{ran}."

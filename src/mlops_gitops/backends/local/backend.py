@@ -8,7 +8,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ class LocalBackend:
         self.runtime = runtime  # process | container: online endpoints are served; none: recorded only
         self.port = port
         self.base_image = base_image
+        self.tree_root: Path | None = None  # the repository tree being applied (run snapshots diff it)
         self._deployer: Deployer | None = None
         self.url = database or f"sqlite:///{path / 'state.db'}"
         self.warn = warn
@@ -77,6 +78,11 @@ class LocalBackend:
         with self._errors(), self._write, self.engine.begin() as conn:
             yield conn
 
+    def writing(self) -> AbstractContextManager[Connection]:
+        """One write transaction (for the pipeline records kept beside the resources)."""
+        self.ensure()
+        return self._writing()
+
     @property
     def deployer(self) -> Deployer | None:
         """What serves online endpoints, or None when this workspace only records them."""
@@ -89,6 +95,10 @@ class LocalBackend:
         return self._deployer
 
     # -- connection handling -------------------------------------------------------------------
+
+    def has_state(self) -> bool:
+        """Whether the workspace's tables exist (nothing was ever written otherwise)."""
+        return self._exists()
 
     def _exists(self) -> bool:
         if self.engine.dialect.name == "sqlite" and not (self.path / "state.db").exists():
@@ -214,6 +224,41 @@ class LocalBackend:
             self.deployer.controller.put_endpoint(self.deployer.endpoint_config(endpoint))
         return keys
 
+    def pipeline_preview(self, desired: DesiredResource,
+                         pending: dict[Address, DesiredResource]) -> list[dict[str, str]] | str:
+        """Which steps of a pipeline job a run would run or reuse now (for plan)."""
+        from mlops_gitops.backends.local.jobs import PipelineResolver, preview
+        from mlops_gitops.runtime.pipelines.steps import PipelineError
+
+        try:
+            pipeline = PipelineResolver(self, pending).resolve(desired.address.name, desired.spec, desired.derived,
+                                                               desired.artifacts, desired.source_file)
+            return [{"step": p.step, "action": p.action, "reason": p.reason} for p in preview(self, pipeline)]
+        except (PipelineError, WorkspaceError) as exc:
+            return f"cannot preview its steps: {exc}"
+
+    def run_for_apply(self, desired: DesiredResource, provenance: dict[str, Any], apply_id: str | None) -> str:
+        """Run a pipeline job of the tree (reusing unchanged steps); raise when it does not complete."""
+        from mlops_gitops.backends.local.jobs import PipelineResolver, run_pipeline
+        from mlops_gitops.runtime.pipelines.steps import PipelineError
+
+        try:
+            pipeline = PipelineResolver(self).resolve(desired.address.name, desired.spec, desired.derived,
+                                                      desired.artifacts, desired.source_file)
+        except PipelineError as exc:
+            raise WorkspaceError(f"{desired.source_file}: {exc}") from None
+        snapshot: dict[str, Any] = {k: v for k, v in provenance.items() if k.startswith("git.")}
+        if self.tree_root is not None:
+            from mlops_gitops.lineage.git import uncommitted_diff
+
+            snapshot["git.diff"] = uncommitted_diff(self.tree_root, [])
+        run_id, result = run_pipeline(self, pipeline, snapshot, apply_id=apply_id)
+        if result.status != "completed":
+            failed = [f"step '{n}' {r.status}: {r.message}" for n, r in result.steps.items()
+                      if r.status in ("failed", "cancelled")]
+            raise WorkspaceError(f"run {run_id} {result.status}: " + ("; ".join(failed) or "see `job show`"))
+        return run_id
+
     def artifact_path(self, sha256: str) -> Path:
         return self.artifacts.path(sha256)
 
@@ -296,6 +341,8 @@ class LocalBackend:
         addr = desired.address
         if addr.kind in SERVED and self.deployer is not None:
             self.deployer.before_put(desired)  # raises if the deployment does not become ready
+        if addr.kind is Kind.JOB and desired.spec.get("type") == "pipeline" and self.runtime != "none":
+            provenance = {**provenance, "run.id": self.run_for_apply(desired, provenance, apply_id)}
         stamp = now()
         spec_json, derived_json = canonical_json(desired.spec), canonical_json(desired.derived)
         applied = origin == "apply"
@@ -390,6 +437,10 @@ class LocalBackend:
             return 0
         with self._errors(), self.engine.connect() as conn:
             referenced = {r.sha256 for r in conn.execute(select(db.asset_files.c.sha256))}
+            for table in (db.step_cache, db.run_steps, db.runs):  # pipeline outputs, reused and recorded
+                for (text,) in conn.execute(select(table.c.outputs)):
+                    for record in json.loads(text or "{}").values():
+                        referenced.update(sha for _, sha, _ in record.get("files", []))
         return self.artifacts.remove_unreferenced(referenced)
 
 

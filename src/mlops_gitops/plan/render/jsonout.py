@@ -20,6 +20,7 @@ def _change(c: Change) -> dict[str, Any]:
         "version": c.address.version,
         "action": c.action.value,
         "reason": c.reason,
+        **({"steps": c.steps} if c.steps else {}),
         "file": c.file,
         "line": c.line,
         "depends_on": [str(a) for a in c.depends_on],

@@ -7,10 +7,10 @@ from typing import Any
 
 from mlops_gitops.plan.model import Action, Change, FieldChange, Plan
 
-COLORS = {"+": "32", "~": "33", "-": "31", "-/+": "35", "!": "33"}
+COLORS = {"+": "32", "~": "33", "-": "31", "-/+": "35", "!": "33", ">": "36"}
 VERB = {Action.CREATE: "will be created", Action.UPDATE: "will be updated in-place",
         Action.REPLACE: "must be replaced", Action.DELETE: "will be destroyed", Action.ARCHIVE: "will be archived",
-        Action.NOOP: "is up to date"}
+        Action.RUN: "will run", Action.NOOP: "is up to date"}
 
 
 class Painter:
@@ -48,6 +48,9 @@ def render_change(c: Change, paint: Painter) -> list[str]:
     lines = [paint.bold(f"  # {c.address} {VERB[c.action]}") + f"{where}: {c.reason}"]
     lines.append(paint(symbol, f"  {symbol} {c.address}"))
     lines.extend(_field_line(f, paint) for f in c.fields)
+    for s in c.steps:
+        mark = ">" if s["action"] == "run" else "="
+        lines.append(paint(mark, f"      {mark} step {s['step']}: {s['action']} ({s['reason']})"))
     return lines
 
 

@@ -1,0 +1,404 @@
+"""Pipeline jobs on the local workspace: resolve the YAML into steps, run them, keep the records.
+
+Resolution reads components, environments and data assets from the workspace, or from the tree when
+they are not applied yet (`job run` before `apply`, and plan previews). Runs, their steps and the reuse
+cache live in the metadata store; step outputs go to the content-addressed store.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import insert, select, update
+
+from mlops_gitops.actor import now, whoami
+from mlops_gitops.addresses import Address, Kind
+from mlops_gitops.backends.local import db
+from mlops_gitops.backends.local.environments import EnvResolver
+from mlops_gitops.errors import WorkspaceError
+from mlops_gitops.hashing import canonical_json, path_manifest
+from mlops_gitops.runtime.pipelines.runner import OutputRecord, PipelineRunner, RunResult
+from mlops_gitops.runtime.pipelines.steps import (
+    DATA_TYPES,
+    FileEntry,
+    Input,
+    Pipeline,
+    PipelineError,
+    Step,
+    check_literal,
+    compatible,
+    manifest_digest,
+)
+from mlops_gitops.state import ArtifactFile, DesiredResource
+
+if TYPE_CHECKING:
+    from mlops_gitops.backends.local.backend import LocalBackend
+
+_BINDING = re.compile(r"^\$\{\{\s*parent\.(inputs|outputs|jobs)\.([^}\s]+?)\s*\}\}$")
+
+
+@dataclass
+class StepPreview:
+    step: str
+    action: str  # run | reuse
+    reason: str
+
+
+def _entries(files: list[ArtifactFile], prefix: str, read: Any) -> tuple[FileEntry, ...]:
+    return tuple(FileEntry(f.rel[len(prefix):], f.sha256, f.size, read(f.sha256))
+                 for f in files if f.rel.startswith(prefix))
+
+
+class PipelineResolver:
+    """YAML of a pipeline job -> runtime.pipelines.Pipeline."""
+
+    def __init__(self, backend: LocalBackend, pending: dict[Address, DesiredResource] | None = None) -> None:
+        self.backend = backend
+        self.envs = EnvResolver(backend, pending)
+
+    def resolve(self, name: str, spec: dict[str, Any], derived: dict[str, Any], files: list[ArtifactFile],
+                source_file: str = "") -> Pipeline:
+        refs: dict[str, str] = derived.get("refs") or {}
+        read = self.envs.reader(files)
+        settings = spec.get("settings") or {}
+        pipeline = Pipeline(name, {}, continue_on_step_failure=bool(settings.get("continue_on_step_failure")),
+                            force_rerun=bool(settings.get("force_rerun")), source_file=source_file)
+        steps_spec: dict[str, Any] = spec.get("jobs") or {}
+        declared_outputs: dict[str, dict[str, str]] = {}
+        components: dict[str, tuple[dict[str, Any], list[ArtifactFile], str, dict[str, str]]] = {}
+        for step_name, step in steps_spec.items():
+            components[step_name] = self._component(step_name, step, refs, files)
+            declared_outputs[step_name] = {k: str((v or {}).get("type", "uri_folder"))
+                                           for k, v in (components[step_name][0].get("outputs") or {}).items()}
+        for step_name, step in steps_spec.items():
+            comp, comp_files, label, comp_refs = components[step_name]
+            comp_read = self.envs.reader(comp_files)
+            prefix = "code/" if label.startswith("component:") else f"jobs.{step_name}.code/"
+            env_ref = comp_refs.get("environment") if label.startswith("component:") else \
+                refs.get(f"jobs.{step_name}.environment")
+            env_prefix = "environment." if label.startswith("component:") else f"jobs.{step_name}.environment."
+            env = self.envs.source(step.get("environment") or comp.get("environment"), env_ref, comp_files,
+                                   env_prefix, self.backend.path / "pipelines" / name / step_name)
+            timeout = ((step.get("limits") or {}).get("timeout")) or None
+            runtime_step = Step(
+                name=step_name, command=str(step.get("command") or comp.get("command") or ""),
+                code=_entries(comp_files, prefix, comp_read), env_key=env.key if env else "host", env=env,
+                environment_variables={str(k): str(v) for k, v in (step.get("environment_variables") or {}).items()},
+                deterministic=bool(comp.get("is_deterministic", True)), timeout_s=int(timeout) if timeout else None,
+                component=label)
+            if not runtime_step.command:
+                raise PipelineError(f"step '{step_name}' has no command")
+            for port, port_spec in (comp.get("inputs") or {}).items():
+                runtime_step.inputs[port] = self._input(name, spec, refs, files, read, step_name, port,
+                                                        port_spec or {}, (step.get("inputs") or {}).get(port),
+                                                        declared_outputs)
+            for port in step.get("inputs") or {}:
+                if port not in (comp.get("inputs") or {}):
+                    raise PipelineError(f"step '{step_name}' binds input '{port}' that its component does not declare")
+            runtime_step.outputs = dict(declared_outputs[step_name])
+            for port, target in (step.get("outputs") or {}).items():
+                if port not in runtime_step.outputs:
+                    raise PipelineError(f"step '{step_name}' binds output '{port}' that its component does not "
+                                        "declare")
+                m = _BINDING.match(str(target)) if isinstance(target, str) else None
+                if m and m.group(1) == "outputs":
+                    pipeline.outputs[m.group(2)] = (step_name, port)
+            pipeline.steps[step_name] = runtime_step
+        pipeline.order()  # raises on a cycle
+        return pipeline
+
+    def _component(self, step_name: str, step: dict[str, Any], refs: dict[str, str],
+                   files: list[ArtifactFile]) -> tuple[dict[str, Any], list[ArtifactFile], str, dict[str, str]]:
+        ref = refs.get(f"jobs.{step_name}.component")
+        if ref is not None:
+            name, _, version = ref.partition(":")
+            address = Address(Kind.COMPONENT, name, version)
+            row = self.backend.get(address)
+            if row is not None:
+                return row.spec, list(row.files), f"component:{ref}", row.derived.get("refs") or {}
+            pending = self.envs.pending.get(address)
+            if pending is not None:
+                return pending.spec, list(pending.artifacts), f"component:{ref}", pending.derived.get("refs") or {}
+            raise PipelineError(f"step '{step_name}': component {ref} is neither in the workspace nor in the tree")
+        if step.get("component") is not None:
+            raise PipelineError(f"step '{step_name}': component {step['component']!r} cannot be found")
+        if step.get("command"):  # an inline command step: the step is its own component
+            return step, files, f"step:{step_name}", {}
+        raise PipelineError(f"step '{step_name}' names neither a component nor a command")
+
+    def _input(self, pipeline: str, spec: dict[str, Any], refs: dict[str, str], files: list[ArtifactFile],
+               read: Any, step: str, port: str, port_spec: dict[str, Any], bound: Any,
+               declared_outputs: dict[str, dict[str, str]]) -> Input:
+        type_ = str(port_spec.get("type", "string"))
+        if bound is None:
+            if port_spec.get("default") is not None:
+                return Input("literal", type_, check_literal(step, port, type_, port_spec["default"]))
+            if port_spec.get("optional"):
+                return Input("literal", type_, None)
+            raise PipelineError(f"step '{step}' does not bind required input '{port}' and it has no default")
+        if isinstance(bound, str) and (m := _BINDING.match(bound)):
+            where, rest = m.group(1), m.group(2)
+            if where == "inputs":
+                given = (spec.get("inputs") or {}).get(rest)
+                if rest not in (spec.get("inputs") or {}):
+                    raise PipelineError(f"step '{step}': the pipeline has no input '{rest}'")
+                return self._value(refs, files, read, step, port, type_, given, f"inputs.{rest}")
+            if where == "jobs":
+                parts = rest.split(".")
+                if len(parts) != 3 or parts[1] != "outputs":
+                    raise PipelineError(f"step '{step}': '{bound}' is not ${{{{parent.jobs.STEP.outputs.NAME}}}}")
+                upstream, _, output = parts
+                if upstream not in declared_outputs:
+                    raise PipelineError(f"step '{step}' reads from step '{upstream}', which does not exist")
+                if output not in declared_outputs[upstream]:
+                    raise PipelineError(f"step '{step}' reads output '{output}' of step '{upstream}', which has no "
+                                        f"such output ({', '.join(sorted(declared_outputs[upstream])) or 'none'})")
+                out_type = declared_outputs[upstream][output]
+                if not compatible(out_type, type_):
+                    raise PipelineError(f"step '{step}': input '{port}' is {type_} but output '{output}' of step "
+                                        f"'{upstream}' is {out_type}")
+                return Input("output", type_, step=upstream, output=output)
+            raise PipelineError(f"step '{step}': input '{port}' cannot read the pipeline's outputs")
+        return self._value(refs, files, read, step, port, type_, bound, f"jobs.{step}.inputs.{port}")
+
+    def _value(self, refs: dict[str, str], files: list[ArtifactFile], read: Any, step: str, port: str, type_: str,
+               given: Any, loc: str) -> Input:
+        if isinstance(given, dict):
+            path = given.get("path")
+            if path is None:
+                default = given.get("default", given.get("value"))
+                return Input("literal", type_, None if default is None else check_literal(step, port, type_, default))
+            if type_ not in DATA_TYPES:
+                raise PipelineError(f"step '{step}': input '{port}' is {type_} but is given data ({path})")
+            ref = refs.get(f"{loc}.path")
+            if ref is not None:
+                name, _, version = ref.partition(":")
+                found = self.envs.lookup(Address(Kind.DATA, name, version))
+                if found is None:
+                    raise PipelineError(f"step '{step}': data asset {ref} is not registered")
+                data_files = found[1]
+                return Input("data", type_, files=_entries(data_files, "", self.envs.reader(data_files)),
+                             origin=f"data:{ref}")
+            local = _entries(files, f"{loc}.path/", read)
+            if not local:
+                raise PipelineError(f"step '{step}': input '{port}' points at {path}, which cannot be read here")
+            return Input("data", type_, files=local, origin=str(path))
+        return Input("literal", type_, check_literal(step, port, type_, given))
+
+
+class LocalRunStore:
+    """RunStore over the metadata store and the artifact store."""
+
+    def __init__(self, backend: LocalBackend, run_id: str) -> None:
+        self.backend = backend
+        self.run_id = run_id
+        self.envs = EnvResolver(backend)
+
+    def cached(self, key: str) -> tuple[dict[str, OutputRecord], dict[str, Any], str] | None:
+        if not self.backend.has_state():
+            return None
+        with self.backend.engine.connect() as conn:
+            row = conn.execute(select(db.step_cache).where(db.step_cache.c.key == key)).first()
+        if row is None:
+            return None
+        outputs = decode_outputs(row.outputs, self.backend.artifact_path)
+        if any(not f.source.is_file() for _, files in outputs.values() for f in files):
+            return None  # collected as garbage since: run again
+        return outputs, _json(row.metrics), f"{row.run_id}/{row.step}"
+
+    def store_outputs(self, step: Step, paths: dict[str, Path]) -> dict[str, OutputRecord]:
+        out: dict[str, OutputRecord] = {}
+        for name, path in paths.items():
+            manifest = path_manifest(path) if path.exists() else []
+            base = path if path.is_dir() else path.parent
+            entries = []
+            for rel, digest, size in manifest:
+                stored = self.backend.artifacts.put(base / rel, digest)
+                entries.append(FileEntry(rel, digest, size, stored))
+            out[name] = (step.outputs[name], tuple(entries))
+        return out
+
+    def save_cache(self, key: str, step: str, outputs: dict[str, OutputRecord], metrics: dict[str, Any]) -> None:
+        with self.backend.writing() as conn:
+            if conn.execute(select(db.step_cache.c.key).where(db.step_cache.c.key == key)).first() is None:
+                conn.execute(insert(db.step_cache).values(key=key, run_id=self.run_id, step=step,
+                                                          outputs=encode_outputs(outputs),
+                                                          metrics=canonical_json(metrics), created_at=now()))
+
+    def python_for(self, step: Step) -> str:
+        return self.envs.python(step.env)
+
+    def step_event(self, step: str, status: str, **fields: Any) -> None:
+        values: dict[str, Any] = {"status": status}
+        for key in ("key", "pid", "exit_code", "message", "log", "reused_from"):
+            if key in fields:
+                values[key] = fields[key]
+        if "outputs" in fields:
+            values["outputs"] = encode_outputs(fields["outputs"])
+        if "metrics" in fields:
+            values["metrics"] = canonical_json(fields["metrics"])
+        if status in ("preparing", "reused"):
+            values["started_at"] = now()
+        if status in ("completed", "reused", "failed", "skipped", "cancelled"):
+            values["finished_at"] = now()
+        with self.backend.writing() as conn:
+            conn.execute(update(db.run_steps).where(db.run_steps.c.run_id == self.run_id)
+                         .where(db.run_steps.c.step == step).values(**values))
+
+    def cancel_requested(self) -> bool:
+        with self.backend.engine.connect() as conn:
+            return bool(conn.execute(select(db.runs.c.cancel_requested).where(db.runs.c.id == self.run_id)).scalar())
+
+
+def encode_outputs(outputs: dict[str, OutputRecord]) -> str:
+    return canonical_json({name: {"type": type_, "sha256": manifest_digest(files),
+                                  "files": [[f.rel, f.sha256, f.size] for f in files]}
+                           for name, (type_, files) in outputs.items()})
+
+
+def decode_outputs(text: str, path_of: Any) -> dict[str, OutputRecord]:
+    data = _json(text)
+    return {name: (str(rec["type"]), tuple(FileEntry(rel, sha, size, path_of(sha)) for rel, sha, size in rec["files"]))
+            for name, rec in data.items()}
+
+
+def _json(text: str | None) -> Any:
+    import json
+
+    return json.loads(text) if text else {}
+
+
+def new_run_id(pipeline: str) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{pipeline}-{stamp}-{secrets.token_hex(2)}"
+
+
+def preview(backend: LocalBackend, pipeline: Pipeline, force: bool = False) -> list[StepPreview]:
+    """What a run would do now: reuse each step whose key has outputs recorded, run the others."""
+    store = LocalRunStore(backend, "")
+    known: dict[tuple[str, str], str] = {}
+    out = []
+    runs: set[str] = set()
+    for name in pipeline.order():
+        step = pipeline.steps[name]
+        after = sorted(u for u in step.upstream if u in runs)
+        if after:
+            runs.add(name)
+            out.append(StepPreview(name, "run", f"after {', '.join(after)}; reused if their outputs come out the same"))
+            continue
+        key = step.key({k: v for k, v in known.items() if k[0] in step.upstream})
+        hit = None if (force or pipeline.force_rerun or not step.deterministic) else store.cached(key)
+        if hit is None:
+            runs.add(name)
+            reason = ("forced" if force or pipeline.force_rerun else "not deterministic" if not step.deterministic
+                      else _what_changed(backend, pipeline.name, step))
+            out.append(StepPreview(name, "run", reason))
+        else:
+            for port, (_, files) in hit[0].items():
+                known[(name, port)] = manifest_digest(files)
+            out.append(StepPreview(name, "reuse", f"unchanged since {hit[2]}"))
+    return out
+
+
+def _what_changed(backend: LocalBackend, pipeline: str, step: Step) -> str:
+    """Why a step's key is new, against its last successful run in this workspace."""
+    if not backend.has_state():
+        return "never run in this workspace"
+    with backend.engine.connect() as conn:
+        last = conn.execute(
+            select(db.run_steps).join(db.runs, db.runs.c.id == db.run_steps.c.run_id)
+            .where(db.runs.c.pipeline == pipeline, db.run_steps.c.step == step.name,
+                   db.run_steps.c.status.in_(("completed", "reused")))
+            .order_by(db.run_steps.c.finished_at.desc()).limit(1)).first()
+    if last is None:
+        return "never run in this workspace"
+    changes = []
+    before, now_inputs = _json(last.inputs), describe_inputs(step)
+    for port in sorted(set(before) | set(now_inputs)):
+        old, new = before.get(port), now_inputs.get(port)
+        if old != new:
+            if old and new and "data" in old and "data" in new and old["data"] != new["data"]:
+                changes.append(f"input {port}: {old['data']} -> {new['data']}")
+            elif old and new and "value" in old and "value" in new:
+                changes.append(f"input {port}: {old['value']!r} -> {new['value']!r}")
+            else:
+                changes.append(f"input {port} changed")
+    if last.component != step.component:
+        changes.append(f"{last.component or 'component'} -> {step.component}")
+    if _json(last.environment).get("digest", "host") != step.env_key:
+        changes.append("environment changed")
+    if not changes:
+        changes.append("command, code or outputs changed")
+    return "; ".join(changes)
+
+
+def run_pipeline(backend: LocalBackend, pipeline: Pipeline, snapshot: dict[str, Any], force_rerun: bool = False,
+                 parallelism: int = 4, apply_id: str | None = None,
+                 log: Any = None) -> tuple[str, RunResult]:
+    """Run (or reuse) every step, recording the run as it goes; returns the run ID and the result."""
+    import os
+
+    backend.ensure()
+    run_id = new_run_id(pipeline.name)
+    order = pipeline.order()
+    with backend.writing() as conn:
+        conn.execute(insert(db.runs).values(
+            id=run_id, pipeline=pipeline.name, status="running", started_at=now(), submitted_by=whoami(),
+            pid=os.getpid(), source_file=pipeline.source_file, apply_id=apply_id,
+            snapshot=canonical_json({**snapshot, **describe(pipeline)}), outputs="{}"))
+        conn.execute(insert(db.run_steps), [
+            {"run_id": run_id, "step": name, "status": "queued", "component": pipeline.steps[name].component,
+             "inputs": canonical_json(describe_inputs(pipeline.steps[name])),
+             "environment": canonical_json(describe_env(pipeline.steps[name]))} for name in order])
+    run_dir = backend.path / "runs" / run_id
+    runner = PipelineRunner(pipeline, LocalRunStore(backend, run_id), run_dir, parallelism, force_rerun,
+                            log=log or backend.note)
+    try:
+        result = runner.run()
+    except BaseException:
+        with backend.writing() as conn:
+            conn.execute(update(db.runs).where(db.runs.c.id == run_id).values(
+                status="failed", finished_at=now(), message="interrupted"))
+        raise
+    failed = [f"{name}: {r.message}" for name, r in result.steps.items() if r.status == "failed"]
+    with backend.writing() as conn:
+        conn.execute(update(db.runs).where(db.runs.c.id == run_id).values(
+            status=result.status, finished_at=now(), outputs=encode_outputs(result.outputs),
+            message="\n".join(failed)))
+    return run_id, result
+
+
+def describe_inputs(step: Step) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, inp in step.inputs.items():
+        if inp.kind == "literal":
+            out[name] = {"value": inp.value}
+        elif inp.kind == "data":
+            out[name] = {"data": inp.origin, "sha256": manifest_digest(inp.files)}
+        else:
+            out[name] = {"from": f"{inp.step}.outputs.{inp.output}"}
+    return out
+
+
+def describe_env(step: Step) -> dict[str, Any]:
+    env = step.env
+    if env is None:
+        return {"python": "host"}
+    return {"label": env.label, "digest": env.key,
+            "requirements": list(env.resolved.requirements) if env.resolved else [], "image": env.image}
+
+
+def describe(pipeline: Pipeline) -> dict[str, Any]:
+    return {"parameters": {f"{s}.{n}": i.value for s, step in pipeline.steps.items()
+                           for n, i in step.inputs.items() if i.kind == "literal"},
+            "code": {s: manifest_digest(step.code) for s, step in pipeline.steps.items()}}
+
+
+def require_pipeline(spec: dict[str, Any], label: str) -> None:
+    if spec.get("type") != "pipeline":
+        raise WorkspaceError(f"{label} is a {spec.get('type', 'command')} job; `job run` runs pipeline jobs")
