@@ -187,3 +187,43 @@ def test_bad_pipelines_are_refused_before_anything_runs(repo: Path, cli: Cli, tm
     assert res.code == 1 and message in res.err and "Traceback" not in res.err
     assert executed(tmp_path / "count.txt") == []
     assert runs(cli, repo) == [], "no run is recorded for a pipeline that cannot run"
+
+
+def test_a_model_made_by_the_pipeline_gets_a_version_per_changed_run(repo: Path, cli: Cli, tmp_path: Path) -> None:
+    from mlops_gitops.addresses import Address, Kind
+    from mlops_gitops.backends.local import LocalBackend
+    from tests.helpers import AZ
+
+    write(repo / "models" / "counts.yml", f"$schema: {AZ}/model.schema.json\nname: counts\n"
+                                         "path: azureml://jobs/demo/outputs/result\n")
+    commit_all(repo, "Register what the pipeline makes")
+    planned = plan_read_only(str(repo), None, None, False).plan
+    model = next(c for c in planned.changes if c.address.kind is Kind.MODEL)
+    assert model.address == Address(Kind.MODEL, "counts", "1") and "run of job:demo" in model.reason
+    assert Address(Kind.JOB, "demo") in model.depends_on
+    assert apply(str(repo), auto_approve=True) == 0
+    backend = LocalBackend(repo / ".mlops" / "dev")
+    first = backend.get(Address(Kind.MODEL, "counts", "1"))
+    assert first is not None and [f.rel for f in first.files] == ["metrics.json"]
+    assert first.provenance["run.id"] == runs(cli, repo)[0]["id"]
+    assert first.provenance["run.metrics"] == {"rows": 4, "flag": "none"}
+    assert not plan_read_only(str(repo), None, None, False).plan.has_changes
+
+    write(repo / "pipelines" / "p.yml", (repo / "pipelines" / "p.yml").read_text().replace("n: 4", "n: 6"))
+    commit_all(repo, "Use six rows")
+    planned = plan_read_only(str(repo), None, None, False).plan
+    assert [str(c.address) for c in planned.actionable] == ["job:demo", "model:counts:2"]
+    assert apply(str(repo), auto_approve=True) == 0
+    second = backend.get(Address(Kind.MODEL, "counts", "2"))
+    assert second is not None and second.provenance["run.metrics"]["rows"] == 6
+    shown = json.loads(cli("model", "show", "counts:2", cwd=repo).out)
+    assert shown["properties"]["metrics.rows"] == 6 and shown["properties"]["run_id"] == runs(cli, repo)[0]["id"]
+
+
+def test_a_job_output_reference_must_name_a_job_and_an_output(repo: Path, cli: Cli) -> None:
+    from tests.helpers import AZ
+
+    write(repo / "models" / "bad.yml", f"$schema: {AZ}/model.schema.json\nname: bad\n"
+                                      "path: azureml://jobs/demo/outputs/nothing/paths/model\n")
+    res = cli("validate", cwd=repo)
+    assert res.code == 1 and "REF007" in res.out and "job 'demo' has no output 'nothing'" in res.out

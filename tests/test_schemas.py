@@ -45,7 +45,7 @@ def test_example_files_validate_against_the_published_schemas() -> None:
         errors = list(jsonschema.Draft202012Validator(schema).iter_errors(doc))
         assert errors == [], (path, [e.message for e in errors])
         checked += 1
-    assert checked == 13  # every resource file of the example
+    assert checked == 14  # every resource file of the example
     config = yaml.load((EXAMPLE / "mlops.yaml").read_text())
     schema = json.loads((SCHEMA_DIR / "mlops.schema.json").read_text())
     assert list(jsonschema.Draft202012Validator(schema).iter_errors(config)) == []

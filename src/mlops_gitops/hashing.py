@@ -19,6 +19,16 @@ def spec_hash(value: Any) -> str:
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()
 
 
+# Fields of a versioned asset that may change without a new version (Azure ML semantics).
+MUTABLE = frozenset({"description", "tags", "x-gitops", "stage"})
+
+
+def versioned_content(spec: dict[str, Any], derived: dict[str, Any]) -> str:
+    """What makes a version of a model, data asset, environment or component: never its mutable fields."""
+    return spec_hash({"spec": {k: v for k, v in spec.items() if k not in MUTABLE and k != "version"},
+                      "paths": derived.get("paths", {}), "refs": derived.get("refs", {})})
+
+
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

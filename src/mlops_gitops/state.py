@@ -17,6 +17,27 @@ class ArtifactFile:
     source: Path | None = None  # where to read it from when uploading
 
 
+# Outputs of the latest completed run of each pipeline job: job -> (run ID, output -> files).
+JobOutputs = dict[str, tuple[str, dict[str, tuple[ArtifactFile, ...]]]]
+
+
+def run_output_files(job_outputs: JobOutputs, job: str,
+                     output: str, subpath: str = "") -> tuple[str | None, list[ArtifactFile]]:
+    """The run and the files of `azureml://jobs/<job>/outputs/<output>/paths/<subpath>` as last produced."""
+    found = job_outputs.get(job)
+    if found is None or output not in found[1]:
+        return None, []
+    run_id, outputs = found
+    files = list(outputs[output])
+    if subpath:
+        exact = [f for f in files if f.rel == subpath]  # the path names one file
+        if exact:
+            return run_id, [ArtifactFile(subpath.rsplit("/", 1)[-1], f.sha256, f.size) for f in exact]
+        prefix = subpath.rstrip("/") + "/"
+        files = [ArtifactFile(f.rel[len(prefix):], f.sha256, f.size) for f in files if f.rel.startswith(prefix)]
+    return (run_id, files) if files else (None, [])
+
+
 @dataclass
 class DesiredResource:
     """A resource as the tree wants it, with concrete version and content hashes."""
@@ -68,6 +89,7 @@ class Snapshot:
     serial: int
     resources: dict[Address, ActualResource] = field(default_factory=dict)
     counters: dict[tuple[Kind, str], int] = field(default_factory=dict)
+    job_outputs: JobOutputs = field(default_factory=dict)
     _by_name: dict[tuple[Kind, str], list[ActualResource]] | None = field(default=None, repr=False, compare=False)
     _indexed: int = field(default=-1, repr=False, compare=False)
 

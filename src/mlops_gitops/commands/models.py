@@ -60,9 +60,19 @@ def model_list(path: str = ".", workspace: str | None = None, name: str | None =
     return EXIT_OK
 
 
+def properties(r: ActualResource) -> dict[str, object]:
+    """The spec's properties, plus the run that produced the version and its metrics (kept in provenance,
+    which no content hash covers, so a run's numbers never make the tree look out of date)."""
+    out: dict[str, object] = dict(r.spec.get("properties") or {})
+    if r.provenance.get("run.id"):
+        out["run_id"] = r.provenance["run.id"]
+        out.update({f"metrics.{k}": v for k, v in (r.provenance.get("run.metrics") or {}).items()})
+    return out
+
+
 def _summary(r: ActualResource) -> dict[str, object]:
     return {"name": r.address.name, "version": r.address.version, "status": r.status,
-            "tags": r.spec.get("tags") or {}, "properties": r.spec.get("properties") or {},
+            "tags": r.spec.get("tags") or {}, "properties": properties(r),
             "created_at": r.created_at, "files": len(r.files)}
 
 

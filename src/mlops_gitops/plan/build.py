@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mlops_gitops.addresses import VERSIONED, Address, Kind
-from mlops_gitops.diagnostics import Diagnostics
+from mlops_gitops.diagnostics import Diagnostics, Severity
 from mlops_gitops.graph import Graph
 from mlops_gitops.plan.desired import DesiredState
 from mlops_gitops.plan.diff import document, field_changes
@@ -41,6 +41,29 @@ def _with_run(change: Change, desired: DesiredState, preview: PipelinePreview | 
     elif change.action is not Action.NOOP:
         change.reason += f"; all {len(steps)} step(s) reused"
     return change
+
+
+def _after_runs(changes: list[Change], snapshot: Snapshot, diags: Diagnostics) -> None:
+    """Assets made of a job's outputs are registered from the run this apply makes, when it makes one."""
+    running = {c.address.name for c in changes if c.action is Action.RUN}
+    for c in changes:
+        ref = str(((c.desired.derived.get("refs") or {}).get("path", "")) if c.desired else "")
+        if not ref.startswith("job:"):
+            continue
+        job = ref[4:].split("/", 1)[0]
+        if job in running:
+            if c.action is Action.NOOP and c.desired is not None and c.desired.auto_version:
+                c.action = Action.CREATE  # the next version, unless the run reproduces the same files
+                version = snapshot.next_version(c.address.kind, c.address.name)
+                c.address = c.desired.address = Address(c.address.kind, c.address.name, version)
+                c.desired.spec["version"] = version
+            c.reason = f"registered from the run of job:{job} in this apply (version and content known after it)"
+        elif not (c.desired and c.desired.derived.get("paths")):
+            c.action, c.reason = Action.NOOP, f"waits for a completed run of job:{job}"
+            diags.add(c.file or "", c.line, 0, "PLAN003",
+                      f"{c.address.kind.value} '{c.address.name}' is made by job:{job}, which has no completed run "
+                      "in this workspace and will not run in this apply (runtime: none); it is not registered yet",
+                      severity=Severity.WARNING)
 
 
 def _change_for(desired: DesiredResource, actual: ActualResource | None, snapshot: Snapshot) -> Change:
@@ -197,6 +220,7 @@ def build_plan(workspace: str, desired: DesiredState, snapshot: Snapshot, prune:
     diags.extend(desired.diagnostics)
     changes = [_with_run(_change_for(d, snapshot.resources.get(a), snapshot), desired, preview)
                for a, d in desired.resources.items()]
+    _after_runs(changes, snapshot, diags)
     removals, kept = _removals(desired, snapshot, prune)
     changes += removals
     _guard(changes, desired, snapshot, diags)

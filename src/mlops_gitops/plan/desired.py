@@ -8,14 +8,12 @@ from typing import Any
 
 from mlops_gitops.addresses import KIND_RANK, VERSIONED, Address, Kind
 from mlops_gitops.diagnostics import Diagnostics
-from mlops_gitops.hashing import manifest_hash, path_manifest, spec_hash
-from mlops_gitops.spec.references import check_local_path, is_remote, parse_asset_ref
+from mlops_gitops.hashing import manifest_hash, path_manifest, spec_hash, versioned_content
+from mlops_gitops.spec.references import check_local_path, is_remote, parse_asset_ref, parse_job_output
 from mlops_gitops.spec.resource import SpecResource
 from mlops_gitops.spec.tree import Tree
-from mlops_gitops.state import ArtifactFile, DesiredResource, Snapshot
+from mlops_gitops.state import ArtifactFile, DesiredResource, Snapshot, run_output_files
 
-# Fields of a versioned asset that may change without a new version (Azure ML semantics).
-MUTABLE = frozenset({"description", "tags", "x-gitops", "stage"})
 TRAFFIC_FIELDS = ("traffic", "mirror_traffic")
 
 
@@ -75,8 +73,7 @@ def _user_spec(res: SpecResource) -> dict[str, Any]:
 
 def _content(spec: dict[str, Any], derived: dict[str, Any], kind: Kind) -> str:
     if kind in VERSIONED:
-        return spec_hash({"spec": {k: v for k, v in spec.items() if k not in MUTABLE and k != "version"},
-                          "paths": derived.get("paths", {}), "refs": derived.get("refs", {})})
+        return versioned_content(spec, derived)
     return spec_hash({"spec": spec, "derived": derived})
 
 
@@ -103,6 +100,9 @@ def _add_versioned(state: DesiredState, res: SpecResource, root: Path, snapshot:
     spec = _user_spec(res)
     paths, artifacts = _hash_paths(state, res, root)
     refs, deps = _resolve_refs(state, res, snapshot, root)
+    job_output = refs.get("path", "") if refs.get("path", "").startswith("job:") else None
+    if job_output is not None:  # the files come from the job's latest completed run, if there is one
+        paths, artifacts = _from_run(snapshot, res)
     derived: dict[str, Any] = {"paths": paths} if paths else {}
     if refs:
         derived["refs"] = refs
@@ -133,11 +133,28 @@ def _add_versioned(state: DesiredState, res: SpecResource, root: Path, snapshot:
     state.by_spec[addr] = res
 
 
+def _from_run(snapshot: Snapshot, res: SpecResource) -> tuple[dict[str, Any], list[ArtifactFile]]:
+    ref = parse_job_output(getattr(res.model, "path", ""))
+    assert ref is not None
+    _, files = run_output_files(snapshot.job_outputs, ref.job, ref.output, ref.subpath)
+    if not files:
+        return {}, []
+    manifest = [(f.rel, f.sha256, f.size) for f in files]
+    return {"path": {"sha256": manifest_hash(manifest, True), "files": len(files),
+                     "bytes": sum(f.size for f in files)}}, files
+
+
 def _resolve_refs(state: DesiredState, res: SpecResource, snapshot: Snapshot,
                   root: Path) -> tuple[dict[str, str], set[Address]]:
     refs: dict[str, str] = {}
     deps: set[Address] = set()
     for link in res.links:
+        if link.role == "job_output":
+            job_ref = parse_job_output(link.text)
+            if job_ref is not None:
+                refs[_loc_key(link.loc)] = str(job_ref)
+                deps.add(Address(Kind.JOB, job_ref.job))
+            continue
         if link.role == "component" and link.target is None:  # a component file in the tree
             comp = _component_by_file(state, res, link.text, root)
             if comp is not None:

@@ -7,6 +7,7 @@ renamed into envs/<hash>/ when complete, so an interrupted build is simply rebui
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -72,6 +73,17 @@ def ensure_env(envs_dir: Path, resolved: ResolvedEnv, log: Any = print) -> Path:
     python = target / "bin" / "python"
     if (target / ".complete").exists():
         return python
+    envs_dir.mkdir(parents=True, exist_ok=True)
+    # Deployments and pipeline steps that share an environment wait for one build instead of racing.
+    with open(envs_dir / f".{resolved.digest}.lock", "a+") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        if (target / ".complete").exists():
+            return python
+        return _build(envs_dir, target, resolved, log)
+
+
+def _build(envs_dir: Path, target: Path, resolved: ResolvedEnv, log: Any) -> Path:
+    python = target / "bin" / "python"
     if resolved.skipped:
         log(f"  conda-only dependencies skipped in the local process runtime: {', '.join(resolved.skipped)} "
             "(list them under pip: to install them locally)")

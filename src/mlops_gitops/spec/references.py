@@ -43,6 +43,28 @@ def parse_asset_ref(text: str) -> AssetRef | None:
     return AssetRef(body)
 
 
+_JOB_OUTPUT = re.compile(r"^azureml://jobs/([A-Za-z0-9][A-Za-z0-9_-]*)/outputs/([A-Za-z0-9_]+)(?:/paths/(.*))?$")
+
+
+@dataclass(frozen=True)
+class JobOutputRef:
+    """`azureml://jobs/<job>/outputs/<output>[/paths/<sub/path>]`: files a pipeline job of the tree produced."""
+
+    job: str
+    output: str
+    subpath: str = ""
+
+    def __str__(self) -> str:
+        return f"job:{self.job}/outputs/{self.output}" + (f"/paths/{self.subpath}" if self.subpath else "")
+
+
+def parse_job_output(text: str) -> JobOutputRef | None:
+    m = _JOB_OUTPUT.match(text.strip())
+    if m is None:
+        return None
+    return JobOutputRef(m.group(1), m.group(2), (m.group(3) or "").strip("/"))
+
+
 def is_remote(text: str) -> bool:
     return text.startswith(REMOTE_PREFIXES) or (text.startswith("azureml:") and parse_asset_ref(text) is None)
 

@@ -9,6 +9,7 @@ from typing import Any
 from mlops_gitops.addresses import VERSIONED, Address, Kind
 from mlops_gitops.spec.catalog import KindInfo
 from mlops_gitops.spec.kinds.common import InlineEnvironment, InlineModel, Resource
+from mlops_gitops.spec.references import parse_job_output
 from mlops_gitops.spec.yamlload import Document, Loc
 
 
@@ -107,7 +108,10 @@ def compute_links(res: SpecResource) -> list[Link]:  # noqa: C901 - one branch p
     out: list[Link] = []
     kind = res.kind
     if kind in (Kind.MODEL, Kind.DATA):
-        out.append(Link(("path",), "path", m.path))
+        if parse_job_output(m.path) is not None:  # produced by a pipeline job of the tree
+            out.append(Link(("path",), "job_output", m.path, Kind.JOB))
+        else:
+            out.append(Link(("path",), "path", m.path))
     elif kind is Kind.ENVIRONMENT:
         _environment_paths((), m, out)
     elif kind is Kind.COMPONENT:

@@ -9,6 +9,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,17 @@ from mlops_gitops.backends.local.lock import os_lock_for, read_holder, workspace
 from mlops_gitops.backends.local.serving import ServingController
 from mlops_gitops.errors import LockHeldError, NotFoundError, WorkspaceError
 from mlops_gitops.faults import failpoint
-from mlops_gitops.hashing import canonical_json
-from mlops_gitops.state import ActualResource, ArtifactFile, ChangeRecord, DesiredResource, LockInfo, Snapshot
+from mlops_gitops.hashing import canonical_json, manifest_hash, spec_hash, versioned_content
+from mlops_gitops.state import (
+    ActualResource,
+    ArtifactFile,
+    ChangeRecord,
+    DesiredResource,
+    JobOutputs,
+    LockInfo,
+    Snapshot,
+    run_output_files,
+)
 
 SERVED = frozenset({Kind.ONLINE_ENDPOINT, Kind.ONLINE_DEPLOYMENT, Kind.TRAFFIC})
 
@@ -161,6 +171,7 @@ class LocalBackend:
                 snap.resources[res.address] = res
             for c in conn.execute(select(db.counters)):
                 snap.counters[(Kind(c.kind), c.name)] = c.last
+            snap.job_outputs = latest_outputs(conn)
         return snap
 
     def change_log(self, address: Address | None = None, source_file: str | None = None) -> list[ChangeRecord]:
@@ -223,6 +234,48 @@ class LocalBackend:
         if self.deployer is not None and self.deployer.controller.info() is not None:
             self.deployer.controller.put_endpoint(self.deployer.endpoint_config(endpoint))
         return keys
+
+    def _run_metrics(self, run_id: str) -> dict[str, Any]:
+        with self._errors(), self.engine.connect() as conn:
+            rows = conn.execute(select(db.run_steps.c.metrics).where(db.run_steps.c.run_id == run_id)
+                                .order_by(db.run_steps.c.step)).fetchall()
+        merged: dict[str, Any] = {}
+        for (text,) in rows:
+            merged.update(json.loads(text or "{}"))
+        return merged
+
+    def _from_latest_run(self, desired: DesiredResource) -> tuple[DesiredResource | ActualResource, str]:
+        """A model or data asset made of a job's output: its files, content and version from the latest run."""
+        ref = str(desired.derived["refs"]["path"])[4:]  # job:<job>/outputs/<output>[/paths/<sub>]
+        job, _, rest = ref.partition("/outputs/")
+        output, _, sub = rest.partition("/paths/")
+        with self._errors(), self.engine.connect() as conn:
+            outputs = latest_outputs(conn, job)
+        run_id, files = run_output_files(outputs, job, output, sub)
+        if run_id is None:
+            raise WorkspaceError(f"{desired.address}: job '{job}' has no completed run with output '{output}'"
+                                 + (f" path '{sub}'" if sub else "") + " (run it: mlops-gitops job run)")
+        manifest = [(f.rel, f.sha256, f.size) for f in files]
+        paths = {"path": {"sha256": manifest_hash(manifest, True), "files": len(files),
+                          "bytes": sum(f.size for f in files)}}
+        derived = {**desired.derived, "paths": paths}
+        content = versioned_content(desired.spec, derived)
+        kind, name = desired.address.kind, desired.address.name
+        snapshot = self.read()
+        same = [r for r in snapshot.versions(kind, name) if r.content_hash == content]
+        if same and desired.auto_version:
+            return same[-1], run_id
+        version = desired.address.version or "1"
+        taken = snapshot.resources.get(Address(kind, name, version))
+        if taken is not None and taken.content_hash != content:
+            if not desired.auto_version:
+                raise WorkspaceError(f"{desired.address} exists with other files; run {run_id} produced new ones: "
+                                     "bump the version (or remove 'version' to number it automatically)")
+            version = snapshot.next_version(kind, name)
+        spec = {**desired.spec, "version": version}
+        return replace(desired, address=Address(kind, name, version), spec=spec, derived=derived,
+                       content_hash=content, spec_hash=spec_hash({"spec": spec, "derived": derived}),
+                       artifacts=[ArtifactFile(f.rel, f.sha256, f.size) for f in files]), run_id
 
     def pipeline_preview(self, desired: DesiredResource,
                          pending: dict[Address, DesiredResource]) -> list[dict[str, str]] | str:
@@ -334,6 +387,11 @@ class LocalBackend:
             origin: str = "apply", journal_begin: bool = False) -> ActualResource:
         """Create or update one resource (uploading its files first), atomically, bumping the serial."""
         self.ensure()
+        if str((desired.derived.get("refs") or {}).get("path", "")).startswith("job:"):
+            resolved, run_id = self._from_latest_run(desired)
+            if isinstance(resolved, ActualResource):
+                return resolved  # the run produced what an existing version already holds
+            desired, provenance = resolved, {**provenance, "run.id": run_id, "run.metrics": self._run_metrics(run_id)}
         for art in desired.artifacts:
             if art.source is not None:
                 self.artifacts.put(art.source, art.sha256)
@@ -442,6 +500,19 @@ class LocalBackend:
                     for record in json.loads(text or "{}").values():
                         referenced.update(sha for _, sha, _ in record.get("files", []))
         return self.artifacts.remove_unreferenced(referenced)
+
+
+def latest_outputs(conn: Connection, job: str | None = None) -> JobOutputs:
+    """Outputs of the latest completed run of each pipeline job (or of one)."""
+    q = select(db.runs.c.id, db.runs.c.pipeline, db.runs.c.outputs).where(db.runs.c.status == "completed")
+    if job is not None:
+        q = q.where(db.runs.c.pipeline == job)
+    out: JobOutputs = {}
+    for row in conn.execute(q.order_by(db.runs.c.finished_at)):
+        outputs = {name: tuple(ArtifactFile(rel, sha, size) for rel, sha, size in rec.get("files", []))
+                   for name, rec in json.loads(row.outputs or "{}").items()}
+        out[row.pipeline] = (row.id, outputs)
+    return out
 
 
 def _find(conn: Connection, addr: Address) -> Any:

@@ -10,7 +10,9 @@ from mlops_gitops.spec.kinds.common import Asset, BuildContext, InferenceConfig
 
 
 class Model(Asset):
-    path: str = Field(description="Local file or folder (relative to this file) or a cloud URI.")
+    path: str = Field(description="Local file or folder (relative to this file), a cloud URI, or the output of a "
+                                  "pipeline job of the tree: azureml://jobs/<job>/outputs/<output>[/paths/<sub/path>] "
+                                  "(a new version from each run that changes its files).")
     type: Literal["custom_model", "mlflow_model", "triton_model"] = "custom_model"
     flavors: dict[str, Any] | None = None
     stage: str | None = None

@@ -6,7 +6,7 @@ from typing import Any
 
 from mlops_gitops.addresses import Kind
 from mlops_gitops.diagnostics import Severity
-from mlops_gitops.spec.references import check_local_path, is_remote, parse_asset_ref
+from mlops_gitops.spec.references import check_local_path, is_remote, parse_asset_ref, parse_job_output
 from mlops_gitops.spec.resource import Link, SpecResource
 from mlops_gitops.validate.context import RuleContext
 
@@ -66,10 +66,25 @@ def _scoring_script(ctx: RuleContext, res: SpecResource) -> None:
                    f"scoring script '{cc.scoring_script}' not found in '{cc.code}'")
 
 
+def _job_output(ctx: RuleContext, res: SpecResource, link: Link) -> None:
+    ref = parse_job_output(link.text)
+    assert ref is not None
+    jobs = ctx.in_tree(Kind.JOB, ref.job)
+    if not jobs:
+        ctx.report(res, link.loc, "REF007", f"'{link.text}': there is no job '{ref.job}' in the tree")
+        return
+    outputs = getattr(jobs[0].model, "outputs", None) or {}
+    if ref.output not in outputs:
+        ctx.report(res, link.loc, "REF007", f"'{link.text}': job '{ref.job}' has no output '{ref.output}' "
+                                            f"(outputs: {', '.join(sorted(outputs)) or 'none'})")
+
+
 def check(ctx: RuleContext) -> None:
     for res in ctx.tree.resources:
         for link in res.links:
-            if link.role == "endpoint":
+            if link.role == "job_output":
+                _job_output(ctx, res, link)
+            elif link.role == "endpoint":
                 _endpoint(ctx, res, link)
             elif link.text.startswith("azureml:") and parse_asset_ref(link.text) is not None:
                 _asset(ctx, res, link)
