@@ -39,6 +39,7 @@ rows = (pathlib.Path(a.data) / "rows.txt").read_text().split()
 out = pathlib.Path(a.out)
 out.mkdir(parents=True, exist_ok=True)
 (out / "metrics.json").write_text(json.dumps({"rows": len(rows), "flag": a.flag or "none"}))
+(out / "first.txt").write_text(rows[0] + "\\n")
 print("b counted", len(rows))
 """
 

@@ -204,7 +204,7 @@ def test_a_model_made_by_the_pipeline_gets_a_version_per_changed_run(repo: Path,
     assert apply(str(repo), auto_approve=True) == 0
     backend = LocalBackend(repo / ".mlops" / "dev")
     first = backend.get(Address(Kind.MODEL, "counts", "1"))
-    assert first is not None and [f.rel for f in first.files] == ["metrics.json"]
+    assert first is not None and [f.rel for f in first.files] == ["first.txt", "metrics.json"]
     assert first.provenance["run.id"] == runs(cli, repo)[0]["id"]
     assert first.provenance["run.metrics"] == {"rows": 4, "flag": "none"}
     assert not plan_read_only(str(repo), None, None, False).plan.has_changes

@@ -23,7 +23,10 @@ def for_change(base: dict[str, Any], change: Change, git: GitInfo, root_prefix: 
     if change.desired is not None:
         paths = change.desired.derived.get("paths") or {}
         if paths:
-            out["content"] = {k: v["sha256"] for k, v in paths.items()}
+            out["content"] = {k: v.get("sha256") or f"dvc:{v.get('dvc')}" for k, v in paths.items()}
+            dvc = {k: {"md5": v["dvc"], "path": v.get("tracked")} for k, v in paths.items() if "dvc" in v}
+            if dvc:
+                out["dvc"] = dvc  # the DVC hash Git records for the data: the lineage of this version
         refs = change.desired.derived.get("refs") or {}
         if refs:
             out["uses"] = refs

@@ -49,17 +49,45 @@ def _hash_paths(state: DesiredState, res: SpecResource, root: Path) -> tuple[dic
         if is_remote(link.text) or link.text.startswith("${{"):
             continue
         check = check_local_path(res.base_dir, link.text, root)
+        if whole_asset and link.loc == ("path",) and check.inside:
+            tracked = _dvc(state, res, check.resolved, root)
+            if tracked is not None:  # versioned by DVC's hash; the data itself may be fetched at apply
+                derived["path"] = tracked
+                if not check.exists:
+                    continue
         if not check.exists:
             continue
         manifest = state.manifest(check.resolved)
         is_dir = check.resolved.is_dir()
-        derived[_loc_key(link.loc)] = {"sha256": manifest_hash(manifest, is_dir), "files": len(manifest),
-                                       "bytes": sum(size for _, _, size in manifest)}
+        if _loc_key(link.loc) not in derived:
+            derived[_loc_key(link.loc)] = {"sha256": manifest_hash(manifest, is_dir), "files": len(manifest),
+                                           "bytes": sum(size for _, _, size in manifest)}
         prefix = "" if whole_asset and link.loc == ("path",) else _loc_key(link.loc) + "/"
         base = check.resolved if is_dir else check.resolved.parent
         for rel, digest, size in manifest:
             artifacts.append(ArtifactFile(prefix + rel, digest, size, base / rel))
     return derived, artifacts
+
+
+def _dvc(state: DesiredState, res: SpecResource, path: Path, root: Path) -> dict[str, Any] | None:
+    from mlops_gitops.lineage.dvc import DvcError, matches, might_be_tracked, tracked
+
+    if not might_be_tracked(path):
+        return None
+    line, col = res.pos(("path",))
+    try:
+        t = tracked(path)
+    except DvcError as exc:
+        state.diagnostics.add(res.file, line, col, "DVC001", str(exc))
+        return None
+    if t is None:
+        return None
+    if path.exists() and not matches(t, path):
+        state.diagnostics.add(res.file, line, col, "DVC002",
+                              f"{t.rel} differs from what DVC recorded (md5 {t.md5}): run `dvc add {t.rel}` to "
+                              "record the new data (or `dvc checkout` to discard the change)")
+    return {"dvc": t.md5, "files": t.nfiles or 1, "bytes": t.size or 0,
+            "tracked": path.relative_to(root.resolve()).as_posix()}
 
 
 def _user_spec(res: SpecResource) -> dict[str, Any]:

@@ -31,7 +31,8 @@ def document(spec: dict[str, Any], derived: dict[str, Any], schema_name: str) ->
     """What we compare: the user's spec, the content hashes and resolved references, and the kind."""
     doc: dict[str, Any] = dict(spec)
     for key, info in (derived.get("paths") or {}).items():
-        doc[f"{key} (content)"] = f"sha256:{info['sha256'][:12]}, {info['files']} file(s), {info['bytes']} B"
+        digest = f"dvc md5:{info['dvc'][:12]}" if "dvc" in info else f"sha256:{info['sha256'][:12]}"
+        doc[f"{key} (content)"] = f"{digest}, {info['files']} file(s), {info['bytes']} B"
     for key, ref in (derived.get("refs") or {}).items():
         doc[f"{key} (resolved)"] = ref
     if schema_name and schema_name != "traffic":

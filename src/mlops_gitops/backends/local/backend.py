@@ -235,6 +235,30 @@ class LocalBackend:
             self.deployer.controller.put_endpoint(self.deployer.endpoint_config(endpoint))
         return keys
 
+    def _with_dvc_data(self, desired: DesiredResource) -> DesiredResource:
+        """A DVC-tracked asset whose data is not in the working tree: fetch it with DVC, then store it."""
+        info = (desired.derived.get("paths") or {}).get("path") or {}
+        if "tracked" not in info or desired.artifacts or desired.address.kind not in (Kind.MODEL, Kind.DATA):
+            return desired
+        from mlops_gitops.hashing import path_manifest
+        from mlops_gitops.lineage.dvc import DvcError, fetch, tracked
+
+        if self.tree_root is None:
+            raise WorkspaceError(f"its data ({info['tracked']}) must be fetched with DVC; "
+                                 "apply it from its repository")
+        path = self.tree_root / info["tracked"]
+        try:
+            t = tracked(path)
+            if t is None or t.md5 != info["dvc"]:
+                raise WorkspaceError(f"{info['tracked']} is not tracked as planned; plan again")
+            self.note(f"  fetching {t.rel} (md5 {t.md5}) with DVC")
+            fetch(t)
+        except DvcError as exc:
+            raise WorkspaceError(str(exc)) from None
+        base = path if path.is_dir() else path.parent
+        files = [ArtifactFile(rel, digest, size, base / rel) for rel, digest, size in path_manifest(path)]
+        return replace(desired, artifacts=files)
+
     def _run_metrics(self, run_id: str) -> dict[str, Any]:
         with self._errors(), self.engine.connect() as conn:
             rows = conn.execute(select(db.run_steps.c.metrics).where(db.run_steps.c.run_id == run_id)
@@ -253,7 +277,7 @@ class LocalBackend:
             outputs = latest_outputs(conn, job)
         run_id, files = run_output_files(outputs, job, output, sub)
         if run_id is None:
-            raise WorkspaceError(f"{desired.address}: job '{job}' has no completed run with output '{output}'"
+            raise WorkspaceError(f"job '{job}' has no completed run with output '{output}'"
                                  + (f" path '{sub}'" if sub else "") + " (run it: mlops-gitops job run)")
         manifest = [(f.rel, f.sha256, f.size) for f in files]
         paths = {"path": {"sha256": manifest_hash(manifest, True), "files": len(files),
@@ -392,6 +416,7 @@ class LocalBackend:
             if isinstance(resolved, ActualResource):
                 return resolved  # the run produced what an existing version already holds
             desired, provenance = resolved, {**provenance, "run.id": run_id, "run.metrics": self._run_metrics(run_id)}
+        desired = self._with_dvc_data(desired)
         for art in desired.artifacts:
             if art.source is not None:
                 self.artifacts.put(art.source, art.sha256)

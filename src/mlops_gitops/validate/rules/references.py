@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from mlops_gitops.addresses import Kind
@@ -52,7 +53,7 @@ def _path(ctx: RuleContext, res: SpecResource, link: Link) -> None:
     check = check_local_path(res.base_dir, link.text, ctx.tree.root)
     if not check.inside:
         ctx.report(res, link.loc, "REF003", f"path '{link.text}' points outside the repository")
-    elif not check.exists:
+    elif not check.exists and not Path(f"{check.resolved}.dvc").is_file():  # DVC data is fetched at apply
         ctx.report(res, link.loc, "REF002", f"path '{link.text}' does not exist (relative to {res.file})")
 
 

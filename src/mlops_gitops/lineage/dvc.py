@@ -1,0 +1,122 @@
+"""DVC facts: whether a path is tracked, its hash as Git records it, and fetching its data.
+
+A data asset or model whose path is DVC-tracked is versioned by DVC's hash (from the `.dvc` file or
+dvc.lock, read through DVC's own API), so its version is known without the data being present; the
+data is fetched from the repository's DVC remote only when apply stores it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class DvcError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Tracked:
+    repo_root: Path  # the DVC repository (the folder holding .dvc/)
+    rel: str  # the path inside it
+    md5: str  # DVC's hash; folders end in .dir
+    size: int | None
+    nfiles: int | None
+
+    @property
+    def isdir(self) -> bool:
+        return self.md5.endswith(".dir")
+
+
+def dvc_root(path: Path) -> Path | None:
+    for folder in [path, *path.parents]:
+        if (folder / ".dvc").is_dir():
+            return folder
+    return None
+
+
+def might_be_tracked(path: Path) -> bool:
+    """Cheap test before DVC is imported: a .dvc file beside the path (or a parent) or a dvc.lock."""
+    root = dvc_root(path.parent)
+    if root is None:
+        return False
+    for candidate in [path, *path.parents]:
+        if Path(f"{candidate}.dvc").is_file():
+            return True
+        if candidate == root:
+            break
+    return (root / "dvc.lock").is_file()
+
+
+def tracked(path: Path) -> Tracked | None:
+    """DVC's record of `path`, or None when DVC does not track it."""
+    if not might_be_tracked(path):
+        return None
+    root = dvc_root(path.parent)
+    assert root is not None
+    rel = path.relative_to(root).as_posix()
+    try:
+        from dvc.api import DVCFileSystem
+    except ImportError:
+        raise DvcError(f"{rel} is tracked by DVC, and reading DVC files needs dvc: pip install dvc") from None
+    fs = DVCFileSystem(str(root))
+    try:
+        info = fs.info(rel)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # a broken .dvc file, a bad config: DVC's own message
+        raise DvcError(f"DVC cannot read the record of {rel}: {exc}") from None
+    finally:
+        fs.close()
+    dvc_info = info.get("dvc_info") or {}
+    md5 = dvc_info.get("md5")
+    if not md5:
+        return None
+    entry = dvc_info.get("entry")
+    nfiles = getattr(getattr(entry, "meta", None), "nfiles", None)
+    return Tracked(root, rel, str(md5), dvc_info.get("size"), nfiles)
+
+
+def matches(t: Tracked, path: Path) -> bool:
+    """Whether the file in the working tree is what DVC recorded (DVC 3 hashes a file's raw bytes)."""
+    if t.isdir or not path.is_file():
+        return True  # folders: DVC checks them itself when it is asked to
+    h = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest() == t.md5
+
+
+def fetch(t: Tracked) -> None:
+    """Bring the tracked data into the working tree from the cache or the DVC remote (`dvc pull`)."""
+    # DVC logs through handlers of its own (bound to the stderr of the time); our error says what failed.
+    loggers = [logging.getLogger(name) for name in ("dvc", "dvc_data", "dvc_objects")]
+    saved = [(lg.level, lg.propagate, lg.disabled) for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL + 1)
+        lg.propagate, lg.disabled = False, True
+    try:
+        _pull(t)
+    finally:
+        for lg, (level, propagate, disabled) in zip(loggers, saved, strict=True):
+            lg.setLevel(level)
+            lg.propagate, lg.disabled = propagate, disabled
+    if not (t.repo_root / t.rel).exists():
+        raise DvcError(f"DVC reported no error but {t.rel} is still missing")
+
+
+def _pull(t: Tracked) -> None:
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    in_git = any((folder / ".git").exists() for folder in [t.repo_root, *t.repo_root.parents])
+    config = None if in_git else {"core": {"no_scm": True}}  # a copied tree without Git still pulls
+    try:
+        with Repo(str(t.repo_root), config=config) as repo:
+            repo.pull(targets=[str(t.repo_root / t.rel)])  # relative targets resolve against the cwd
+    except DvcException as exc:
+        raise DvcError(f"DVC could not fetch {t.rel} (md5 {t.md5}) from the cache or any remote: "
+                       f"{str(exc).strip().splitlines()[0]}") from None

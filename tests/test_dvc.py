@@ -1,0 +1,116 @@
+"""DVC-tracked data assets, against real DVC repositories with a local-folder remote."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mlops_gitops.addresses import Address, Kind
+from mlops_gitops.backends.local import LocalBackend
+from mlops_gitops.commands.apply import apply
+from mlops_gitops.commands.plan import plan_read_only
+from tests.helpers import AZ, commit_all, git, write
+from tests.pipeline_helpers import pipeline_tree
+
+pytestmark = pytest.mark.slow
+
+
+def dvc(repo: Path, *args: str) -> str:
+    proc = subprocess.run(["dvc", *args], cwd=repo, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def md5_of(dvc_file: Path) -> str:
+    from ruamel.yaml import YAML
+
+    return str(YAML(typ="safe").load(dvc_file.read_text())["outs"][0]["md5"])
+
+
+@pytest.fixture
+def tracked_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The pipeline tree, with its data under DVC and pushed to a local remote."""
+    monkeypatch.setenv("MLOPS_GITOPS_RUNTIME", "process")
+    root = pipeline_tree(tmp_path / "repo", tmp_path / "count.txt")
+    dvc(root, "init", "-q")
+    git(root, "rm", "-q", "--cached", "data/rows.csv")
+    dvc(root, "add", "-q", "data/rows.csv")
+    dvc(root, "remote", "add", "-q", "-d", "storage", str(tmp_path / "remote"))
+    dvc(root, "push", "-q")
+    commit_all(root, "Track the data with DVC")
+    return root
+
+
+def test_a_dvc_tracked_data_asset_is_versioned_by_its_dvc_hash(tracked_repo: Path) -> None:
+    md5 = md5_of(tracked_repo / "data" / "rows.csv.dvc")
+    planned = plan_read_only(str(tracked_repo), None, None, False).plan
+    data = next(c for c in planned.changes if c.address == Address(Kind.DATA, "rows", "1"))
+    assert f"dvc md5:{md5[:12]}" in str([f.after for f in data.fields])
+    assert apply(str(tracked_repo), auto_approve=True) == 0
+    row = LocalBackend(tracked_repo / ".mlops" / "dev").get(Address(Kind.DATA, "rows", "1"))
+    assert row is not None and row.provenance["dvc"] == {"path": {"md5": md5, "path": "data/rows.csv"}}
+    assert [f.rel for f in row.files] == ["rows.csv"]
+
+
+def test_data_missing_from_the_working_tree_is_fetched_from_the_dvc_remote(tracked_repo: Path,
+                                                                            tmp_path: Path) -> None:
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(tracked_repo), str(clone))
+    assert not (clone / "data" / "rows.csv").exists(), "the data is not in Git"
+    assert apply(str(clone), auto_approve=True) == 0
+    row = LocalBackend(clone / ".mlops" / "dev").get(Address(Kind.DATA, "rows", "1"))
+    assert row is not None and (clone / "data" / "rows.csv").read_text().startswith("row0")
+    stored = LocalBackend(clone / ".mlops" / "dev").artifact_path(row.files[0].sha256).read_text()
+    assert stored == (tracked_repo / "data" / "rows.csv").read_text()
+
+
+def test_data_in_no_remote_fails_clearly_and_registers_nothing(tracked_repo: Path, tmp_path: Path,
+                                                               cli: object) -> None:
+    write(tracked_repo / "data" / "rows.csv", "only-here\n")
+    dvc(tracked_repo, "add", "-q", "data/rows.csv")  # recorded but never pushed
+    commit_all(tracked_repo, "New data, not pushed")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(tracked_repo), str(clone))
+    result = cli("apply", "--auto-approve", cwd=clone)  # type: ignore[operator]
+    assert result.code == 1 and "DVC could not fetch data/rows.csv" in result.err and "Traceback" not in result.err
+    backend = LocalBackend(clone / ".mlops" / "dev")
+    assert backend.get(Address(Kind.DATA, "rows", "1")) is None and backend.get(Address(Kind.JOB, "demo")) is None
+
+
+def test_data_changed_after_dvc_add_is_an_error_with_the_fix(tracked_repo: Path, cli: object) -> None:
+    (tracked_repo / "data" / "rows.csv").write_text("edited without dvc add\n")
+    result = cli("plan", str(tracked_repo))  # type: ignore[operator]
+    assert result.code == 1 and "DVC002" in result.err and "dvc add data/rows.csv" in result.err
+
+
+def test_new_training_data_in_a_commit_runs_the_pipeline_and_registers_a_model(tracked_repo: Path,
+                                                                              cli: object) -> None:
+    write(tracked_repo / "models" / "counts.yml", f"$schema: {AZ}/model.schema.json\nname: counts\n"
+                                                  "path: azureml://jobs/demo/outputs/result\n")
+    commit_all(tracked_repo, "Register the pipeline's result")
+    assert apply(str(tracked_repo), auto_approve=True) == 0
+
+    write(tracked_repo / "data" / "rows.csv", "".join(f"fresh{i}\n" for i in range(10)))
+    dvc(tracked_repo, "add", "-q", "data/rows.csv")
+    dvc(tracked_repo, "push", "-q")
+    commit = commit_all(tracked_repo, "Fresh training data", author="Grace Hopper <grace@example.com>")
+    new_md5 = md5_of(tracked_repo / "data" / "rows.csv.dvc")
+    planned = plan_read_only(str(tracked_repo), None, None, False).plan
+    assert [(str(c.address), c.action.value) for c in planned.actionable] == [
+        ("data:rows:2", "create"), ("job:demo", "run"), ("model:counts:2", "create")]
+    assert apply(str(tracked_repo), auto_approve=True) == 0
+
+    backend = LocalBackend(tracked_repo / ".mlops" / "dev")
+    model = backend.get(Address(Kind.MODEL, "counts", "2"))
+    data = backend.get(Address(Kind.DATA, "rows", "2"))
+    assert model is not None and data is not None
+    assert model.provenance["git.commit"] == commit and model.provenance["git.author"].startswith("Grace Hopper")
+    assert data.provenance["dvc"]["path"]["md5"] == new_md5
+    run = json.loads(cli("job", "show", model.provenance["run.id"], "--format", "json", cwd=tracked_repo).out)  # type: ignore[operator]
+    step_a = next(s for s in run["steps"] if s["step"] == "a")
+    assert step_a["inputs"]["raw"]["data"] == "data:rows:2" and run["git"]["commit"] == commit
+    shutil.rmtree(tracked_repo / ".mlops")
