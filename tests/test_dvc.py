@@ -113,4 +113,19 @@ def test_new_training_data_in_a_commit_runs_the_pipeline_and_registers_a_model(t
     run = json.loads(cli("job", "show", model.provenance["run.id"], "--format", "json", cwd=tracked_repo).out)  # type: ignore[operator]
     step_a = next(s for s in run["steps"] if s["step"] == "a")
     assert step_a["inputs"]["raw"]["data"] == "data:rows:2" and run["git"]["commit"] == commit
+
+    graph = json.loads(cli("lineage", "model:counts", "--format", "json", cwd=tracked_repo).out)  # type: ignore[operator]
+    assert graph["root"] == "model:counts:2"
+    edges = {(e["from"], e["to"]) for e in graph["edges"]}
+    run_node = f"run:{model.provenance['run.id']}"
+    assert (run_node, "model:counts:2") in edges and ("data:rows:2", run_node) in edges
+    assert (f"dvc:{new_md5}", "data:rows:2") in edges and (f"commit:{commit}", "model:counts:2") in edges
+    commit_node = next(n for n in graph["nodes"] if n["id"] == f"commit:{commit}")
+    assert commit_node["author"].startswith("Grace Hopper")
+    text = cli("lineage", "data:rows:2", cwd=tracked_repo).out  # type: ignore[operator]
+    assert "-> produced: model:counts:2" in text.split("downstream")[1]
+    mermaid = cli("lineage", "model:counts:2", "--format", "mermaid", cwd=tracked_repo).out  # type: ignore[operator]
+    assert mermaid.startswith("flowchart LR") and "-->|produced|" in mermaid
+    dot = cli("lineage", "model:counts:2", "--format", "dot", cwd=tracked_repo).out  # type: ignore[operator]
+    assert dot.startswith("digraph lineage {") and '[label="produced"]' in dot
     shutil.rmtree(tracked_repo / ".mlops")

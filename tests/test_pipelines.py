@@ -227,3 +227,13 @@ def test_a_job_output_reference_must_name_a_job_and_an_output(repo: Path, cli: C
                                       "path: azureml://jobs/demo/outputs/nothing/paths/model\n")
     res = cli("validate", cwd=repo)
     assert res.code == 1 and "REF007" in res.out and "job 'demo' has no output 'nothing'" in res.out
+
+
+def test_lineage_of_a_model_shows_the_deployments_that_serve_it(example: Path, cli: Cli) -> None:
+    assert apply(str(example), auto_approve=True) == 0  # runtime none: recorded, not served
+    text = cli("lineage", "model:cancer-onnx:1", cwd=example).out
+    downstream = text.split("downstream")[1]
+    assert "online-deployment:cancer/blue" in downstream and "traffic: 90%" in downstream
+    assert "-> serves: online-endpoint:cancer" in downstream
+    missing = cli("lineage", "model:nothing:1", cwd=example)
+    assert missing.code == 1 and "model:nothing:1 is not in this workspace" in missing.err

@@ -161,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop", action="store_true")
     _common(p)
 
+    p = sub.add_parser("lineage", help="upstream and downstream of a model, data asset, run or deployment")
+    p.add_argument("resource", metavar="RESOURCE|RUN", help="e.g. model:churn:4, model:churn (latest), a run ID")
+    p.add_argument("--format", choices=["text", "json", "mermaid", "dot"], default="text")
+    p.add_argument("--depth", type=int, default=4, help="how many steps to follow each way (default 4)")
+    _common(p)
+
     job = sub.add_parser("job", help="pipeline runs on the workspace").add_subparsers(
         dest="job_cmd", metavar="ACTION", parser_class=Parser)
     job.required = True
@@ -259,10 +265,8 @@ def _dispatch(args: argparse.Namespace) -> int:
                                                                 args.workspace),
         }
         return actions[args.endpoint_cmd]()
-    if c == "serve":
-        from mlops_gitops.commands import serve
-
-        return serve.serve(args.path, args.workspace, args.stop)
+    if c in ("serve", "lineage"):
+        return _dispatch_more(args)
     if c == "job":
         from mlops_gitops.commands import jobs
 
@@ -279,6 +283,16 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return package.package(args.deployment, args.tag, args.path, args.workspace, args.base_image, args.output)
     raise AssertionError(c)
+
+
+def _dispatch_more(args: argparse.Namespace) -> int:
+    if args.command == "serve":
+        from mlops_gitops.commands import serve
+
+        return serve.serve(args.path, args.workspace, args.stop)
+    from mlops_gitops.commands import lineage
+
+    return lineage.lineage(args.resource, args.path, args.workspace, args.format, args.depth)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,177 @@
+"""The lineage graph of a local workspace: resources, runs, commits and DVC hashes, and how they connect.
+
+Upstream of a model version: the run that produced it, that run's data (with DVC hashes), code
+(component versions) and commit, the commit and pull request that applied it. Downstream: the runs
+and resources that use it, the deployments serving it and their health.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from mlops_gitops.addresses import VERSIONED, Address, Kind
+from mlops_gitops.backends.local import db
+from mlops_gitops.errors import ConfigError, NotFoundError
+from mlops_gitops.lineage.graph import Graph, Node
+from mlops_gitops.state import ActualResource, Snapshot
+
+if TYPE_CHECKING:
+    from mlops_gitops.backends.local.backend import LocalBackend
+
+_BY_KEY = {"model": Kind.MODEL, "environment": Kind.ENVIRONMENT, "component": Kind.COMPONENT, "path": Kind.DATA}
+
+
+def _ref_target(key: str, ref: str, snapshot: Snapshot) -> Address | None:
+    if ref.startswith("job:"):
+        return Address(Kind.JOB, ref[4:].split("/", 1)[0])
+    name, _, version = ref.partition(":")
+    kind = _BY_KEY.get(key.rsplit(".", 1)[-1])
+    if kind is not None:
+        return Address(kind, name, version or None)
+    return next((Address(k, name, version) for k in VERSIONED if Address(k, name, version) in snapshot.resources),
+                None)
+
+
+def _commit(graph: Graph, facts: dict[str, Any]) -> str | None:
+    sha = facts.get("git.commit")
+    if not sha:
+        return None
+    message = str(facts.get("git.message") or "").splitlines()
+    node = Node(f"commit:{sha}", "commit", f"commit {sha[:12]}" + (f" {message[0][:60]!r}" if message else ""),
+                {"author": facts.get("git.author"), "pr": facts.get("git.pr"), "branch": facts.get("git.branch")})
+    graph.add(node)
+    return node.id
+
+
+def _health(backend: LocalBackend) -> dict[str, dict[str, Any]]:
+    deployer = backend.deployer if backend.runtime != "none" else None
+    if deployer is None:
+        return {}
+    status = deployer.controller.status()
+    if status is None:
+        return {"*": {"health": "endpoint host not running"}}
+    return {key: {"health": "ready" if d.get("ready") else "not ready", "served": d.get("served")}
+            for key, d in (status.get("deployments") or {}).items()}
+
+
+def _resources(graph: Graph, snapshot: Snapshot, backend: LocalBackend) -> None:
+    traffic = {a.name: r.spec for a, r in snapshot.resources.items() if a.kind is Kind.TRAFFIC}
+    health = _health(backend)
+    for addr, res in snapshot.resources.items():
+        if addr.kind is Kind.TRAFFIC:
+            continue
+        attrs: dict[str, Any] = {"status": res.status if res.status != "active" else None,
+                                 "applied_at": res.provenance.get("applied_at"),
+                                 "applied_by": res.provenance.get("applied_by")}
+        if addr.kind is Kind.ONLINE_DEPLOYMENT:
+            endpoint, _, name = addr.name.partition("/")
+            weights = traffic.get(endpoint, {})
+            attrs["traffic"] = f"{(weights.get('traffic') or {}).get(name, 0)}%"
+            mirror = (weights.get("mirror_traffic") or {}).get(name)
+            attrs["mirror"] = f"{mirror}%" if mirror else None
+            attrs.update(health.get(addr.name) or health.get("*") or {})
+        graph.add(Node(str(addr), addr.kind.value, str(addr), attrs))
+        _resource_edges(graph, snapshot, addr, res)
+
+
+def _resource_edges(graph: Graph, snapshot: Snapshot, addr: Address, res: ActualResource) -> None:
+    for key, ref in sorted((res.derived.get("refs") or {}).items()):
+        target = _ref_target(key, str(ref), snapshot)
+        if target is not None:
+            graph.add(Node(str(target), target.kind.value, str(target)))
+            graph.link(str(target), str(addr), key)
+    if addr.kind is Kind.ONLINE_DEPLOYMENT:
+        endpoint = Address(Kind.ONLINE_ENDPOINT, addr.name.split("/", 1)[0])
+        graph.add(Node(str(endpoint), endpoint.kind.value, str(endpoint)))
+        graph.link(str(addr), str(endpoint), "serves")
+    commit = _commit(graph, res.provenance)
+    if commit is not None:
+        graph.link(commit, str(addr), "applied from")
+    for key, info in (res.provenance.get("dvc") or {}).items():
+        node = Node(f"dvc:{info['md5']}", "dvc", f"dvc md5:{info['md5'][:12]} {info.get('path') or key}")
+        graph.add(node)
+        graph.link(node.id, str(addr), "DVC data")
+    run = res.provenance.get("run.id")
+    if run:
+        graph.add(Node(f"run:{run}", "run", f"run {run}"))
+        if addr.kind is Kind.JOB:
+            graph.link(str(addr), f"run:{run}", "ran")
+        else:
+            graph.link(f"run:{run}", str(addr), "produced")
+
+
+def _runs(graph: Graph, backend: LocalBackend) -> None:
+    with backend.engine.connect() as conn:
+        runs = conn.execute(select(db.runs)).fetchall()
+        steps = conn.execute(select(db.run_steps)).fetchall()
+    by_run: dict[str, list[Any]] = {}
+    for s in steps:
+        by_run.setdefault(s.run_id, []).append(s)
+    for run in runs:
+        node = f"run:{run.id}"
+        graph.add(Node(node, "run", f"run {run.id}", {"status": run.status, "started_at": run.started_at}))
+        graph.add(Node(str(Address(Kind.JOB, run.pipeline)), "job", str(Address(Kind.JOB, run.pipeline))))
+        graph.link(str(Address(Kind.JOB, run.pipeline)), node, "ran")
+        commit = _commit(graph, json.loads(run.snapshot or "{}"))
+        if commit is not None:
+            graph.link(commit, node, "code at")
+        for s in by_run.get(run.id, []):
+            if s.component.startswith("component:"):
+                comp = Address(Kind.COMPONENT, *s.component[len("component:"):].split(":", 1))
+                graph.add(Node(str(comp), "component", str(comp)))
+                graph.link(str(comp), node, f"step {s.step}")
+            for port, inp in json.loads(s.inputs or "{}").items():
+                origin = str(inp.get("data") or "")
+                if origin.startswith("data:"):
+                    data = Address(Kind.DATA, *origin[len("data:"):].split(":", 1))
+                    graph.add(Node(str(data), "data", str(data)))
+                    graph.link(str(data), node, f"{s.step}.inputs.{port}")
+
+
+def _root(text: str, snapshot: Snapshot, graph: Graph) -> str:
+    if text.startswith("run:") or f"run:{text}" in graph.nodes:
+        node = text if text.startswith("run:") else f"run:{text}"
+        if node not in graph.nodes:
+            raise NotFoundError(f"no run {node[4:]} in this workspace (see `mlops-gitops job list`)")
+        return node
+    try:
+        addr = Address.parse(text)
+    except ValueError as exc:
+        raise ConfigError(f"{exc}; or give a run ID") from None
+    if addr.kind in VERSIONED and addr.version is None:  # a name alone: its latest version
+        latest = snapshot.latest(addr.kind, addr.name)
+        if latest is not None:
+            addr = latest.address
+    if str(addr) not in graph.nodes:
+        raise NotFoundError(f"{addr} is not in this workspace")
+    return str(addr)
+
+
+def build_lineage(backend: LocalBackend, start: str, depth: int = 4) -> Graph:
+    snapshot = backend.read()
+    full = Graph(root="")
+    _resources(full, snapshot, backend)
+    if backend.has_state():
+        _runs(full, backend)
+    root = _root(start, snapshot, full)
+    graph = Graph(root=root)
+    graph.add(full.nodes[root])
+    for direction in ("up", "down"):
+        queue: deque[tuple[str, int]] = deque([(root, 0)])
+        seen = {root}
+        while queue:
+            node, level = queue.popleft()
+            if level >= depth:
+                continue
+            step = full.inputs_of(node) if direction == "up" else full.outputs_of(node)
+            for other, relation in step:
+                graph.add(full.nodes[other])
+                graph.link(*((other, node) if direction == "up" else (node, other)), relation)
+                if other not in seen:
+                    seen.add(other)
+                    queue.append((other, level + 1))
+    return graph
