@@ -237,3 +237,20 @@ def test_lineage_of_a_model_shows_the_deployments_that_serve_it(example: Path, c
     assert "-> serves: online-endpoint:cancer" in downstream
     missing = cli("lineage", "model:nothing:1", cwd=example)
     assert missing.code == 1 and "model:nothing:1 is not in this workspace" in missing.err
+
+
+def test_metrics_diff_compares_the_runs_at_two_commits(repo: Path, cli: Cli) -> None:
+    assert cli("job", "run", "pipelines/p.yml", cwd=repo).code == 0
+    write(repo / "pipelines" / "p.yml", (repo / "pipelines" / "p.yml").read_text().replace("n: 4", "n: 6"))
+    commit_all(repo, "Six rows")
+    missing = cli("metrics", "diff", "HEAD~1", "HEAD", cwd=repo)
+    assert missing.code == 1 and "no completed run at HEAD" in missing.err
+    assert cli("job", "run", "pipelines/p.yml", cwd=repo).code == 0
+    res = cli("metrics", "diff", "HEAD~1", "HEAD", "--format", "json", cwd=repo)
+    assert res.code == 0, res.err
+    rows = {r["metric"]: r for r in json.loads(res.out)["metrics"]}
+    assert rows == {"demo.b.rows": {"metric": "demo.b.rows", "old": 4, "new": 6, "change": 2}}
+    text = cli("metrics", "diff", "HEAD~1", cwd=repo).out
+    assert "demo.b.rows" in text and "flag" not in text, "unchanged metrics only with --all"
+    assert "demo.b.flag" in cli("metrics", "diff", "HEAD~1", "--all", cwd=repo).out
+    assert cli("metrics", "diff", "no-such-rev", cwd=repo).code == 1

@@ -167,6 +167,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth", type=int, default=4, help="how many steps to follow each way (default 4)")
     _common(p)
 
+    metrics = sub.add_parser("metrics", help="metrics of pipeline runs").add_subparsers(
+        dest="metrics_cmd", metavar="ACTION", parser_class=Parser)
+    metrics.required = True
+    p = metrics.add_parser("diff", help="step metrics of the runs at two commits (like dvc metrics diff)")
+    p.add_argument("rev_a", metavar="REV_A")
+    p.add_argument("rev_b", metavar="REV_B", nargs="?", default="HEAD")
+    p.add_argument("--pipeline", help="only this pipeline job")
+    p.add_argument("--all", action="store_true", help="also the metrics that did not change")
+    p.add_argument("--format", choices=["text", "json", "md"], default="text")
+    _common(p)
+
     job = sub.add_parser("job", help="pipeline runs on the workspace").add_subparsers(
         dest="job_cmd", metavar="ACTION", parser_class=Parser)
     job.required = True
@@ -265,7 +276,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                                                                 args.workspace),
         }
         return actions[args.endpoint_cmd]()
-    if c in ("serve", "lineage"):
+    if c in ("serve", "lineage", "metrics"):
         return _dispatch_more(args)
     if c == "job":
         from mlops_gitops.commands import jobs
@@ -290,6 +301,11 @@ def _dispatch_more(args: argparse.Namespace) -> int:
         from mlops_gitops.commands import serve
 
         return serve.serve(args.path, args.workspace, args.stop)
+    if args.command == "metrics":
+        from mlops_gitops.commands import metrics
+
+        return metrics.metrics_diff(args.rev_a, args.rev_b, args.path, args.workspace, args.pipeline, args.format,
+                                    args.all)
     from mlops_gitops.commands import lineage
 
     return lineage.lineage(args.resource, args.path, args.workspace, args.format, args.depth)

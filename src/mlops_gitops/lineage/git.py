@@ -131,3 +131,16 @@ def uncommitted_diff(root: Path, paths: list[str]) -> str:
     if untracked:
         diff += "".join(f"\n# untracked: {name}" for name in untracked.splitlines())
     return str(diff)[:MAX_DIFF_BYTES]
+
+
+def resolve_revision(root: Path, rev: str) -> str | None:
+    """The commit SHA a revision (HEAD, a branch, a tag, a short SHA, HEAD~1) names, or None."""
+    try:
+        repo = git.Repo(root, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, git.GitCommandNotFound):
+        return None
+    with repo:
+        try:
+            return str(repo.commit(rev).hexsha)
+        except (git.BadName, ValueError, git.GitCommandError):
+            return None

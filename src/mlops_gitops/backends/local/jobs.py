@@ -402,3 +402,30 @@ def describe(pipeline: Pipeline) -> dict[str, Any]:
 def require_pipeline(spec: dict[str, Any], label: str) -> None:
     if spec.get("type") != "pipeline":
         raise WorkspaceError(f"{label} is a {spec.get('type', 'command')} job; `job run` runs pipeline jobs")
+
+
+def metrics_at(backend: LocalBackend, commit: str, pipeline: str | None = None) -> tuple[dict[str, Any], list[str]]:
+    """Metrics of the latest completed run of each pipeline at `commit` (runs of a clean tree first):
+    {"<pipeline>.<step>.<metric>": value}, and the run IDs they came from."""
+    import json
+
+    if not backend.has_state():
+        return {}, []
+    with backend.engine.connect() as conn:
+        q = select(db.runs).where(db.runs.c.status == "completed").order_by(db.runs.c.finished_at)
+        if pipeline:
+            q = q.where(db.runs.c.pipeline == pipeline)
+        chosen: dict[str, tuple[bool, Any]] = {}
+        for run in conn.execute(q):
+            snap = json.loads(run.snapshot or "{}")
+            if snap.get("git.commit") != commit:
+                continue
+            clean = not snap.get("git.diff")
+            if run.pipeline not in chosen or clean or not chosen[run.pipeline][0]:
+                chosen[run.pipeline] = (clean, run)
+        out: dict[str, Any] = {}
+        for name, (_, run) in sorted(chosen.items()):
+            for step in conn.execute(select(db.run_steps).where(db.run_steps.c.run_id == run.id)):
+                for key, value in json.loads(step.metrics or "{}").items():
+                    out[f"{name}.{step.step}.{key}"] = value
+    return out, [run.id for _, run in chosen.values()]
