@@ -128,7 +128,7 @@ class PipelineResolver:
         if step.get("component") is not None:
             raise PipelineError(f"step '{step_name}': component {step['component']!r} cannot be found")
         if step.get("command"):  # an inline command step: the step is its own component
-            return step, files, f"step:{step_name}", {}
+            return _inline_component(step), files, f"step:{step_name}", {}
         raise PipelineError(f"step '{step_name}' names neither a component nor a command")
 
     def _input(self, pipeline: str, spec: dict[str, Any], refs: dict[str, str], files: list[ArtifactFile],
@@ -189,6 +189,21 @@ class PipelineResolver:
                 raise PipelineError(f"step '{step}': input '{port}' points at {path}, which cannot be read here")
             return Input("data", type_, files=local, origin=str(path))
         return Input("literal", type_, check_literal(step, port, type_, given))
+
+
+def _inline_component(step: dict[str, Any]) -> dict[str, Any]:
+    """An inline command step declares its ports by binding them: outputs and data are folders unless typed."""
+    inputs: dict[str, Any] = {}
+    for name, value in (step.get("inputs") or {}).items():
+        if isinstance(value, dict):
+            inputs[name] = {"type": value.get("type", "uri_folder")}
+        elif isinstance(value, str) and _BINDING.match(value) and ".outputs." in value:
+            inputs[name] = {"type": "uri_folder"}
+        else:
+            inputs[name] = {"type": "string"}
+    outputs = {name: {"type": (value.get("type") if isinstance(value, dict) else None) or "uri_folder"}
+               for name, value in (step.get("outputs") or {}).items()}
+    return {**step, "inputs": inputs, "outputs": outputs}
 
 
 class LocalRunStore:
