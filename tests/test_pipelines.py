@@ -254,3 +254,30 @@ def test_metrics_diff_compares_the_runs_at_two_commits(repo: Path, cli: Cli) -> 
     assert "demo.b.rows" in text and "flag" not in text, "unchanged metrics only with --all"
     assert "demo.b.flag" in cli("metrics", "diff", "HEAD~1", "--all", cwd=repo).out
     assert cli("metrics", "diff", "no-such-rev", cwd=repo).code == 1
+
+
+def test_a_command_job_runs_as_one_step_and_is_reused(repo: Path, cli: Cli, tmp_path: Path) -> None:
+    from tests.helpers import AZ
+
+    counter = tmp_path / "count.txt"
+    write(repo / "jobs" / "single.yml", f"""
+        $schema: {AZ}/commandJob.schema.json
+        type: command
+        name: single
+        code: ../src/a
+        environment: azureml:py@latest
+        command: python a.py --raw ${{{{inputs.raw}}}} --n ${{{{inputs.n}}}} --out ${{{{outputs.out}}}} --count {counter}
+        inputs:
+          raw:
+            type: uri_file
+            path: azureml:rows@latest
+          n: 2
+        outputs:
+          out: {{type: uri_folder}}
+        """)
+    commit_all(repo, "A command job")
+    assert cli("job", "run", "jobs/single.yml", cwd=repo).code == 0
+    assert cli("job", "run", "jobs/single.yml", cwd=repo).code == 0
+    assert executed(counter) == ["a"], "the second run reused the first"
+    info = show(cli, repo, runs(cli, repo)[0]["id"])
+    assert statuses(info) == {"main": "reused"} and "out" in info["outputs"]  # type: ignore[operator]

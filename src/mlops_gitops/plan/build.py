@@ -25,7 +25,8 @@ PipelinePreview = Callable[[DesiredResource, dict[Address, DesiredResource]], li
 
 def _with_run(change: Change, desired: DesiredState, preview: PipelinePreview | None) -> Change:
     res = change.desired
-    if preview is None or res is None or res.address.kind is not Kind.JOB or res.spec.get("type") != "pipeline":
+    if preview is None or res is None or res.address.kind is not Kind.JOB or \
+            res.spec.get("type", "command") not in ("pipeline", "command"):
         return change
     steps = preview(res, desired.resources)
     if isinstance(steps, str):

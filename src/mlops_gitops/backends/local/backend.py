@@ -45,6 +45,7 @@ from mlops_gitops.state import (
 )
 
 SERVED = frozenset({Kind.ONLINE_ENDPOINT, Kind.ONLINE_DEPLOYMENT, Kind.TRAFFIC})
+RUNNABLE = ("pipeline", "command")  # job types the local workspace runs when applied
 
 
 def _warn(message: str) -> None:
@@ -424,7 +425,7 @@ class LocalBackend:
         addr = desired.address
         if addr.kind in SERVED and self.deployer is not None:
             self.deployer.before_put(desired)  # raises if the deployment does not become ready
-        if addr.kind is Kind.JOB and desired.spec.get("type") == "pipeline" and self.runtime != "none":
+        if addr.kind is Kind.JOB and desired.spec.get("type", "command") in RUNNABLE and self.runtime != "none":
             provenance = {**provenance, "run.id": self.run_for_apply(desired, provenance, apply_id)}
         stamp = now()
         spec_json, derived_json = canonical_json(desired.spec), canonical_json(desired.derived)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,6 +63,10 @@ class PipelineResolver:
 
     def resolve(self, name: str, spec: dict[str, Any], derived: dict[str, Any], files: list[ArtifactFile],
                 source_file: str = "") -> Pipeline:
+        if spec.get("type", "command") == "command":  # a command job: a pipeline of one step, "main"
+            single = self.resolve(name, *_as_pipeline(spec, derived, files), source_file)
+            single.outputs = {out: ("main", out) for out in spec.get("outputs") or {}}
+            return single
         refs: dict[str, str] = derived.get("refs") or {}
         read = self.envs.reader(files)
         settings = spec.get("settings") or {}
@@ -189,6 +193,16 @@ class PipelineResolver:
                 raise PipelineError(f"step '{step}': input '{port}' points at {path}, which cannot be read here")
             return Input("data", type_, files=local, origin=str(path))
         return Input("literal", type_, check_literal(step, port, type_, given))
+
+
+def _as_pipeline(spec: dict[str, Any], derived: dict[str, Any],
+                 files: list[ArtifactFile]) -> tuple[dict[str, Any], dict[str, Any], list[ArtifactFile]]:
+    """A command job re-addressed as the single step `main` of a pipeline (its refs and files re-keyed)."""
+    keys = ("command", "code", "environment", "environment_variables", "limits", "inputs", "outputs")
+    step = {k: spec[k] for k in keys if k in spec}
+    refs = {f"jobs.main.{k}": v for k, v in (derived.get("refs") or {}).items()}
+    moved = [replace(f, rel=f"jobs.main.{f.rel}") for f in files]
+    return {"type": "pipeline", "jobs": {"main": step}}, {"refs": refs}, moved
 
 
 def _inline_component(step: dict[str, Any]) -> dict[str, Any]:
@@ -415,8 +429,8 @@ def describe(pipeline: Pipeline) -> dict[str, Any]:
 
 
 def require_pipeline(spec: dict[str, Any], label: str) -> None:
-    if spec.get("type") != "pipeline":
-        raise WorkspaceError(f"{label} is a {spec.get('type', 'command')} job; `job run` runs pipeline jobs")
+    if spec.get("type", "command") not in ("pipeline", "command"):
+        raise WorkspaceError(f"{label} is a {spec.get('type')} job; `job run` runs command and pipeline jobs")
 
 
 def metrics_at(backend: LocalBackend, commit: str, pipeline: str | None = None) -> tuple[dict[str, Any], list[str]]:
