@@ -266,7 +266,9 @@ def test_a_command_job_runs_as_one_step_and_is_reused(repo: Path, cli: Cli, tmp_
         name: single
         code: ../src/a
         environment: azureml:py@latest
-        command: python a.py --raw ${{{{inputs.raw}}}} --n ${{{{inputs.n}}}} --out ${{{{outputs.out}}}} --count {counter}
+        command: >-
+          python a.py --raw ${{{{inputs.raw}}}} --n ${{{{inputs.n}}}}
+          --out ${{{{outputs.out}}}} --count {counter}
         inputs:
           raw:
             type: uri_file
