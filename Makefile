@@ -21,6 +21,7 @@ lint:
 bench:  ## prints the figures quoted in the README
 	$(PYTHON) benchmarks/bench_validate.py 1000
 	$(PYTHON) benchmarks/bench_plan_apply.py 1000
+	$(PYTHON) benchmarks/bench_pipeline.py 20
 	$(PYTHON) benchmarks/bench_serving.py 15
 
 schemas:  ## regenerate src/mlops_gitops/schemas from the pydantic models
