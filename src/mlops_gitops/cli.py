@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["text", "json", "github"], default="text")
     p.add_argument("-w", "--workspace", help="workspace to check versions and references against")
     p.add_argument("--offline", action="store_true", help="do not read the workspace")
+    p.add_argument("--schema-only", action="store_true",
+                   help="check files against the JSON Schemas alone (no tree, no references)")
 
     p = sub.add_parser("plan", help="show what apply would change")
     p.add_argument("path", nargs="?", default=".", help="repository (default: current folder)")
@@ -219,7 +221,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if c == "validate":
         from mlops_gitops.commands import validate
 
-        return validate.validate(args.paths, args.strict, args.format, args.workspace, args.offline)
+        return validate.validate(args.paths, args.strict, args.format, args.workspace, args.offline,
+                                 args.schema_only)
     if c == "plan":
         from mlops_gitops.commands import plan
 

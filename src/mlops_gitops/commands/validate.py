@@ -15,12 +15,14 @@ from mlops_gitops.validate import report, validate_tree
 
 
 def validate(paths: list[str], strict: bool = False, fmt: str = "text", workspace: str | None = None,
-             offline: bool = False) -> int:
+             offline: bool = False, schema_only: bool = False) -> int:
     """Validate whole trees (directories) or single files against their whole tree."""
     targets = [Path(p) for p in paths or ["."]]
     for t in targets:
         if not t.exists():
             raise ConfigError(f"path '{t}' does not exist")
+    if schema_only:
+        return _schema_only(targets, fmt)
     project = open_project(targets[0])
     root = project.root
     tree = load_tree(root, strict)
@@ -44,6 +46,24 @@ def validate(paths: list[str], strict: bool = False, fmt: str = "text", workspac
         if text:
             out(text)
         out(report.as_text(selected, checked).splitlines()[-1])
+    else:
+        out(report.as_text(selected, checked))
+    return EXIT_ERROR if any(d.severity.value == "error" for d in selected) else EXIT_OK
+
+
+def _schema_only(targets: list[Path], fmt: str) -> int:
+    from mlops_gitops.validate.schema_only import check_files
+
+    root = Path.cwd()
+    paths = [p for t in targets for p in ([t] if t.is_file() else sorted([*t.rglob("*.yml"), *t.rglob("*.yaml")]))]
+    diags, checked = check_files(paths, root)
+    selected = diags.sorted()
+    if fmt == "json":
+        out(report.as_json(selected, checked))
+    elif fmt == "github":
+        text = report.as_github(selected, root)
+        if text:
+            out(text)
     else:
         out(report.as_text(selected, checked))
     return EXIT_ERROR if any(d.severity.value == "error" for d in selected) else EXIT_OK
