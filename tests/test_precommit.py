@@ -14,17 +14,12 @@ from tests.helpers import AZ, REPO_ROOT, init_repo, write
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="session")
-def pre_commit_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One hook environment for the session: the first run installs this package into it."""
-    return tmp_path_factory.mktemp("pre-commit-home")
-
-
-def try_repo(repo: Path, home: Path, hook: str, *files: str) -> subprocess.CompletedProcess[str]:
+def try_repo(repo: Path, *files: str) -> subprocess.CompletedProcess[str]:
+    """Both hooks of this checkout on the files (try-repo installs them into a fresh store each time)."""
     exe = shutil.which("pre-commit")
     assert exe is not None, "pre-commit is a test dependency"
-    env = {**os.environ, "PRE_COMMIT_HOME": str(home), "PRE_COMMIT_COLOR": "never"}
-    return subprocess.run([exe, "try-repo", str(REPO_ROOT), hook, "--files", *files], cwd=repo, env=env,
+    env = {**os.environ, "PRE_COMMIT_COLOR": "never"}
+    return subprocess.run([exe, "try-repo", str(REPO_ROOT), "--files", *files], cwd=repo, env=env,
                           capture_output=True, text=True, timeout=900)
 
 
@@ -39,26 +34,26 @@ def user_repo(tmp_path: Path) -> Path:
     return init_repo(root, "A tree")
 
 
-def test_validate_hook_blocks_a_dangling_reference_and_passes_a_good_file(user_repo: Path,
-                                                                          pre_commit_home: Path) -> None:
-    good = try_repo(user_repo, pre_commit_home, "mlops-gitops-validate", "ml/models/m.yml")
-    assert good.returncode == 0, good.stdout + good.stderr
-    assert "mlops-gitops validate" in good.stdout and "Passed" in good.stdout
+def test_good_files_pass_both_hooks(user_repo: Path) -> None:
+    res = try_repo(user_repo, "ml/models/m.yml", "ml/endpoints/e.yml")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "mlops-gitops validate" in res.stdout and "mlops-gitops schemas" in res.stdout
+    assert "Failed" not in res.stdout
+
+
+def test_bad_files_are_blocked_with_file_line_messages(user_repo: Path) -> None:
     write(user_repo / "ml" / "deployments" / "d.yml",
           f"$schema: {AZ}/managedOnlineDeployment.schema.json\nname: blue\nendpoint_name: ep1\n"
           "model: azureml:missing:1\ninstance_type: Standard_DS3_v2\ninstance_count: 1\n")
-    bad = try_repo(user_repo, pre_commit_home, "mlops-gitops-validate", "ml/deployments/d.yml")
-    assert bad.returncode == 1
-    assert "deployments/d.yml:4:1: error REF001: model 'azureml:missing:1' not found" in bad.stdout
-    assert "1 error(s)" in bad.stdout, "the endpoint it names is found in the rest of the tree"
-    assert "Failed" in bad.stdout
-
-
-def test_schemas_hook_checks_types_with_lines(user_repo: Path, pre_commit_home: Path) -> None:
     write(user_repo / "ml" / "models" / "bad.yml", f"$schema: {AZ}/model.schema.json\nname: bad\npath: [1, 2]\n")
-    write(user_repo / "ml" / "other.yml", "not: a resource\n")  # not ours: left alone
-    res = try_repo(user_repo, pre_commit_home, "mlops-gitops-schemas", "ml/models/bad.yml", "ml/other.yml")
+    write(user_repo / "README.yml", "not: a resource\n")  # outside the tree: the schema hook leaves it alone
+    res = try_repo(user_repo, "ml/deployments/d.yml", "ml/models/bad.yml", "README.yml")
     assert res.returncode == 1
+    # the whole-tree hook: the reference is checked against the rest of the tree (the endpoint is found)
+    assert "deployments/d.yml:4:1: error REF001: model 'azureml:missing:1' not found" in res.stdout
+    assert "REF004" not in res.stdout
+    # the schema-only hook: types, with the line of the value
     assert "bad.yml:3:1: error SCHEMA010: path: [1, 2] is not of type 'string'" in res.stdout
-    ok = try_repo(user_repo, pre_commit_home, "mlops-gitops-schemas", "ml/models/m.yml", "ml/other.yml")
-    assert ok.returncode == 0, ok.stdout
+    assert res.stdout.count("Failed") == 2
+    schemas_part = res.stdout.split("mlops-gitops schemas")[1].split("mlops-gitops validate")[0]
+    assert "README.yml" not in schemas_part and "1 error(s)" in schemas_part

@@ -9,7 +9,7 @@ from mlops_gitops.commands.common import EXIT_ERROR, EXIT_OK, open_project, out,
 from mlops_gitops.diagnostics import Diagnostic, Diagnostics
 from mlops_gitops.errors import ConfigError
 from mlops_gitops.plan.desired import build_desired
-from mlops_gitops.spec.tree import load_tree
+from mlops_gitops.spec.tree import find_root, load_tree
 from mlops_gitops.state import Snapshot
 from mlops_gitops.validate import report, validate_tree
 
@@ -23,6 +23,12 @@ def validate(paths: list[str], strict: bool = False, fmt: str = "text", workspac
             raise ConfigError(f"path '{t}' does not exist")
     if schema_only:
         return _schema_only(targets, fmt)
+    groups: dict[Path, list[str]] = {}
+    for t in targets:  # files of several trees (a pre-commit run): each against its own tree
+        groups.setdefault(find_root(t), []).append(str(t))
+    if len(groups) > 1:
+        codes = [validate(group, strict, fmt, workspace, offline) for group in groups.values()]
+        return max(codes)
     project = open_project(targets[0])
     root = project.root
     tree = load_tree(root, strict)
