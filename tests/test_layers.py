@@ -12,12 +12,12 @@ PKG = Path(mlops_gitops.__file__).parent
 # Each package may import only from packages at its own level or below.
 LAYERS = [
     {"errors", "diagnostics", "hashing", "graph", "addresses", "actor", "faults"},
-    {"spec", "runtime"},
+    {"spec", "runtime", "events"},  # events: the event model and sinks, emitted by backends and commands
     {"validate"},
     {"state", "lineage"},
     {"backends"},
     {"plan"},
-    {"apply", "monitor", "events"},
+    {"apply", "monitor"},
     {"integrations", "commands"},
     {"cli", "__main__", "__init__"},
 ]

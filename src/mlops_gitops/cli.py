@@ -169,6 +169,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth", type=int, default=4, help="how many steps to follow each way (default 4)")
     _common(p)
 
+    events = sub.add_parser("events", help="lifecycle events recorded in the workspace").add_subparsers(
+        dest="events_cmd", metavar="ACTION", parser_class=Parser)
+    events.required = True
+    p = events.add_parser("list", help="recorded events, oldest first (CloudEvents 1.0 with --format json)")
+    p.add_argument("--type", action="append", dest="types", metavar="PATTERN", help="e.g. model.* (repeatable)")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    _common(p)
+    p = events.add_parser("tail", help="the latest events; --follow prints new ones as they come")
+    p.add_argument("--type", action="append", dest="types", metavar="PATTERN")
+    p.add_argument("-n", "--lines", type=int, default=10)
+    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    _common(p)
+
     metrics = sub.add_parser("metrics", help="metrics of pipeline runs").add_subparsers(
         dest="metrics_cmd", metavar="ACTION", parser_class=Parser)
     metrics.required = True
@@ -279,7 +294,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                                                                 args.workspace),
         }
         return actions[args.endpoint_cmd]()
-    if c in ("serve", "lineage", "metrics"):
+    if c in ("serve", "lineage", "metrics", "events"):
         return _dispatch_more(args)
     if c == "job":
         from mlops_gitops.commands import jobs
@@ -304,6 +319,12 @@ def _dispatch_more(args: argparse.Namespace) -> int:
         from mlops_gitops.commands import serve
 
         return serve.serve(args.path, args.workspace, args.stop)
+    if args.command == "events":
+        from mlops_gitops.commands import events
+
+        if args.events_cmd == "list":
+            return events.events_list(args.path, args.workspace, args.types, args.limit, args.format)
+        return events.events_tail(args.path, args.workspace, args.types, args.lines, args.follow, args.format)
     if args.command == "metrics":
         from mlops_gitops.commands import metrics
 

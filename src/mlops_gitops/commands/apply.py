@@ -126,8 +126,11 @@ def _run(planned: Planned, lock_id: str, parallelism: int) -> ApplyResult:
     result.garbage_removed = backend.collect_garbage()
     counts = result.counts()
     status = "succeeded" if result.ok else "failed"
-    backend.finish_apply(apply_id, status, {**counts, "failed": len(result.by_status("failed")),
-                                            "skipped": len(result.by_status("skipped"))})
+    summary = {**counts, "failed": len(result.by_status("failed")), "skipped": len(result.by_status("skipped"))}
+    backend.finish_apply(apply_id, status, summary)
+    backend.emit("apply.completed" if result.ok else "apply.failed", f"apply:{apply_id}", {
+        "workspace": planned.workspace, **summary, "git.commit": git.commit, "git.pr": git.pr,
+        "failures": [f"{o.change.address}: {o.message}" for o in result.by_status("failed")]})
     return result
 
 

@@ -17,6 +17,7 @@ from mlops_gitops.spec.tree import find_root, load_config
 
 if TYPE_CHECKING:
     from mlops_gitops.backends.local import LocalBackend
+    from mlops_gitops.events.sinks import Sink
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -63,7 +64,24 @@ def open_backend(project: Project, workspace: str | None) -> tuple[str, LocalBac
     name, path, database = workspace_location(project, workspace)
     _, ws = workspace_config(project, workspace)
     runtime = os.environ.get("MLOPS_GITOPS_RUNTIME") or ws.runtime  # e.g. none for CI previews
-    return name, LocalBackend(path, database, runtime=runtime, port=ws.port, base_image=ws.base_image)
+    return name, LocalBackend(path, database, runtime=runtime, port=ws.port, base_image=ws.base_image,
+                              sinks=sinks_for(project), source=f"mlops-gitops://local/{name}")
+
+
+def sinks_for(project: Project) -> list[Sink]:
+    """The notification sinks of mlops.yaml (`${VAR}` expanded: secrets stay out of the repository)."""
+    from mlops_gitops.events.sinks import CommandSink, FileSink, WebhookSink
+
+    sinks: list[Sink] = []
+    for n in project.config.notifications:
+        if n.type == "webhook" and n.url:
+            sinks.append(WebhookSink(expand_env(n.url), expand_env(n.secret) if n.secret else None, list(n.events)))
+        elif n.type == "file" and n.path:
+            path = Path(expand_env(n.path))
+            sinks.append(FileSink(path if path.is_absolute() else project.root / path, list(n.events)))
+        elif n.type == "command" and n.command:
+            sinks.append(CommandSink(n.command, list(n.events)))
+    return sinks  # type github: delivered by the GitHub integration, not here
 
 
 def use_color(flag: bool | None) -> bool:

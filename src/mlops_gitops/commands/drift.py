@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from mlops_gitops.commands.common import EXIT_CHANGES, EXIT_OK, out, use_color
+from mlops_gitops.commands.common import EXIT_CHANGES, EXIT_OK, open_project, out, use_color, workspace_backend
 from mlops_gitops.commands.plan import plan_read_only
 from mlops_gitops.plan.model import Plan
 from mlops_gitops.plan.render.jsonout import plan_to_dict
@@ -38,4 +38,9 @@ def drift(path: str = ".", workspace: str | None = None, fmt: str = "text", colo
                        indent=2))
     else:
         out(_text(plan, use_color(color)))
+    if plan.drift:
+        with workspace_backend(open_project(path), workspace) as (_, backend):
+            backend.emit("drift.detected", f"workspace:{name}", {
+                "workspace": name, "resources": [{"address": str(d.address), "what": d.what, "by": d.changed_by,
+                                                  "at": d.changed_at} for d in plan.drift]})
     return EXIT_CHANGES if plan.drift else EXIT_OK

@@ -31,6 +31,8 @@ from mlops_gitops.backends.local.deploy import Deployer
 from mlops_gitops.backends.local.lock import os_lock_for, read_holder, workspace_lock
 from mlops_gitops.backends.local.serving import ServingController
 from mlops_gitops.errors import LockHeldError, NotFoundError, WorkspaceError
+from mlops_gitops.events.model import Event
+from mlops_gitops.events.sinks import Dispatcher, Sink
 from mlops_gitops.faults import failpoint
 from mlops_gitops.hashing import canonical_json, manifest_hash, spec_hash, versioned_content
 from mlops_gitops.state import (
@@ -60,12 +62,15 @@ class LocalBackend:
     name = "local"
 
     def __init__(self, path: Path, database: str | None = None, warn: Callable[[str], None] = _warn,
-                 runtime: str = "none", port: int = 0, base_image: str | None = None) -> None:
+                 runtime: str = "none", port: int = 0, base_image: str | None = None,
+                 sinks: list[Sink] | None = None, source: str | None = None) -> None:
         self.path = path
         self.runtime = runtime  # process | container: online endpoints are served; none: recorded only
         self.port = port
         self.base_image = base_image
         self.tree_root: Path | None = None  # the repository tree being applied (run snapshots diff it)
+        self.source = source or f"mlops-gitops://local/{path.name}"  # CloudEvents source of its events
+        self.dispatcher = Dispatcher(sinks or [], path / "events" / "dead-letter.jsonl", lambda m: self.warn(m))
         self._deployer: Deployer | None = None
         self.url = database or f"sqlite:///{path / 'state.db'}"
         self.warn = warn
@@ -153,7 +158,18 @@ class LocalBackend:
         self._ready = True
 
     def close(self) -> None:
+        self.dispatcher.drain()
         self.engine.dispose()
+
+    def emit(self, type_: str, subject: str, data: dict[str, Any]) -> Event:
+        """Record a lifecycle event in the workspace and hand it to the configured sinks."""
+        event = Event(type_, self.source, subject, data)
+        self.ensure()
+        with self._writing() as conn:
+            conn.execute(insert(db.events).values(id=event.id, at=event.time, type=event.type, subject=subject,
+                                                  document=event.to_json()))
+        self.dispatcher.publish(event)
+        return event
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -412,21 +428,11 @@ class LocalBackend:
             origin: str = "apply", journal_begin: bool = False) -> ActualResource:
         """Create or update one resource (uploading its files first), atomically, bumping the serial."""
         self.ensure()
-        if str((desired.derived.get("refs") or {}).get("path", "")).startswith("job:"):
-            resolved, run_id = self._from_latest_run(desired)
-            if isinstance(resolved, ActualResource):
-                return resolved  # the run produced what an existing version already holds
-            desired, provenance = resolved, {**provenance, "run.id": run_id, "run.metrics": self._run_metrics(run_id)}
-        desired = self._with_dvc_data(desired)
-        for art in desired.artifacts:
-            if art.source is not None:
-                self.artifacts.put(art.source, art.sha256)
-                failpoint("artifact-stored")
+        prepared = self._prepare(desired, provenance, apply_id)
+        if isinstance(prepared, ActualResource):
+            return prepared  # a pipeline's run produced what an existing version already holds
+        desired, provenance = prepared
         addr = desired.address
-        if addr.kind in SERVED and self.deployer is not None:
-            self.deployer.before_put(desired)  # raises if the deployment does not become ready
-        if addr.kind is Kind.JOB and desired.spec.get("type", "command") in RUNNABLE and self.runtime != "none":
-            provenance = {**provenance, "run.id": self.run_for_apply(desired, provenance, apply_id)}
         stamp = now()
         spec_json, derived_json = canonical_json(desired.spec), canonical_json(desired.derived)
         applied = origin == "apply"
@@ -465,12 +471,52 @@ class LocalBackend:
             _bump_serial(conn)
             failpoint("before-commit")
         failpoint("after-commit")
+        self._announce(addr, desired, existing is None, provenance)
         return ActualResource(
             address=addr, spec=desired.spec, derived=desired.derived, content_hash=desired.content_hash,
             spec_hash=desired.spec_hash, applied_spec=desired.spec if applied else None,
             applied_hash=desired.spec_hash if applied else None, status="active", managed=applied,
             source_file=desired.source_file, created_at=stamp if existing is None else existing.created_at,
             updated_at=stamp, provenance=provenance, schema_name=desired.schema_name, files=tuple(desired.artifacts))
+
+    def _prepare(self, desired: DesiredResource, provenance: dict[str, Any],
+                 apply_id: str | None) -> tuple[DesiredResource, dict[str, Any]] | ActualResource:
+        """Everything before the metadata write: files from a run or DVC stored, deployments made ready,
+        jobs run. Raises (and writes no metadata) when any of it fails."""
+        if str((desired.derived.get("refs") or {}).get("path", "")).startswith("job:"):
+            resolved, run_id = self._from_latest_run(desired)
+            if isinstance(resolved, ActualResource):
+                return resolved
+            desired, provenance = resolved, {**provenance, "run.id": run_id, "run.metrics": self._run_metrics(run_id)}
+        desired = self._with_dvc_data(desired)
+        for art in desired.artifacts:
+            if art.source is not None:
+                self.artifacts.put(art.source, art.sha256)
+                failpoint("artifact-stored")
+        addr = desired.address
+        if addr.kind in SERVED and self.deployer is not None:
+            try:
+                self.deployer.before_put(desired)  # raises if the deployment does not become ready
+            except WorkspaceError as exc:
+                if addr.kind is Kind.ONLINE_DEPLOYMENT:
+                    self.emit("deployment.failed", str(addr), {"error": str(exc),
+                                                               "git.commit": provenance.get("git.commit")})
+                raise
+        if addr.kind is Kind.JOB and desired.spec.get("type", "command") in RUNNABLE and self.runtime != "none":
+            provenance = {**provenance, "run.id": self.run_for_apply(desired, provenance, apply_id)}
+        return desired, provenance
+
+    def _announce(self, addr: Address, desired: DesiredResource, created: bool, provenance: dict[str, Any]) -> None:
+        facts = {k: provenance[k] for k in ("git.commit", "git.author", "git.pr", "applied_by", "run.id")
+                 if provenance.get(k)}
+        if addr.kind is Kind.MODEL and created:
+            self.emit("model.registered", str(addr), {"name": addr.name, "version": addr.version,
+                                                      "files": len(desired.artifacts), **facts})
+        elif addr.kind is Kind.ONLINE_DEPLOYMENT:
+            self.emit("deployment.created" if created else "deployment.updated", str(addr),
+                      {"model": (desired.derived.get("refs") or {}).get("model"), **facts})
+        elif addr.kind is Kind.TRAFFIC:
+            self.emit("traffic.changed", str(addr), {"endpoint": addr.name, **desired.spec, **facts})
 
     def set_status(self, address: Address, status: str, provenance: dict[str, Any], apply_id: str | None,
                    origin: str) -> None:
@@ -500,6 +546,9 @@ class LocalBackend:
                 spec=canonical_json(spec), spec_hash=spec_hash, updated_at=now()))
             _log(conn, None, address, "update", "cli", row.spec_hash, spec_hash, row.source_file, provenance)
             _bump_serial(conn)
+        if address.kind is Kind.TRAFFIC:
+            self.emit("traffic.changed", str(address), {"endpoint": address.name, **spec, "outside_git": True,
+                                                         **provenance})
 
     def delete(self, address: Address, provenance: dict[str, Any], apply_id: str | None, origin: str) -> None:
         if address.kind in SERVED and self.deployer is not None:

@@ -143,6 +143,18 @@ locks = Table(
 )
 
 
+# Lifecycle events, as delivered (CloudEvents JSON); read back by `events list|tail`.
+events = Table(
+    "mg_events",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("at", String(40), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("document", Text, nullable=False),
+)
+
 # Pipeline runs: one row per run, one per step, and the reuse cache (step key -> outputs).
 runs = Table(
     "mg_runs",

@@ -102,10 +102,16 @@ class EnvResolver:
             what = "is built from a Docker context without a requirements.txt" if env.context else "names only an image"
             raise WorkspaceError(f"{env.label} {what}; the process runtime needs a conda_file or requirements.txt "
                                  "(or use runtime: container)")
+        existed = (self.backend.path / "envs" / env.resolved.digest / ".complete").exists()
         try:
-            return str(ensure_env(self.backend.path / "envs", env.resolved, log=self.backend.note))
+            python = str(ensure_env(self.backend.path / "envs", env.resolved, log=self.backend.note))
         except EnvironmentError_ as exc:
             raise WorkspaceError(f"{env.label}: {exc}") from None
+        if not existed:
+            self.backend.emit("environment.built", env.label, {
+                "digest": env.resolved.digest, "requirements": list(env.resolved.requirements),
+                "skipped": list(env.resolved.skipped)})
+        return python
 
 
 def _yaml(text: str) -> dict[str, Any]:

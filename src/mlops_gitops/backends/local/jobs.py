@@ -399,6 +399,10 @@ def run_pipeline(backend: LocalBackend, pipeline: Pipeline, snapshot: dict[str, 
         conn.execute(update(db.runs).where(db.runs.c.id == run_id).values(
             status=result.status, finished_at=now(), outputs=encode_outputs(result.outputs),
             message="\n".join(failed)))
+    backend.emit("job.completed" if result.status == "completed" else "job.failed", f"run:{run_id}", {
+        "job": pipeline.name, "status": result.status, "steps": {n: r.status for n, r in result.steps.items()},
+        "metrics": {f"{n}.{k}": v for n, r in result.steps.items() for k, v in r.metrics.items()},
+        "git.commit": snapshot.get("git.commit"), "failures": [f.splitlines()[0] for f in failed]})
     return run_id, result
 
 

@@ -1,0 +1,67 @@
+"""`mlops-gitops events list|tail`: the lifecycle events recorded in the workspace (CloudEvents JSON)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from sqlalchemy import select
+
+from mlops_gitops.backends.local import LocalBackend, db
+from mlops_gitops.commands.common import EXIT_OK, open_project, out, workspace_backend
+from mlops_gitops.events.model import matches
+
+
+def _rows(backend: LocalBackend, after: int = 0, limit: int | None = None) -> list[Any]:
+    if not backend.has_state():
+        return []
+    q = select(db.events).where(db.events.c.seq > after).order_by(db.events.c.seq.desc())
+    if limit is not None:
+        q = q.limit(limit)
+    with backend.engine.connect() as conn:
+        return list(reversed(conn.execute(q).fetchall()))
+
+
+def _line(row: Any) -> str:
+    data = json.loads(row.document).get("data") or {}
+    brief = ", ".join(f"{k}={v}" for k, v in data.items() if isinstance(v, str | int | float) and k != "error")
+    if data.get("error"):
+        brief = (brief + ", " if brief else "") + f"error={str(data['error']).splitlines()[0][:120]}"
+    return f"{row.at}  {row.type:<20} {row.subject}" + (f"  {brief}" if brief else "")
+
+
+def _show(rows: list[Any], fmt: str, types: list[str]) -> int:
+    shown = 0
+    for row in rows:
+        if types and not matches(row.type, types):
+            continue
+        out(row.document if fmt == "json" else _line(row))
+        shown += 1
+    return shown
+
+
+def events_list(path: str = ".", workspace: str | None = None, types: list[str] | None = None, limit: int = 50,
+                fmt: str = "text") -> int:
+    with workspace_backend(open_project(path), workspace) as (_, backend):
+        rows = _rows(backend)
+    chosen = [r for r in rows if not types or matches(r.type, types)][-limit:]
+    if not chosen and fmt == "text":
+        out("No events.")
+    _show(chosen, fmt, [])
+    return EXIT_OK
+
+
+def events_tail(path: str = ".", workspace: str | None = None, types: list[str] | None = None, lines: int = 10,
+                follow: bool = False, fmt: str = "text", poll_s: float = 0.5) -> int:
+    with workspace_backend(open_project(path), workspace) as (_, backend):
+        rows = _rows(backend, limit=lines)
+        _show(rows, fmt, types or [])
+        last = rows[-1].seq if rows else 0
+        while follow:  # until interrupted (exit 130)
+            time.sleep(poll_s)
+            fresh = _rows(backend, after=last)
+            if fresh:
+                _show(fresh, fmt, types or [])
+                last = fresh[-1].seq
+    return EXIT_OK
