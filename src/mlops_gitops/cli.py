@@ -169,6 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth", type=int, default=4, help="how many steps to follow each way (default 4)")
     _common(p)
 
+    p = sub.add_parser("ci", help="in GitHub Actions: plan and comment on pull requests, apply on the default "
+                                  "branch, check drift on schedules")
+    p.add_argument("--command", dest="command_", choices=["validate", "plan", "apply", "drift"],
+                   help="what to do (default: from the event)")
+    p.add_argument("path", nargs="?", default=".", help="repository (default: current folder)")
+    p.add_argument("-w", "--workspace")
+
     events = sub.add_parser("events", help="lifecycle events recorded in the workspace").add_subparsers(
         dest="events_cmd", metavar="ACTION", parser_class=Parser)
     events.required = True
@@ -294,7 +301,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                                                                 args.workspace),
         }
         return actions[args.endpoint_cmd]()
-    if c in ("serve", "lineage", "metrics", "events"):
+    if c in ("serve", "lineage", "metrics", "events", "ci"):
         return _dispatch_more(args)
     if c == "job":
         from mlops_gitops.commands import jobs
@@ -319,6 +326,10 @@ def _dispatch_more(args: argparse.Namespace) -> int:
         from mlops_gitops.commands import serve
 
         return serve.serve(args.path, args.workspace, args.stop)
+    if args.command == "ci":
+        from mlops_gitops.commands import ci
+
+        return ci.ci(args.path, args.workspace, args.command_)
     if args.command == "events":
         from mlops_gitops.commands import events
 

@@ -29,6 +29,18 @@ def _text(plan: Plan, color: bool) -> str:
     return "\n".join(lines)
 
 
+def drift_body(plan: Plan, run_url: str) -> str:
+    """Markdown for the drift issue: what changed outside Git, by whom and when."""
+    lines = [f"mlops-gitops found changes made outside the repository in workspace `{plan.workspace}` "
+             f"([drift check]({run_url})):", ""]
+    for d in plan.drift:
+        lines.append(f"- `{d.address}` was {d.what} by {d.changed_by} at {d.changed_at}")
+        lines.extend(f"  - `{f.path}`: `{value(f.before)}` → `{value(f.after)}`" for f in d.fields)
+    lines += ["", "Apply the repository to restore it, or change the repository to match. This issue closes "
+                  "itself when the workspace matches again."]
+    return "\n".join(lines)
+
+
 def drift(path: str = ".", workspace: str | None = None, fmt: str = "text", color: bool | None = None) -> int:
     plan = plan_read_only(path, workspace, False, False).plan
     name = plan.workspace

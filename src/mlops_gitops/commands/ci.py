@@ -1,0 +1,200 @@
+"""`mlops-gitops ci`: what a workflow run should do, decided from the CI system's environment.
+
+GitHub Actions: a pull request validates (errors become annotations on the changed lines), plans, posts
+the plan as one sticky comment and sets a commit status; a push to the default branch applies and
+records a GitHub Deployment for the workspace; a scheduled run checks drift and keeps one issue open
+while the workspace differs from Git. The exit code is the real outcome of validate/plan/apply: a
+GitHub API failure is reported as a warning and never turns a failed apply into a success or back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlops_gitops.commands.common import EXIT_ERROR, EXIT_OK, err, open_project, out, workspace_config
+from mlops_gitops.errors import ConfigError, GitOpsError
+
+
+@dataclass
+class GitHubRun:
+    event: str
+    payload: dict[str, Any]
+    repository: str
+    sha: str
+    ref: str
+    api_url: str
+    run_url: str
+    token: str | None
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> GitHubRun:
+        payload: dict[str, Any] = {}
+        path = env.get("GITHUB_EVENT_PATH")
+        if path and Path(path).is_file():
+            payload = json.loads(Path(path).read_text(encoding="utf-8"))
+        server = env.get("GITHUB_SERVER_URL", "https://github.com")
+        return cls(event=env.get("GITHUB_EVENT_NAME", ""), payload=payload, repository=env.get("GITHUB_REPOSITORY", ""),
+                   sha=env.get("GITHUB_SHA", ""), ref=env.get("GITHUB_REF", ""),
+                   api_url=env.get("GITHUB_API_URL", "https://api.github.com"),
+                   run_url=f"{server}/{env.get('GITHUB_REPOSITORY', '')}/actions/runs/{env.get('GITHUB_RUN_ID', '')}",
+                   token=env.get("MLOPS_GITOPS_GITHUB_TOKEN") or env.get("GITHUB_TOKEN"))
+
+    @property
+    def pull_request(self) -> dict[str, Any] | None:
+        pr = self.payload.get("pull_request")
+        return pr if isinstance(pr, dict) else None
+
+    @property
+    def head_sha(self) -> str:
+        pr = self.pull_request
+        return str(pr["head"]["sha"]) if pr else self.sha
+
+    def default_command(self) -> str:
+        if self.pull_request is not None:
+            return "plan"
+        if self.event == "schedule":
+            return "drift"
+        default_branch = (self.payload.get("repository") or {}).get("default_branch")
+        if self.event == "push" and default_branch and self.ref == f"refs/heads/{default_branch}":
+            return "apply"
+        return "plan"
+
+
+def _set_output(name: str, value: str) -> None:
+    target = os.environ.get("GITHUB_OUTPUT")
+    if not target:
+        return
+    delimiter = f"mlops_{uuid.uuid4().hex}"
+    with open(target, "a", encoding="utf-8") as f:
+        f.write(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
+
+
+def _summary(markdown: str) -> None:
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if target:
+        with open(target, "a", encoding="utf-8") as f:
+            f.write(markdown + "\n")
+
+
+def _warn(message: str) -> None:
+    out(f"::warning title=mlops-gitops::{message}")  # shown on the run; the exit code stays the real one
+
+
+def ci(path: str = ".", workspace: str | None = None, command: str | None = None) -> int:
+    env = dict(os.environ)
+    if env.get("GITHUB_ACTIONS") != "true":
+        if env.get("TF_BUILD", "").lower() == "true":
+            raise ConfigError("Azure Pipelines: use the step templates in templates/azure-pipelines/ "
+                              "(mlops-gitops ci does not drive Azure Pipelines yet)")
+        raise ConfigError("mlops-gitops ci runs inside GitHub Actions (GITHUB_ACTIONS=true); elsewhere run "
+                          "validate, plan or apply directly")
+    run = GitHubRun.from_env(env)
+    chosen = command or run.default_command()
+    project = open_project(path)
+    name, _ = workspace_config(project, workspace)
+    out(f"mlops-gitops ci: {run.event or 'manual'} event -> {chosen} on workspace '{name}'")
+    if chosen in ("validate", "plan"):
+        return _plan(run, path, workspace, name, plan=chosen == "plan")
+    if chosen == "apply":
+        return _apply(run, path, workspace, name)
+    if chosen == "drift":
+        return _drift(run, path, workspace, name)
+    raise ConfigError(f"unknown ci command '{chosen}' (validate, plan, apply or drift)")
+
+
+def _github(run: GitHubRun) -> Any:
+    from mlops_gitops.integrations.github import GitHub
+
+    return GitHub.connect(run.token, run.repository, run.api_url)
+
+
+def _plan(run: GitHubRun, path: str, workspace: str | None, name: str, plan: bool) -> int:
+    from mlops_gitops.commands.plan import plan_read_only
+    from mlops_gitops.commands.validate import validate
+    from mlops_gitops.integrations.github import truncate
+    from mlops_gitops.plan.render.jsonout import plan_to_dict
+    from mlops_gitops.plan.render.markdown import MARKER, render_markdown
+
+    code = validate([path], fmt="github", workspace=workspace, offline=True)  # ::error lines: annotations
+    body: str
+    summary: str
+    if code != EXIT_OK:
+        summary = "Validation failed: see the annotations on the changed files."
+        body = (f"{MARKER}\n### mlops-gitops: validation failed for workspace `{name}`\n\n{summary}\n\n"
+                f"[Run log]({run.run_url})")
+        state = "failure"
+    elif not plan:
+        summary, body, state = "Validation passed.", "", "success"
+    else:
+        try:
+            planned = plan_read_only(path, workspace, None, False)
+        except GitOpsError as exc:
+            summary, state = f"Plan failed: {exc}", "failure"
+            body = f"{MARKER}\n### mlops-gitops plan failed for workspace `{name}`\n\n```\n{exc}\n```"
+            code = EXIT_ERROR
+        else:
+            summary = planned.plan.summary_line()
+            markdown = render_markdown(planned.plan)
+            plan_file = Path(os.environ.get("RUNNER_TEMP", ".")) / "mlops-plan.json"
+            plan_file.write_text(json.dumps(plan_to_dict(planned.plan), indent=2), encoding="utf-8")
+            _summary(markdown)
+            _set_output("plan-json", str(plan_file))
+            _set_output("has-changes", "true" if planned.plan.has_changes else "false")
+            body = truncate(markdown, pointer=f"The full plan is in the [job summary]({run.run_url}).")
+            state = "success"
+    _set_output("summary", summary)
+    out(summary)
+    try:
+        gh = _github(run)
+        pr = run.pull_request
+        if pr is not None and body:
+            url, created = gh.upsert_comment(int(pr["number"]), body)
+            out(f"{'Posted' if created else 'Updated'} the plan comment: {url}")
+        gh.set_status(run.head_sha, state, summary, target_url=run.run_url, context=f"mlops-gitops/{name}")
+    except GitOpsError as exc:
+        _warn(str(exc))
+    return code
+
+
+def _apply(run: GitHubRun, path: str, workspace: str | None, name: str) -> int:
+    from mlops_gitops.commands.apply import apply
+
+    try:
+        code = apply(path, workspace, auto_approve=True)
+        outcome = "applied" if code == EXIT_OK else "apply failed"
+    except GitOpsError as exc:
+        err(f"Error: {exc}")
+        code, outcome = exc.exit_code or EXIT_ERROR, f"apply failed: {exc}"
+    _set_output("summary", outcome)
+    _summary(f"### mlops-gitops apply to `{name}`: {outcome}")
+    try:
+        _github(run).record_deployment(run.sha, name, "success" if code == EXIT_OK else "failure",
+                                       f"mlops-gitops {outcome}", log_url=run.run_url)
+    except GitOpsError as exc:
+        _warn(str(exc))
+    return code
+
+
+def _drift(run: GitHubRun, path: str, workspace: str | None, name: str) -> int:
+    from mlops_gitops.commands.drift import drift_body
+    from mlops_gitops.commands.plan import plan_read_only
+
+    planned = plan_read_only(path, workspace, False, False)
+    drifted = bool(planned.plan.drift)
+    _set_output("has-changes", "true" if drifted else "false")
+    _set_output("summary", f"{len(planned.plan.drift)} resource(s) drifted" if drifted else "no drift")
+    out(f"Workspace '{name}': " + (f"{len(planned.plan.drift)} resource(s) changed outside Git" if drifted
+                                   else "matches the repository"))
+    try:
+        action, url = _github(run).drift_issue(drifted, f"Workspace '{name}' drifted from Git",
+                                               drift_body(planned.plan, run.run_url))
+        if action != "none":
+            out(f"Drift issue {action}: {url}")
+    except GitOpsError as exc:
+        _warn(str(exc))
+    return EXIT_OK
