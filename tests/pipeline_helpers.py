@@ -60,7 +60,7 @@ def component(name: str, inputs: str, outputs: str, command: str) -> str:
 def pipeline_tree(root: Path, counter: Path, wait_for: str = "", extra_step: str = "") -> Path:
     """The tree, committed in a new Git repository; `counter` gets one line per executed step."""
     write(root / "mlops.yaml", "workspaces:\n  dev: {path: .mlops/dev, runtime: process}\ndefault_workspace: dev\n"
-                               "exclude: ['src/**', '**/conda*.yml']\n")
+                               "exclude: ['src/**', '**/conda*.yml', azure-pipelines.yml]\n")
     write(root / "environments" / "py.yml", f"$schema: {AZ}/environment.schema.json\nname: py\n"
                                             "image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest\n"
                                             "conda_file: ./conda.yml\n")

@@ -134,6 +134,11 @@ def test_api_failures_are_warnings_and_never_change_the_outcome(example: Path, c
     monkeypatch.delenv("GITHUB_TOKEN")
     assert "no token" in cli("ci", str(example)).out
 
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    gh.fail["POST /repos/acme/ml/statuses"] = 502
+    res = cli("ci", str(example))
+    assert res.code == 0 and "setting the commit status" in res.out and "HTTP 502" in res.out
+
 
 def test_failed_apply_is_a_failure_with_a_failed_deployment(example: Path, cli: Cli, gh: FakeGitHub,
                                                             actions: Callable[..., dict[str, Path]],

@@ -221,7 +221,7 @@ def test_unknown_workspace(cli: Cli, example: Path) -> None:
 def test_unwritable_workspace_is_a_clear_error(cli: Cli, example: Path) -> None:
     (example / "blocker").write_text("a file where a folder should be")
     write(example / "mlops.yaml", "workspaces:\n  dev: {path: blocker/ws}\ndefault_workspace: dev\n"
-                                   "exclude: ['src/**', '**/conda*.yml']\n")
+                                   "exclude: ['src/**', '**/conda*.yml', azure-pipelines.yml]\n")
     res = cli("apply", str(example), "--auto-approve")
     assert res.code == 1 and "cannot create workspace folder" in res.err and "Traceback" not in res.err
 

@@ -38,7 +38,7 @@ def use_database(repo: Path, url: str) -> None:
         workspaces:
           dev: {{backend: local, path: .mlops/dev, database: "{url}"}}
         default_workspace: dev
-        exclude: [".github/**", "src/**", "**/conda*.yml"]
+        exclude: [".github/**", "src/**", "**/conda*.yml", "azure-pipelines.yml"]
     """)
 
 

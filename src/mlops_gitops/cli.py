@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="validate the tree or some of its files (exit 0 valid, 1 invalid)")
     p.add_argument("paths", nargs="*", default=["."], help="folders or files (default: current folder)")
     p.add_argument("--strict", action="store_true", help="unknown fields and other warnings are errors")
-    p.add_argument("--format", choices=["text", "json", "github"], default="text")
+    p.add_argument("--format", choices=["text", "json", "github", "azure"], default="text",
+                   help="github: workflow annotations; azure: Azure Pipelines logging commands")
     p.add_argument("-w", "--workspace", help="workspace to check versions and references against")
     p.add_argument("--offline", action="store_true", help="do not read the workspace")
     p.add_argument("--schema-only", action="store_true",

@@ -89,10 +89,11 @@ def ci(path: str = ".", workspace: str | None = None, command: str | None = None
     env = dict(os.environ)
     if env.get("GITHUB_ACTIONS") != "true":
         if env.get("TF_BUILD", "").lower() == "true":
-            raise ConfigError("Azure Pipelines: use the step templates in templates/azure-pipelines/ "
-                              "(mlops-gitops ci does not drive Azure Pipelines yet)")
-        raise ConfigError("mlops-gitops ci runs inside GitHub Actions (GITHUB_ACTIONS=true); elsewhere run "
-                          "validate, plan or apply directly")
+            from mlops_gitops.commands.ci_azure import azure_ci
+
+            return azure_ci(path, workspace, command)
+        raise ConfigError("mlops-gitops ci runs inside GitHub Actions (GITHUB_ACTIONS=true) or Azure Pipelines "
+                          "(TF_BUILD=True); elsewhere run validate, plan or apply directly")
     run = GitHubRun.from_env(env)
     chosen = command or run.default_command()
     project = open_project(path)

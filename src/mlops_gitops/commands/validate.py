@@ -47,8 +47,13 @@ def validate(paths: list[str], strict: bool = False, fmt: str = "text", workspac
     checked = len(_files_in_scope(tree.files, targets, root))
     if fmt == "json":
         out(report.as_json(selected, checked))
-    elif fmt == "github":
-        text = report.as_github(selected, root)
+    elif fmt in ("github", "azure"):
+        if fmt == "github":
+            text = report.as_github(selected, root)
+        else:
+            from mlops_gitops.integrations.azure import as_azure
+
+            text = as_azure(selected, root)
         if text:
             out(text)
         out(report.as_text(selected, checked).splitlines()[-1])
