@@ -6,12 +6,11 @@ them). Behaviour can be bent per test: `fail` maps "METHOD path-prefix" to an HT
 
 from __future__ import annotations
 
-import json
 import re
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.fake_http import json_server
 
 TOKEN = "ghs_fake-token-0123456789"
 STAMP = "2026-11-25T00:00:00Z"
@@ -40,31 +39,9 @@ class FakeGitHub:
     def __post_init__(self) -> None:
         self._ids = iter(range(100, 10**6))
         self.issues[7] = {"title": "Add green", "body": "", "state": "open", "labels": [], "pull": True}
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                body = json.loads(raw) if raw else None
-                fake.requests.append(Request(self.command, self.path, body, self.headers.get("Authorization")))
-                status, data = fake.route(self.command, self.path, body, self.headers.get("Authorization"))
-                payload = json.dumps(data).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_POST = do_PATCH = _handle
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.server, self.base = json_server(
+            self.route, lambda method, path, body, auth: self.requests.append(Request(method, path, body, auth)))
         self.api = f"{self.base}/api/v3"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
         self.server.shutdown()

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from ruamel.yaml import YAML
 
+from tests.fake_http import json_server
 from tests.helpers import EXAMPLE, REPO_ROOT, Result
 
 TEMPLATES = REPO_ROOT / "templates" / "azure-pipelines"
@@ -28,29 +26,9 @@ class FakeAzureRepos:
         self.threads: dict[int, dict[str, Any]] = {}
         self.requests: list[tuple[str, str]] = []
         self.fail: int | None = None
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length)) if length else None
-                fake.requests.append((self.command, self.path))
-                status, data = fake.route(self.command, self.path, body, self.headers.get("Authorization"))
-                payload = json.dumps(data).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_POST = do_PATCH = _handle
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.collection = f"http://127.0.0.1:{self.server.server_address[1]}/org/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, base = json_server(self.route, lambda method, path, body, auth:
+                                        self.requests.append((method, path)))
+        self.collection = f"{base}/org/"
 
     def route(self, method: str, path: str, body: Any, auth: str | None) -> tuple[int, Any]:
         if auth != f"Bearer {TOKEN}":
