@@ -219,6 +219,19 @@ def test_a_model_made_by_the_pipeline_gets_a_version_per_changed_run(repo: Path,
     shown = json.loads(cli("model", "show", "counts:2", cwd=repo).out)
     assert shown["properties"]["metrics.rows"] == 6 and shown["properties"]["run_id"] == runs(cli, repo)[0]["id"]
 
+    # step a's code changes but not what it writes: the job runs, the model keeps its version
+    write(repo / "src" / "a" / "a.py", "# a comment changes the code, not the output\n" +
+          (repo / "src" / "a" / "a.py").read_text())
+    commit_all(repo, "Comment a.py")
+    planned = plan_read_only(str(repo), None, None, False).plan
+    assert [str(c.address) for c in planned.actionable] == ["component:step_a:2", "job:demo", "model:counts:3"]
+    res = cli("apply", "--auto-approve", cwd=repo)
+    assert res.code == 0, res.err
+    assert "model:counts:3: unchanged: the run reproduced the files of model:counts:2" in res.out
+    assert "Resources: 1 added" in res.out, "the new component version only"
+    assert backend.get(Address(Kind.MODEL, "counts", "3")) is None
+    assert not plan_read_only(str(repo), None, None, False).plan.has_changes
+
 
 def test_a_job_output_reference_must_name_a_job_and_an_output(repo: Path, cli: Cli) -> None:
     from tests.helpers import AZ

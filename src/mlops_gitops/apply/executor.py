@@ -23,6 +23,7 @@ class Outcome:
     change: Change
     status: str  # done | failed | skipped
     message: str = ""
+    unchanged: bool = False  # done, but nothing new was written (a run reproduced an existing version)
 
 
 @dataclass
@@ -39,13 +40,14 @@ class ApplyResult:
         return not self.by_status("failed") and not self.by_status("skipped")
 
     def counts(self) -> dict[str, int]:
-        done = [o.change.action for o in self.by_status("done")]
+        done = [o.change.action for o in self.by_status("done") if not o.unchanged]
         return {"added": sum(a in (Action.CREATE, Action.REPLACE) for a in done),
                 "changed": sum(a is Action.UPDATE for a in done), "ran": sum(a is Action.RUN for a in done),
                 "destroyed": sum(a.removes or a is Action.REPLACE for a in done)}
 
 
-def _perform(backend: Backend, change: Change, provenance: dict[str, Any], apply_id: str) -> None:
+def _perform(backend: Backend, change: Change, provenance: dict[str, Any], apply_id: str) -> str:
+    """Carry out one change; returns a note when the result is not what the plan named."""
     # An action that touches more than the metadata store (copies files) journals "begin" in a commit
     # of its own first; a metadata-only action is one transaction that writes begin and end together.
     external = change.desired is not None and bool(change.desired.artifacts)
@@ -54,11 +56,15 @@ def _perform(backend: Backend, change: Change, provenance: dict[str, Any], apply
     failpoint("action-begun")
     if change.action in (Action.CREATE, Action.UPDATE, Action.REPLACE, Action.RUN):
         assert change.desired is not None
-        backend.put(change.desired, change.action.value, provenance, apply_id, journal_begin=not external)
+        written = backend.put(change.desired, change.action.value, provenance, apply_id, journal_begin=not external)
+        if written.address != change.address:  # an asset made by a run: the run decided its version
+            return f"{written.address}" if written.provenance.get("apply_id") == apply_id else \
+                f"unchanged: the run reproduced the files of {written.address}"
     elif change.action is Action.ARCHIVE:
         backend.set_status(change.address, "archived", provenance, apply_id, origin="apply")
     elif change.action is Action.DELETE:
         backend.delete(change.address, provenance, apply_id, origin="apply")
+    return ""
 
 
 def execute(plan: Plan, backend: Backend, provenance_for: Callable[[Change], dict[str, Any]],
@@ -73,15 +79,15 @@ def execute(plan: Plan, backend: Backend, provenance_for: Callable[[Change], dic
     sorter = graph.sorter()
     blocked: set[Address] = set()
 
-    def finish(addr: Address, status: str, message: str = "") -> None:
-        outcome = Outcome(changes[addr], status, message)
+    def finish(addr: Address, status: str, message: str = "", unchanged: bool = False) -> None:
+        outcome = Outcome(changes[addr], status, message, unchanged)
         result.outcomes.append(outcome)
         on_done(outcome)
 
     limit = max(1, parallelism)
     ready: deque[Address] = deque()
     with ThreadPoolExecutor(max_workers=limit) as pool:
-        running: dict[Future[None], Address] = {}
+        running: dict[Future[str], Address] = {}
         while sorter.is_active():
             ready.extend(sorted(sorter.get_ready(), key=lambda a: a.sort_key()))
             while ready and len(running) < limit:  # at most `limit` in flight: wait() stays cheap
@@ -99,7 +105,8 @@ def execute(plan: Plan, backend: Backend, provenance_for: Callable[[Change], dic
                 addr = running.pop(fut)
                 exc = fut.exception()
                 if exc is None:
-                    finish(addr, "done")
+                    note = fut.result()
+                    finish(addr, "done", note, unchanged=note.startswith("unchanged"))
                 else:
                     message = str(exc) if isinstance(exc, GitOpsError) else f"{type(exc).__name__}: {exc}"
                     with contextlib.suppress(GitOpsError):

@@ -42,6 +42,10 @@ def _check_saved(saved: SavedPlan, planned: Planned) -> None:
 
 def _describe(o: Outcome) -> str:
     c = o.change
+    if o.status == "done" and o.unchanged:
+        return f"{c.address}: {o.message}"
+    if o.status == "done" and o.message:
+        return f"{o.message}: {DONE_WORDS[c.action]} (planned as {c.address})"
     if o.status == "done":
         detail = ""
         if c.desired is not None and c.desired.artifacts and not c.action.removes:

@@ -429,8 +429,10 @@ class LocalBackend:
         """Create or update one resource (uploading its files first), atomically, bumping the serial."""
         self.ensure()
         prepared = self._prepare(desired, provenance, apply_id)
-        if isinstance(prepared, ActualResource):
-            return prepared  # a pipeline's run produced what an existing version already holds
+        if isinstance(prepared, ActualResource):  # a pipeline's run produced what an existing version holds
+            if apply_id:
+                self.journal(apply_id, desired.address, action, "end", f"same files as {prepared.address}")
+            return prepared
         desired, provenance = prepared
         addr = desired.address
         stamp = now()
