@@ -325,8 +325,8 @@ class LocalBackend:
         from mlops_gitops.runtime.pipelines.steps import PipelineError
 
         try:
-            pipeline = PipelineResolver(self, pending).resolve(desired.address.name, desired.spec, desired.derived,
-                                                               desired.artifacts, desired.source_file)
+            pipeline = PipelineResolver(self, pending, preview=True).resolve(
+                desired.address.name, desired.spec, desired.derived, desired.artifacts, desired.source_file)
             return [{"step": p.step, "action": p.action, "reason": p.reason} for p in preview(self, pipeline)]
         except (PipelineError, WorkspaceError) as exc:
             return f"cannot preview its steps: {exc}"

@@ -8,6 +8,8 @@ otherwise from the content-addressed store.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,12 +31,16 @@ class EnvSource:
     label: str
     resolved: ResolvedEnv | None = None  # pip requirements (conda file or requirements.txt)
     image: str | None = None
-    context: Path | None = None  # a Docker build context, materialised
+    context: Path | None = None  # a Docker build context, materialised (not in a plan preview)
+    context_digest: str | None = None  # what the context holds, known without laying it out
 
     @property
     def key(self) -> str:
+        """What identifies the environment for reuse: its packages, else its build context, else its image."""
         if self.resolved is not None:
             return self.resolved.digest
+        if self.context_digest is not None:
+            return f"context:{self.context_digest}"
         return f"image:{self.image}" if self.image else "host"
 
 
@@ -43,9 +49,11 @@ def under(files: Sequence[ArtifactFile], prefix: str) -> list[tuple[str, str]]:
 
 
 class EnvResolver:
-    def __init__(self, backend: LocalBackend, pending: dict[Address, DesiredResource] | None = None) -> None:
+    def __init__(self, backend: LocalBackend, pending: dict[Address, DesiredResource] | None = None,
+                 preview: bool = False) -> None:
         self.backend = backend
         self.pending = pending or {}  # resources of the tree not applied yet
+        self.preview = preview  # plan: describe environments without writing anything
 
     def reader(self, files: Sequence[ArtifactFile]) -> Callable[[str], Path]:
         local = {f.sha256: f.source for f in files if f.source is not None}
@@ -86,7 +94,9 @@ class EnvResolver:
                 source.resolved = resolve_conda(_yaml(read(found_conda[0][1]).read_text()))
             elif spec.get("build"):
                 context = under(env_files, f"{env_prefix}build.path/")
-                source.context = materialise(context, read, here / "environment")
+                source.context_digest = hashlib.sha256(json.dumps(sorted(context)).encode()).hexdigest()[:24]
+                if not self.preview:
+                    source.context = materialise(context, read, here / "environment")
                 digest = dict(context).get("requirements.txt")
                 if digest is not None:
                     source.resolved = resolve_requirements(read(digest).read_text())
@@ -99,7 +109,8 @@ class EnvResolver:
         if env is None:
             return sys.executable
         if env.resolved is None:
-            what = "is built from a Docker context without a requirements.txt" if env.context else "names only an image"
+            what = ("is built from a Docker context without a requirements.txt" if env.context_digest
+                    else "names only an image")
             raise WorkspaceError(f"{env.label} {what}; the process runtime needs a conda_file or requirements.txt "
                                  "(or use runtime: container)")
         existed = (self.backend.path / "envs" / env.resolved.digest / ".complete").exists()

@@ -57,9 +57,10 @@ def _entries(files: list[ArtifactFile], prefix: str, read: Any) -> tuple[FileEnt
 class PipelineResolver:
     """YAML of a pipeline job -> runtime.pipelines.Pipeline."""
 
-    def __init__(self, backend: LocalBackend, pending: dict[Address, DesiredResource] | None = None) -> None:
+    def __init__(self, backend: LocalBackend, pending: dict[Address, DesiredResource] | None = None,
+                 preview: bool = False) -> None:
         self.backend = backend
-        self.envs = EnvResolver(backend, pending)
+        self.envs = EnvResolver(backend, pending, preview)
 
     def resolve(self, name: str, spec: dict[str, Any], derived: dict[str, Any], files: list[ArtifactFile],
                 source_file: str = "") -> Pipeline:
