@@ -57,6 +57,12 @@ def path_manifest(path: Path) -> list[tuple[str, str, int]]:
     ]
 
 
+def content_summary(manifest: list[tuple[str, str, int]], is_dir: bool) -> dict[str, Any]:
+    """What a resource records about a path's content: its hash, file count and size."""
+    return {"sha256": manifest_hash(manifest, is_dir), "files": len(manifest),
+            "bytes": sum(size for _, _, size in manifest)}
+
+
 def manifest_hash(manifest: list[tuple[str, str, int]], is_dir: bool) -> str:
     """One hash for a file or folder; a folder's hash covers names and contents."""
     if not is_dir and len(manifest) == 1:

@@ -14,10 +14,13 @@ import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_gitops.commands.common import EXIT_ERROR, EXIT_OK, err, open_project, out, workspace_config
 from mlops_gitops.errors import ConfigError, GitOpsError
+
+if TYPE_CHECKING:
+    from mlops_gitops.plan.model import Plan
 
 
 @dataclass
@@ -108,6 +111,16 @@ def ci(path: str = ".", workspace: str | None = None, command: str | None = None
     raise ConfigError(f"unknown ci command '{chosen}' (validate, plan, apply or drift)")
 
 
+def plan_documents(plan: Plan, folder: Path) -> tuple[str, Path]:
+    """The plan as Markdown (comments, summaries) and as JSON in `folder` (for later steps), for any CI system."""
+    from mlops_gitops.plan.render.jsonout import plan_to_dict
+    from mlops_gitops.plan.render.markdown import render_markdown
+
+    plan_file = folder / "mlops-plan.json"
+    plan_file.write_text(json.dumps(plan_to_dict(plan), indent=2), encoding="utf-8")
+    return render_markdown(plan), plan_file
+
+
 def _github(run: GitHubRun) -> Any:
     from mlops_gitops.integrations.github import GitHub
 
@@ -118,8 +131,7 @@ def _plan(run: GitHubRun, path: str, workspace: str | None, name: str, plan: boo
     from mlops_gitops.commands.plan import plan_read_only
     from mlops_gitops.commands.validate import validate
     from mlops_gitops.integrations.github import truncate
-    from mlops_gitops.plan.render.jsonout import plan_to_dict
-    from mlops_gitops.plan.render.markdown import MARKER, render_markdown
+    from mlops_gitops.plan.render.markdown import MARKER
 
     code = validate([path], fmt="github", workspace=workspace, offline=True)  # ::error lines: annotations
     body: str
@@ -140,9 +152,7 @@ def _plan(run: GitHubRun, path: str, workspace: str | None, name: str, plan: boo
             code = EXIT_ERROR
         else:
             summary = planned.plan.summary_line()
-            markdown = render_markdown(planned.plan)
-            plan_file = Path(os.environ.get("RUNNER_TEMP", ".")) / "mlops-plan.json"
-            plan_file.write_text(json.dumps(plan_to_dict(planned.plan), indent=2), encoding="utf-8")
+            markdown, plan_file = plan_documents(planned.plan, Path(os.environ.get("RUNNER_TEMP", ".")))
             _summary(markdown)
             _set_output("plan-json", str(plan_file))
             _set_output("has-changes", "true" if planned.plan.has_changes else "false")

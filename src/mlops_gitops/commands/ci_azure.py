@@ -6,7 +6,6 @@ Like the GitHub flow, the exit code is the real outcome; a failed thread post is
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -72,10 +71,10 @@ def azure_ci(path: str, workspace: str | None, command: str | None) -> int:
 
 
 def _plan(env: dict[str, str], path: str, workspace: str | None, name: str, plan: bool) -> int:
+    from mlops_gitops.commands.ci import plan_documents
     from mlops_gitops.commands.plan import plan_read_only
     from mlops_gitops.commands.validate import validate
-    from mlops_gitops.plan.render.jsonout import plan_to_dict
-    from mlops_gitops.plan.render.markdown import MARKER, render_markdown
+    from mlops_gitops.plan.render.markdown import MARKER
 
     code = validate([path], fmt="azure", workspace=workspace, offline=True)
     if code != EXIT_OK:
@@ -86,9 +85,7 @@ def _plan(env: dict[str, str], path: str, workspace: str | None, name: str, plan
     else:
         planned = plan_read_only(path, workspace, None, False)
         summary = planned.plan.summary_line()
-        body = render_markdown(planned.plan)
-        plan_file = Path(env.get("AGENT_TEMPDIRECTORY") or ".") / "mlops-plan.json"
-        plan_file.write_text(json.dumps(plan_to_dict(planned.plan), indent=2), encoding="utf-8")
+        body, plan_file = plan_documents(planned.plan, Path(env.get("AGENT_TEMPDIRECTORY") or "."))
         _summary_file(body, env)
         out(setvariable("planJson", str(plan_file)))
         out(setvariable("hasChanges", "true" if planned.plan.has_changes else "false"))

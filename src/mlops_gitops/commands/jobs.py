@@ -69,9 +69,9 @@ def _backend(path: str, workspace: str | None) -> Any:
 
 
 def _run_row(backend: LocalBackend, run_id: str) -> Any:
-    if not (backend.path / "state.db").exists() and backend.url.startswith("sqlite"):
+    if not backend.has_state():
         raise NotFoundError(f"no run {run_id}: the workspace is empty")
-    backend.ensure()
+    backend.ensure()  # a workspace made before runs were recorded gets their tables
     with backend.engine.connect() as conn:
         row = conn.execute(select(db.runs).where(db.runs.c.id == run_id)).first()
         if row is None:  # a unique prefix is enough

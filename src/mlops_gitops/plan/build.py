@@ -12,6 +12,7 @@ from mlops_gitops.graph import Graph
 from mlops_gitops.plan.desired import DesiredState
 from mlops_gitops.plan.diff import document, field_changes
 from mlops_gitops.plan.model import Action, Change, DriftEntry, Plan
+from mlops_gitops.spec.references import resolved_job_output
 from mlops_gitops.state import ActualResource, DesiredResource, Snapshot
 
 CONSUMERS = (Kind.ONLINE_DEPLOYMENT, Kind.BATCH_DEPLOYMENT, Kind.JOB, Kind.SCHEDULE, Kind.COMPONENT, Kind.TRAFFIC,
@@ -48,10 +49,10 @@ def _after_runs(changes: list[Change], snapshot: Snapshot, diags: Diagnostics) -
     """Assets made of a job's outputs are registered from the run this apply makes, when it makes one."""
     running = {c.address.name for c in changes if c.action is Action.RUN}
     for c in changes:
-        ref = str(((c.desired.derived.get("refs") or {}).get("path", "")) if c.desired else "")
-        if not ref.startswith("job:"):
+        ref = resolved_job_output((c.desired.derived.get("refs") or {}).get("path")) if c.desired else None
+        if ref is None:
             continue
-        job = ref[4:].split("/", 1)[0]
+        job = ref.job
         if job in running:
             if c.action is Action.NOOP and c.desired is not None and c.desired.auto_version:
                 c.action = Action.CREATE  # the next version, unless the run reproduces the same files

@@ -8,8 +8,15 @@ from typing import Any
 
 from mlops_gitops.addresses import KIND_RANK, VERSIONED, Address, Kind
 from mlops_gitops.diagnostics import Diagnostics
-from mlops_gitops.hashing import manifest_hash, path_manifest, spec_hash, versioned_content
-from mlops_gitops.spec.references import check_local_path, is_remote, parse_asset_ref, parse_job_output
+from mlops_gitops.hashing import content_summary, path_manifest, spec_hash, versioned_content
+from mlops_gitops.spec.references import (
+    JobOutputRef,
+    check_local_path,
+    is_remote,
+    parse_asset_ref,
+    parse_job_output,
+    resolved_job_output,
+)
 from mlops_gitops.spec.resource import SpecResource
 from mlops_gitops.spec.tree import Tree
 from mlops_gitops.state import ArtifactFile, DesiredResource, Snapshot, run_output_files
@@ -60,8 +67,7 @@ def _hash_paths(state: DesiredState, res: SpecResource, root: Path) -> tuple[dic
         manifest = state.manifest(check.resolved)
         is_dir = check.resolved.is_dir()
         if _loc_key(link.loc) not in derived:
-            derived[_loc_key(link.loc)] = {"sha256": manifest_hash(manifest, is_dir), "files": len(manifest),
-                                           "bytes": sum(size for _, _, size in manifest)}
+            derived[_loc_key(link.loc)] = content_summary(manifest, is_dir)
         prefix = "" if whole_asset and link.loc == ("path",) else _loc_key(link.loc) + "/"
         base = check.resolved if is_dir else check.resolved.parent
         for rel, digest, size in manifest:
@@ -128,9 +134,9 @@ def _add_versioned(state: DesiredState, res: SpecResource, root: Path, snapshot:
     spec = _user_spec(res)
     paths, artifacts = _hash_paths(state, res, root)
     refs, deps = _resolve_refs(state, res, snapshot, root)
-    job_output = refs.get("path", "") if refs.get("path", "").startswith("job:") else None
+    job_output = resolved_job_output(refs.get("path"))
     if job_output is not None:  # the files come from the job's latest completed run, if there is one
-        paths, artifacts = _from_run(snapshot, res)
+        paths, artifacts = _from_run(snapshot, job_output)
     derived: dict[str, Any] = {"paths": paths} if paths else {}
     if refs:
         derived["refs"] = refs
@@ -161,15 +167,11 @@ def _add_versioned(state: DesiredState, res: SpecResource, root: Path, snapshot:
     state.by_spec[addr] = res
 
 
-def _from_run(snapshot: Snapshot, res: SpecResource) -> tuple[dict[str, Any], list[ArtifactFile]]:
-    ref = parse_job_output(getattr(res.model, "path", ""))
-    assert ref is not None
+def _from_run(snapshot: Snapshot, ref: JobOutputRef) -> tuple[dict[str, Any], list[ArtifactFile]]:
     _, files = run_output_files(snapshot.job_outputs, ref.job, ref.output, ref.subpath)
     if not files:
         return {}, []
-    manifest = [(f.rel, f.sha256, f.size) for f in files]
-    return {"path": {"sha256": manifest_hash(manifest, True), "files": len(files),
-                     "bytes": sum(f.size for f in files)}}, files
+    return {"path": content_summary([(f.rel, f.sha256, f.size) for f in files], True)}, files
 
 
 def _resolve_refs(state: DesiredState, res: SpecResource, snapshot: Snapshot,

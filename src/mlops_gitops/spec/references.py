@@ -65,6 +65,15 @@ def parse_job_output(text: str) -> JobOutputRef | None:
     return JobOutputRef(m.group(1), m.group(2), (m.group(3) or "").strip("/"))
 
 
+def resolved_job_output(ref: object) -> JobOutputRef | None:
+    """A job-output reference as plan records it (`job:<job>/outputs/<output>[/paths/<sub>]`), parsed back."""
+    if not isinstance(ref, str) or not ref.startswith("job:"):
+        return None
+    job, _, rest = ref[len("job:"):].partition("/outputs/")
+    output, _, sub = rest.partition("/paths/")
+    return JobOutputRef(job, output, sub)
+
+
 def is_remote(text: str) -> bool:
     return text.startswith(REMOTE_PREFIXES) or (text.startswith("azureml:") and parse_asset_ref(text) is None)
 

@@ -34,7 +34,8 @@ from mlops_gitops.errors import LockHeldError, NotFoundError, WorkspaceError
 from mlops_gitops.events.model import Event
 from mlops_gitops.events.sinks import Dispatcher, Sink
 from mlops_gitops.faults import failpoint
-from mlops_gitops.hashing import canonical_json, manifest_hash, spec_hash, versioned_content
+from mlops_gitops.hashing import canonical_json, content_summary, spec_hash, versioned_content
+from mlops_gitops.spec.references import JobOutputRef, resolved_job_output
 from mlops_gitops.state import (
     ActualResource,
     ArtifactFile,
@@ -285,20 +286,16 @@ class LocalBackend:
             merged.update(json.loads(text or "{}"))
         return merged
 
-    def _from_latest_run(self, desired: DesiredResource) -> tuple[DesiredResource | ActualResource, str]:
+    def _from_latest_run(self, desired: DesiredResource,
+                         ref: JobOutputRef) -> tuple[DesiredResource | ActualResource, str]:
         """A model or data asset made of a job's output: its files, content and version from the latest run."""
-        ref = str(desired.derived["refs"]["path"])[4:]  # job:<job>/outputs/<output>[/paths/<sub>]
-        job, _, rest = ref.partition("/outputs/")
-        output, _, sub = rest.partition("/paths/")
         with self._errors(), self.engine.connect() as conn:
-            outputs = latest_outputs(conn, job)
-        run_id, files = run_output_files(outputs, job, output, sub)
+            outputs = latest_outputs(conn, ref.job)
+        run_id, files = run_output_files(outputs, ref.job, ref.output, ref.subpath)
         if run_id is None:
-            raise WorkspaceError(f"job '{job}' has no completed run with output '{output}'"
-                                 + (f" path '{sub}'" if sub else "") + " (run it: mlops-gitops job run)")
-        manifest = [(f.rel, f.sha256, f.size) for f in files]
-        paths = {"path": {"sha256": manifest_hash(manifest, True), "files": len(files),
-                          "bytes": sum(f.size for f in files)}}
+            where = f"output '{ref.output}'" + (f" path '{ref.subpath}'" if ref.subpath else "")
+            raise WorkspaceError(f"job '{ref.job}' has no completed run with {where} (run it: mlops-gitops job run)")
+        paths = {"path": content_summary([(f.rel, f.sha256, f.size) for f in files], True)}
         derived = {**desired.derived, "paths": paths}
         content = versioned_content(desired.spec, derived)
         kind, name = desired.address.kind, desired.address.name
@@ -485,8 +482,9 @@ class LocalBackend:
                  apply_id: str | None) -> tuple[DesiredResource, dict[str, Any]] | ActualResource:
         """Everything before the metadata write: files from a run or DVC stored, deployments made ready,
         jobs run. Raises (and writes no metadata) when any of it fails."""
-        if str((desired.derived.get("refs") or {}).get("path", "")).startswith("job:"):
-            resolved, run_id = self._from_latest_run(desired)
+        job_output = resolved_job_output((desired.derived.get("refs") or {}).get("path"))
+        if job_output is not None:
+            resolved, run_id = self._from_latest_run(desired, job_output)
             if isinstance(resolved, ActualResource):
                 return resolved
             desired, provenance = resolved, {**provenance, "run.id": run_id, "run.metrics": self._run_metrics(run_id)}

@@ -59,13 +59,14 @@ class EnvResolver:
         local = {f.sha256: f.source for f in files if f.source is not None}
         return lambda digest: local.get(digest) or self.backend.artifact_path(digest)
 
-    def lookup(self, address: Address) -> tuple[dict[str, Any], list[ArtifactFile]] | None:
+    def lookup(self, address: Address) -> tuple[dict[str, Any], list[ArtifactFile], dict[str, str]] | None:
+        """Spec, files and resolved references of a resource: the workspace's, else the tree's."""
         row = self.backend.get(address)
         if row is not None:
-            return row.spec, list(row.files)
+            return row.spec, list(row.files), row.derived.get("refs") or {}
         pending = self.pending.get(address)
         if pending is not None:
-            return pending.spec, list(pending.artifacts)
+            return pending.spec, list(pending.artifacts), pending.derived.get("refs") or {}
         return None
 
     def source(self, env: Any, ref: str | None, files: Sequence[ArtifactFile], prefix: str,

@@ -7,6 +7,8 @@ cache live in the metadata store; step outputs go to the content-addressed store
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import secrets
 from dataclasses import dataclass, replace
@@ -71,8 +73,7 @@ class PipelineResolver:
         refs: dict[str, str] = derived.get("refs") or {}
         read = self.envs.reader(files)
         settings = spec.get("settings") or {}
-        pipeline = Pipeline(name, {}, continue_on_step_failure=bool(settings.get("continue_on_step_failure")),
-                            force_rerun=bool(settings.get("force_rerun")), source_file=source_file)
+        pipeline = Pipeline(name, {}, force_rerun=bool(settings.get("force_rerun")), source_file=source_file)
         steps_spec: dict[str, Any] = spec.get("jobs") or {}
         declared_outputs: dict[str, dict[str, str]] = {}
         components: dict[str, tuple[dict[str, Any], list[ArtifactFile], str, dict[str, str]]] = {}
@@ -122,14 +123,11 @@ class PipelineResolver:
         ref = refs.get(f"jobs.{step_name}.component")
         if ref is not None:
             name, _, version = ref.partition(":")
-            address = Address(Kind.COMPONENT, name, version)
-            row = self.backend.get(address)
-            if row is not None:
-                return row.spec, list(row.files), f"component:{ref}", row.derived.get("refs") or {}
-            pending = self.envs.pending.get(address)
-            if pending is not None:
-                return pending.spec, list(pending.artifacts), f"component:{ref}", pending.derived.get("refs") or {}
-            raise PipelineError(f"step '{step_name}': component {ref} is neither in the workspace nor in the tree")
+            found = self.envs.lookup(Address(Kind.COMPONENT, name, version))
+            if found is None:
+                raise PipelineError(f"step '{step_name}': component {ref} is neither in the workspace nor in the tree")
+            spec, comp_files, comp_refs = found
+            return spec, comp_files, f"component:{ref}", comp_refs
         if step.get("component") is not None:
             raise PipelineError(f"step '{step_name}': component {step['component']!r} cannot be found")
         if step.get("command"):  # an inline command step: the step is its own component
@@ -298,8 +296,6 @@ def decode_outputs(text: str, path_of: Any) -> dict[str, OutputRecord]:
 
 
 def _json(text: str | None) -> Any:
-    import json
-
     return json.loads(text) if text else {}
 
 
@@ -371,8 +367,6 @@ def run_pipeline(backend: LocalBackend, pipeline: Pipeline, snapshot: dict[str, 
                  parallelism: int = 4, apply_id: str | None = None,
                  log: Any = None) -> tuple[str, RunResult]:
     """Run (or reuse) every step, recording the run as it goes; returns the run ID and the result."""
-    import os
-
     backend.ensure()
     run_id = new_run_id(pipeline.name)
     order = pipeline.order()
@@ -441,8 +435,6 @@ def require_pipeline(spec: dict[str, Any], label: str) -> None:
 def metrics_at(backend: LocalBackend, commit: str, pipeline: str | None = None) -> tuple[dict[str, Any], list[str]]:
     """Metrics of the latest completed run of each pipeline at `commit` (runs of a clean tree first):
     {"<pipeline>.<step>.<metric>": value}, and the run IDs they came from."""
-    import json
-
     if not backend.has_state():
         return {}, []
     with backend.engine.connect() as conn:

@@ -17,6 +17,7 @@ from mlops_gitops.addresses import VERSIONED, Address, Kind
 from mlops_gitops.backends.local import db
 from mlops_gitops.errors import ConfigError, NotFoundError
 from mlops_gitops.lineage.graph import Graph, Node
+from mlops_gitops.spec.references import resolved_job_output
 from mlops_gitops.state import ActualResource, Snapshot
 
 if TYPE_CHECKING:
@@ -26,8 +27,9 @@ _BY_KEY = {"model": Kind.MODEL, "environment": Kind.ENVIRONMENT, "component": Ki
 
 
 def _ref_target(key: str, ref: str, snapshot: Snapshot) -> Address | None:
-    if ref.startswith("job:"):
-        return Address(Kind.JOB, ref[4:].split("/", 1)[0])
+    job_output = resolved_job_output(ref)
+    if job_output is not None:
+        return Address(Kind.JOB, job_output.job)
     name, _, version = ref.partition(":")
     kind = _BY_KEY.get(key.rsplit(".", 1)[-1])
     if kind is not None:

@@ -91,7 +91,6 @@ class Pipeline:
     name: str
     steps: dict[str, Step]
     outputs: dict[str, tuple[str, str]] = field(default_factory=dict)  # pipeline output -> (step, output)
-    continue_on_step_failure: bool = False
     force_rerun: bool = False
     source_file: str = ""
 
