@@ -128,3 +128,27 @@ def test_events_list_and_tail_read_them_back(example: Path, cli: Cli) -> None:
     tail = cli("events", "tail", "-n", "1", "--format", "json", cwd=example).out
     drift = json.loads(tail)
     assert drift["type"] == "drift.detected" and drift["data"]["resources"][0]["address"] == "traffic:cancer"
+
+
+def test_a_delivery_finished_before_it_is_tracked_does_not_deadlock(tmp_path: Path) -> None:
+    """A fast sink can finish before publish() registers its callback; the callback then runs at once."""
+    from concurrent.futures import Executor, Future
+
+    from mlops_gitops.events.model import Event
+    from mlops_gitops.events.sinks import Dispatcher, FileSink
+
+    class Inline(Executor):  # runs each delivery before submit() returns: the race, every time
+        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+            done: Future[Any] = Future()
+            done.set_result(fn(*args, **kwargs))
+            return done
+
+    dispatcher = Dispatcher([FileSink(tmp_path / "events.jsonl")], tmp_path / "dead.jsonl", lambda _m: None)
+    dispatcher._pool = Inline()  # type: ignore[assignment]
+    worker = threading.Thread(target=dispatcher.publish, args=(Event("model.registered", "test", "model:m:1"),),
+                              daemon=True)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "publish() deadlocked on its own lock"
+    assert len((tmp_path / "events.jsonl").read_text().splitlines()) == 1
+    assert dispatcher._pending == {}

@@ -151,7 +151,8 @@ class Dispatcher:
                     self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="events")
                 fut = self._pool.submit(self._deliver, sink, event)
                 self._pending[fut] = (sink, event)
-                fut.add_done_callback(self._forget)
+            # Outside the lock: a delivery that already finished runs _forget here, and _forget takes the lock.
+            fut.add_done_callback(self._forget)
 
     def _forget(self, fut: Future[None]) -> None:
         with self._lock:
