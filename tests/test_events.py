@@ -135,7 +135,7 @@ def test_a_delivery_finished_before_it_is_tracked_does_not_deadlock(tmp_path: Pa
     from concurrent.futures import Executor, Future
 
     from mlops_gitops.events.model import Event
-    from mlops_gitops.events.sinks import Dispatcher, FileSink
+    from mlops_gitops.events.sinks import CommandSink, Dispatcher, FileSink
 
     class Inline(Executor):  # runs each delivery before submit() returns: the race, every time
         def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
@@ -143,7 +143,9 @@ def test_a_delivery_finished_before_it_is_tracked_does_not_deadlock(tmp_path: Pa
             done.set_result(fn(*args, **kwargs))
             return done
 
-    dispatcher = Dispatcher([FileSink(tmp_path / "events.jsonl")], tmp_path / "dead.jsonl", lambda _m: None)
+    failing = CommandSink(["false"])  # its dead letter is written while publish() is still submitting
+    dispatcher = Dispatcher([FileSink(tmp_path / "events.jsonl"), failing], tmp_path / "dead.jsonl",
+                            lambda _m: None)
     dispatcher._pool = Inline()  # type: ignore[assignment]
     worker = threading.Thread(target=dispatcher.publish, args=(Event("model.registered", "test", "model:m:1"),),
                               daemon=True)
@@ -151,4 +153,5 @@ def test_a_delivery_finished_before_it_is_tracked_does_not_deadlock(tmp_path: Pa
     worker.join(10)
     assert not worker.is_alive(), "publish() deadlocked on its own lock"
     assert len((tmp_path / "events.jsonl").read_text().splitlines()) == 1
+    assert "exit code 1" in (tmp_path / "dead.jsonl").read_text()
     assert dispatcher._pending == {}

@@ -140,7 +140,8 @@ class Dispatcher:
         self.warn = warn
         self._pool: ThreadPoolExecutor | None = None
         self._pending: dict[Future[None], tuple[Sink, Event]] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the pool and the pending deliveries
+        self._dead_lock = threading.Lock()  # the dead-letter file (written from delivery threads)
 
     def publish(self, event: Event) -> None:
         for sink in self.sinks:
@@ -171,7 +172,7 @@ class Dispatcher:
                   f"kept in {self.dead_letter}")
         record = {"sink": sink.name, "reason": reason, "event": event.cloudevent()}
         self.dead_letter.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock, open(self.dead_letter, "a", encoding="utf-8") as f:
+        with self._dead_lock, open(self.dead_letter, "a", encoding="utf-8") as f:
             f.write(json.dumps(record, default=str) + "\n")
 
     def drain(self, timeout_s: float = 15.0) -> None:
