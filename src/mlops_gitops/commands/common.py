@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from mlops_gitops.diagnostics import Diagnostics
 from mlops_gitops.errors import ConfigError, SpecError
-from mlops_gitops.spec.config import RepoConfig, WorkspaceConfig, expand_env
+from mlops_gitops.spec.config import RepoConfig, WorkspaceConfig
 from mlops_gitops.spec.tree import find_root, load_config
 
 if TYPE_CHECKING:
@@ -51,10 +51,20 @@ def workspace_config(project: Project, workspace: str | None) -> tuple[str, Work
 def workspace_location(project: Project, workspace: str | None) -> tuple[str, Path, str | None]:
     """Name, folder and database URL (None: SQLite in the folder) of the chosen workspace."""
     name, ws = workspace_config(project, workspace)
-    path = Path(expand_env(ws.path)) if ws.path else Path(".mlops") / name
+    config = project.config
+    configured = name in config.workspaces
+    path = Path(config.expand(ws.path, "workspaces", name, "path")) if ws.path else Path(".mlops") / name
     if not path.is_absolute():
         path = project.root / path
-    database = expand_env(ws.database) if ws.database else None
+    path = Path(os.path.abspath(path))
+    if project.root.resolve().is_relative_to(path.resolve()):
+        where = config.where("workspaces", name, "path") if configured else "the workspace"
+        raise ConfigError(f"{where}: workspace '{name}' would be {path}, which holds the repository itself; "
+                          "give it a folder of its own (for example .mlops/" + name + ")")
+    database = config.expand(ws.database, "workspaces", name, "database") if ws.database else None
+    if database is not None and not database.strip():
+        raise ConfigError(f"{config.where('workspaces', name, 'database')}: workspace '{name}' has an empty "
+                          "database URL; remove `database` to keep the SQLite store in its folder")
     return name, path, database
 
 
@@ -73,11 +83,16 @@ def sinks_for(project: Project) -> list[Sink]:
     from mlops_gitops.events.sinks import CommandSink, FileSink, WebhookSink
 
     sinks: list[Sink] = []
-    for n in project.config.notifications:
+    config = project.config
+    for i, n in enumerate(config.notifications):
         if n.type == "webhook" and n.url:
-            sinks.append(WebhookSink(expand_env(n.url), expand_env(n.secret) if n.secret else None, list(n.events)))
+            url = config.expand(n.url, "notifications", i, "url")
+            if not url:
+                continue  # `${MLOPS_WEBHOOK_URL:-}`: this sink is off where the variable is unset
+            secret = config.expand(n.secret, "notifications", i, "secret") if n.secret else None
+            sinks.append(WebhookSink(url, secret, list(n.events)))
         elif n.type == "file" and n.path:
-            path = Path(expand_env(n.path))
+            path = Path(config.expand(n.path, "notifications", i, "path"))
             sinks.append(FileSink(path if path.is_absolute() else project.root / path, list(n.events)))
         elif n.type == "command" and n.command:
             sinks.append(CommandSink(n.command, list(n.events)))

@@ -6,8 +6,9 @@ import os
 import re
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, PrivateAttr, field_validator
 
+from mlops_gitops.errors import ConfigError
 from mlops_gitops.spec.kinds.common import Strict
 
 CONFIG_NAMES = ("mlops.yaml", "mlops.yml")
@@ -50,6 +51,27 @@ class RepoConfig(Strict):
     strict: bool = False
     notifications: list[NotificationConfig] = Field(default_factory=list)
     policies: dict[str, Any] = Field(default_factory=dict)
+    # where each value sits in mlops.yaml (file name, key path -> line and column), for messages
+    _source: tuple[str, dict[tuple[str | int, ...], tuple[int, int]]] = PrivateAttr(("mlops.yaml", {}))
+
+    def where(self, *loc: str | int) -> str:
+        """`mlops.yaml:LINE:COLUMN` of a value (the nearest known enclosing key)."""
+        name, positions = self._source
+        key = tuple(loc)
+        while key and key not in positions:
+            key = key[:-1]
+        line, col = positions.get(key, (0, 0))
+        return f"{name}:{line}:{col}" if line else name
+
+    def expand(self, text: str, *loc: str | int) -> str:
+        """A value of mlops.yaml with `${VAR}` expanded; an unset variable without a default is an error."""
+        try:
+            return expand_env(text)
+        except KeyError as exc:
+            var = exc.args[0]
+            raise ConfigError(
+                f"{self.where(*loc)}: environment variable {var} is not set ({'.'.join(map(str, loc))} uses "
+                f"${{{var}}}); set it, or write ${{{var}:-default}} to give it a default") from None
 
     @field_validator("workspaces")
     @classmethod
@@ -73,8 +95,19 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def expand_env(text: str) -> str:
-    """`${VAR}` and `${VAR:-default}` from the environment; unset without default → empty."""
-    return _ENV.sub(lambda m: os.environ.get(m.group(1), m.group(2) or ""), text)
+    """`${VAR}` and `${VAR:-default}` from the environment (the default also when VAR is empty, as in sh).
+    An unset variable without a default raises KeyError(VAR): an empty value would silently change
+    what a setting means (an empty database URL is a new SQLite store, an empty path the repository)."""
+
+    def one(m: re.Match[str]) -> str:
+        value = os.environ.get(m.group(1))
+        if m.group(2) is not None:
+            return value or m.group(2)
+        if value is None:
+            raise KeyError(m.group(1))
+        return value
+
+    return _ENV.sub(one, text)
 
 
 def glob_to_regex(pattern: str) -> re.Pattern[str]:

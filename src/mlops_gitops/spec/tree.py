@@ -77,8 +77,9 @@ def load_config(root: Path, diags: Diagnostics) -> tuple[RepoConfig, str | None]
             if not isinstance(doc.data, dict):
                 diags.add(name, 1, 1, "CONFIG001", "mlops.yaml must be a mapping")
                 return RepoConfig(), name
-            config = validate_document(RepoConfig, doc, diags, strict=True)
-            return config or RepoConfig(), name
+            config = validate_document(RepoConfig, doc, diags, strict=True) or RepoConfig()
+            config._source = (name, doc.positions)
+            return config, name
     return RepoConfig(), None
 
 

@@ -61,13 +61,15 @@ class ArtifactStore:
                     if not f.name.startswith(".tmp-"):
                         yield sub.name + f.name
 
-    def remove_unreferenced(self, referenced: set[str]) -> int:
+    def remove(self, digests: set[str]) -> set[str]:
+        """Delete these stored files; the digests whose files are gone now."""
+        for digest in digests:
+            self.path(digest).unlink(missing_ok=True)
+        return digests
+
+    def remove_interrupted_copies(self) -> int:
         removed = 0
-        for digest in list(self.all()):
-            if digest not in referenced:
-                self.path(digest).unlink(missing_ok=True)
-                removed += 1
-        if self.root.is_dir():  # leftovers of interrupted copies
+        if self.root.is_dir():
             for tmp in self.root.glob("*/.tmp-*"):
                 tmp.unlink(missing_ok=True)
                 removed += 1

@@ -28,12 +28,14 @@ from mlops_gitops.addresses import Address, Kind
 from mlops_gitops.backends.local import db
 from mlops_gitops.backends.local.artifacts import ArtifactStore
 from mlops_gitops.backends.local.deploy import Deployer
-from mlops_gitops.backends.local.lock import os_lock_for, read_holder, workspace_lock
+from mlops_gitops.backends.local.identity import check_store, read_marker, write_marker
+from mlops_gitops.backends.local.lock import creation_lock, os_lock_for, read_holder, workspace_lock
 from mlops_gitops.backends.local.serving import ServingController
 from mlops_gitops.errors import LockHeldError, NotFoundError, WorkspaceError
 from mlops_gitops.events.model import Event
 from mlops_gitops.events.sinks import Dispatcher, Sink
 from mlops_gitops.faults import failpoint
+from mlops_gitops.fsutil import ensure_dir, restrict
 from mlops_gitops.hashing import canonical_json, content_summary, spec_hash, versioned_content
 from mlops_gitops.spec.references import JobOutputRef, resolved_job_output
 from mlops_gitops.state import (
@@ -86,6 +88,8 @@ class LocalBackend:
                 f"database driver missing for '{db.mask_url(self.url)}': {exc.name} "
                 "(for PostgreSQL: pip install 'mlops-gitops[postgres]')") from None
         self._ready = False
+        self._checked = False  # the store was found to match the folder (identity.check_store)
+        self.new_store = False  # this process created the store: garbage collection has nothing to judge yet
         # One write transaction at a time per process: parallel actions overlap their file copies,
         # not their metadata writes (SQLite would otherwise deadlock upgrading read locks).
         self._write = threading.Lock()
@@ -117,15 +121,24 @@ class LocalBackend:
         """Whether the workspace's tables exist (nothing was ever written otherwise)."""
         return self._exists()
 
-    def _exists(self) -> bool:
+    def _store_lineage(self) -> str | None:
+        """The store's lineage; None when it has no tables (or no SQLite file: connecting would make one)."""
         if self.engine.dialect.name == "sqlite" and not (self.path / "state.db").exists():
-            return False
+            return None
         with self._errors(), self.engine.connect() as conn:
             try:
-                conn.execute(select(db.meta.c.key).limit(1))
+                value = conn.execute(select(db.meta.c.value).where(db.meta.c.key == "lineage")).scalar()
             except (OperationalError, ProgrammingError):
-                return False  # no tables yet: a workspace that was never written
-        return True
+                return None  # no tables yet: a workspace that was never written
+        return str(value) if value else None
+
+    def _exists(self) -> bool:
+        if self._checked:
+            return True
+        lineage = self._store_lineage()
+        check_store(self.path, lineage, db.mask_url(self.url))  # an empty store beside stored files: refused
+        self._checked = lineage is not None
+        return self._checked
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -142,21 +155,32 @@ class LocalBackend:
         if self._ready:
             return
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
+            ensure_dir(self.path)
         except OSError as exc:
             raise WorkspaceError(f"cannot create workspace folder {self.path}: {exc.strerror}") from None
-        with self._errors():
-            db.metadata.create_all(self.engine)
-            with self.engine.begin() as conn:
-                have = {r.key for r in conn.execute(select(db.meta.c.key))}
-                rows = [{"key": "lineage", "value": str(uuid.uuid4())},
-                        {"key": "schema_version", "value": db.SCHEMA_VERSION}]
-                missing = [r for r in rows if r["key"] not in have]
-                if missing:
-                    conn.execute(insert(db.meta), missing)
-                if conn.execute(select(db.serial.c.value)).first() is None:
-                    conn.execute(insert(db.serial).values(id=1, value=0))
-        self._ready = True
+        with self._errors(), creation_lock(self.engine, self.path) as conn:
+            lineage = self._store_lineage()
+            check_store(self.path, lineage, db.mask_url(self.url))  # before anything is written
+            db.metadata.create_all(conn)  # also adds the tables of newer versions to an older store
+            have = {r.key for r in conn.execute(select(db.meta.c.key))}
+            if lineage is None:
+                lineage = str(uuid.uuid4())
+                self.new_store = True
+            elif "blobs_recorded" not in have:  # a store from before mg_blobs: what it references is its own
+                _record_blobs(conn, _referenced(conn))
+            rows = [{"key": "lineage", "value": lineage}, {"key": "schema_version", "value": db.SCHEMA_VERSION},
+                    {"key": "blobs_recorded", "value": "1"}]
+            missing = [r for r in rows if r["key"] not in have]
+            if missing:
+                conn.execute(insert(db.meta), missing)
+            if conn.execute(select(db.serial.c.value)).first() is None:
+                conn.execute(insert(db.serial).values(id=1, value=0))
+        if read_marker(self.path) is None:
+            write_marker(self.path, lineage, db.mask_url(self.url))
+        if self.engine.dialect.name == "sqlite":
+            for name in ("state.db", "state.db-wal", "state.db-shm"):
+                restrict(self.path / name)  # it holds the endpoints' keys
+        self._ready = self._checked = True
 
     def close(self) -> None:
         self.dispatcher.drain()
@@ -489,6 +513,7 @@ class LocalBackend:
                 return resolved
             desired, provenance = resolved, {**provenance, "run.id": run_id, "run.metrics": self._run_metrics(run_id)}
         desired = self._with_dvc_data(desired)
+        self.record_blobs([a.sha256 for a in desired.artifacts if a.source is not None])
         for art in desired.artifacts:
             if art.source is not None:
                 self.artifacts.put(art.source, art.sha256)
@@ -564,17 +589,51 @@ class LocalBackend:
                 _journal(conn, apply_id, address, "delete", "end")
             _bump_serial(conn)
 
+    def record_blobs(self, digests: list[str]) -> None:
+        """Note files about to be stored, before they are copied: garbage collection may delete only these."""
+        if digests:
+            with self._writing() as conn:
+                _record_blobs(conn, set(digests))
+
     def collect_garbage(self) -> int:
-        """Remove stored files no resource refers to (left by interrupted applies). Call under the lock."""
-        if not self._exists():
+        """Remove stored files that this store recorded and nothing refers to any more (left by interrupted
+        applies and runs). Files it never recorded are never touched; a store made by this process has
+        nothing to judge yet. Call under the lock."""
+        if self.new_store or not self._exists():
             return 0
         with self._errors(), self.engine.connect() as conn:
-            referenced = {r.sha256 for r in conn.execute(select(db.asset_files.c.sha256))}
-            for table in (db.step_cache, db.run_steps, db.runs):  # pipeline outputs, reused and recorded
-                for (text,) in conn.execute(select(table.c.outputs)):
-                    for record in json.loads(text or "{}").values():
-                        referenced.update(sha for _, sha, _ in record.get("files", []))
-        return self.artifacts.remove_unreferenced(referenced)
+            referenced = _referenced(conn)
+            recorded = {r.sha256 for r in conn.execute(select(db.blobs.c.sha256))}
+        removed = self.artifacts.remove(recorded - referenced)
+        if removed:
+            with self._writing() as conn:
+                for chunk in _chunks(sorted(removed), 500):
+                    conn.execute(delete(db.blobs).where(db.blobs.c.sha256.in_(chunk)))
+        return len(removed) + self.artifacts.remove_interrupted_copies()
+
+
+def _referenced(conn: Connection) -> set[str]:
+    """Every stored file some resource, run or reuse-cache entry refers to."""
+    referenced = {r.sha256 for r in conn.execute(select(db.asset_files.c.sha256))}
+    for table in (db.step_cache, db.run_steps, db.runs):  # pipeline outputs, reused and recorded
+        for (text,) in conn.execute(select(table.c.outputs)):
+            for record in json.loads(text or "{}").values():
+                referenced.update(sha for _, sha, _ in record.get("files", []))
+    return referenced
+
+
+def _record_blobs(conn: Connection, digests: set[str]) -> None:
+    have = {r.sha256 for chunk in _chunks(sorted(digests), 500)
+            for r in conn.execute(select(db.blobs.c.sha256).where(db.blobs.c.sha256.in_(chunk)))}
+    fresh = sorted(digests - have)
+    if fresh:
+        stamp = now()
+        conn.execute(insert(db.blobs), [{"sha256": d, "recorded_at": stamp} for d in fresh])
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
 
 
 def latest_outputs(conn: Connection, job: str | None = None) -> JobOutputs:

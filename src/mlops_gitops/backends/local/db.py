@@ -20,7 +20,7 @@ from sqlalchemy import (
     event,
 )
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 metadata = MetaData()
 
@@ -68,6 +68,15 @@ tags = Table(
     Column("key", String(255), primary_key=True),
     Column("value", Text, nullable=False),
     Index("ix_mg_tags_kv", "key", "value"),
+)
+
+# Every file this store put into artifacts/ (recorded before it is copied). Garbage collection deletes
+# only files recorded here that nothing references: files it never recorded are never its to delete.
+blobs = Table(
+    "mg_blobs",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("recorded_at", String(40), nullable=False),
 )
 
 counters = Table(

@@ -241,8 +241,10 @@ class LocalRunStore:
 
     def store_outputs(self, step: Step, paths: dict[str, Path]) -> dict[str, OutputRecord]:
         out: dict[str, OutputRecord] = {}
+        manifests = {name: path_manifest(path) if path.exists() else [] for name, path in paths.items()}
+        self.backend.record_blobs([digest for m in manifests.values() for _, digest, _ in m])
         for name, path in paths.items():
-            manifest = path_manifest(path) if path.exists() else []
+            manifest = manifests[name]
             base = path if path.is_dir() else path.parent
             entries = []
             for rel, digest, size in manifest:

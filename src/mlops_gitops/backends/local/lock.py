@@ -95,6 +95,24 @@ class _AdvisoryLock(_OsLock):
             self.conn = None
 
 
+@contextmanager
+def creation_lock(engine: Engine, workspace_dir: Path) -> Iterator[Connection]:
+    """One transaction in which only this process creates or upgrades the tables: concurrent first applies
+    on a new workspace wait here instead of failing on `table already exists`."""
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ADVISORY_KEY + 1})
+            yield conn
+        return
+    with open(workspace_dir / "state.init.lock", "a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # held for the few milliseconds of creation
+        try:
+            with engine.begin() as conn:
+                yield conn
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 def os_lock_for(engine: Engine, workspace_dir: Path) -> _OsLock:
     if engine.dialect.name == "postgresql":
         return _AdvisoryLock(engine)
