@@ -153,7 +153,11 @@ def test_cancel_stops_the_running_step_and_what_has_not_started(tmp_path: Path, 
         backend = LocalBackend(root / ".mlops" / "dev")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            ids = [r["id"] for r in runs(cli, root)] if backend.has_state() else []
+            # the run's own thread prints to the same captured stdout: read the runs from the store
+            ids = []
+            if backend.has_state():
+                with backend.engine.connect() as conn:
+                    ids = [row[0] for row in conn.exec_driver_sql("SELECT id FROM mg_runs")]
             if ids and any(s["status"] == "running" for s in describe_run(backend, ids[0])["steps"]):
                 break
             time.sleep(0.05)

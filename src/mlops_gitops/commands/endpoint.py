@@ -10,6 +10,7 @@ from mlops_gitops.actor import whoami
 from mlops_gitops.addresses import Address, Kind
 from mlops_gitops.commands.common import EXIT_OK, err, open_project, out, workspace_backend, workspace_location
 from mlops_gitops.errors import ConfigError, GitOpsError, NotFoundError
+from mlops_gitops.fsutil import UnsafePathError, safe_join
 from mlops_gitops.hashing import spec_hash
 
 
@@ -149,11 +150,12 @@ def invoke(endpoint: str, request_file: str, deployment: str | None = None, path
 def logs(endpoint: str, deployment: str | None = None, lines: int = 50, path: str = ".",
          workspace: str | None = None) -> int:
     name, ws_path, _ = workspace_location(open_project(path), workspace)
-    if deployment is None:
-        files = sorted((ws_path / "logs" / endpoint).glob("*.log"))
-        source = [ws_path / "logs" / "host.log", *files]
-    else:
-        source = [ws_path / "logs" / endpoint / f"{deployment}.log"]
+    try:
+        folder = safe_join(ws_path / "logs", endpoint, what="endpoint name")
+        source = ([ws_path / "logs" / "host.log", *sorted(folder.glob("*.log"))] if deployment is None
+                  else [safe_join(folder, f"{deployment}.log", what="deployment name")])
+    except UnsafePathError as exc:
+        raise ConfigError(str(exc)) from None
     shown = False
     for file in source:
         if not file.exists():

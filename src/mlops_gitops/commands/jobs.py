@@ -14,6 +14,7 @@ from mlops_gitops.addresses import Kind
 from mlops_gitops.backends.local import LocalBackend, db
 from mlops_gitops.commands.common import EXIT_ERROR, EXIT_OK, err, open_project, out, workspace_backend
 from mlops_gitops.errors import ConfigError, NotFoundError, SpecError, WorkspaceError
+from mlops_gitops.fsutil import safe_join
 from mlops_gitops.lineage.git import repo_info, uncommitted_diff
 from mlops_gitops.plan.desired import build_desired
 from mlops_gitops.spec.tree import load_tree
@@ -175,7 +176,7 @@ def job_logs(run_id: str, step: str | None = None, lines: int = 50, path: str = 
         raise NotFoundError(f"run {row.id} has no step '{step}' ({', '.join(s.step for s in steps)})")
     for s in chosen:
         out(f"==> {s.step} ({s.status}) <==")
-        log = root / s.step / "log.txt"
+        log = safe_join(root, s.step, "log.txt")
         if s.status == "reused":
             out(f"reused the outputs of {s.reused_from}")
         elif log.exists():

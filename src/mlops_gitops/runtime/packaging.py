@@ -23,6 +23,7 @@ from typing import Literal
 import jinja2
 
 import mlops_gitops
+from mlops_gitops.fsutil import safe_join
 from mlops_gitops.runtime.containers import ContainerError, Engine
 from mlops_gitops.runtime.serving.config import DeploymentConfig, EndpointConfig, ServingConfig
 
@@ -85,7 +86,7 @@ class _Context:
         self.digests: dict[str, str] = {}
 
     def write(self, rel: str, data: bytes) -> None:
-        target = self.root / rel
+        target = safe_join(self.root, rel, what="file")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
         self.digests[rel] = hashlib.sha256(data).hexdigest()

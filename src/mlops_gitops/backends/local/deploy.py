@@ -8,6 +8,7 @@ from mlops_gitops.addresses import Address, Kind
 from mlops_gitops.backends.local.environments import EnvResolver, EnvSource, under
 from mlops_gitops.backends.local.serving import ServingController, materialise
 from mlops_gitops.errors import WorkspaceError
+from mlops_gitops.fsutil import safe_join
 from mlops_gitops.runtime.containers import ContainerError, Engine
 from mlops_gitops.runtime.packaging import DEFAULT_BASE_IMAGE, ImageRecipe, build_image
 from mlops_gitops.runtime.serving.config import DeploymentConfig, EndpointConfig
@@ -81,7 +82,7 @@ class Deployer:
         spec, refs = res.spec, res.derived.get("refs") or {}
         files = list(res.artifacts if isinstance(res, DesiredResource) else res.files)
         endpoint, _, name = res.address.name.partition("/")
-        here = self.ws / "deployments" / endpoint / name / res.spec_hash[:16]
+        here = safe_join(self.ws / "deployments", endpoint, name, res.spec_hash[:16])
         model_name = model_version = model_dir = None
         if "model" in refs:
             model_name, _, model_version = refs["model"].partition(":")
@@ -89,7 +90,7 @@ class Deployer:
             if model is None:
                 raise WorkspaceError(f"model {refs['model']} is not registered in the workspace")
             model_dir = materialise([(f.rel, f.sha256) for f in model.files], self.backend.artifact_path,
-                                    self.ws / "models" / model_name / model_version)
+                                    safe_join(self.ws / "models", model_name, model_version))
         elif isinstance(spec.get("model"), dict):
             model_dir = materialise(under(files, "model.path/"), self.backend.artifact_path, here / "model")
         cc = spec.get("code_configuration") or {}

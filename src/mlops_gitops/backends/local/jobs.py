@@ -23,6 +23,7 @@ from mlops_gitops.addresses import Address, Kind
 from mlops_gitops.backends.local import db
 from mlops_gitops.backends.local.environments import EnvResolver
 from mlops_gitops.errors import WorkspaceError
+from mlops_gitops.fsutil import safe_join
 from mlops_gitops.hashing import canonical_json, path_manifest
 from mlops_gitops.runtime.pipelines.runner import OutputRecord, PipelineRunner, RunResult
 from mlops_gitops.runtime.pipelines.steps import (
@@ -89,7 +90,7 @@ class PipelineResolver:
                 refs.get(f"jobs.{step_name}.environment")
             env_prefix = "environment." if label.startswith("component:") else f"jobs.{step_name}.environment."
             env = self.envs.source(step.get("environment") or comp.get("environment"), env_ref, comp_files,
-                                   env_prefix, self.backend.path / "pipelines" / name / step_name)
+                                   env_prefix, safe_join(self.backend.path / "pipelines", name, step_name))
             timeout = ((step.get("limits") or {}).get("timeout")) or None
             runtime_step = Step(
                 name=step_name, command=str(step.get("command") or comp.get("command") or ""),
@@ -381,7 +382,7 @@ def run_pipeline(backend: LocalBackend, pipeline: Pipeline, snapshot: dict[str, 
             {"run_id": run_id, "step": name, "status": "queued", "component": pipeline.steps[name].component,
              "inputs": canonical_json(describe_inputs(pipeline.steps[name])),
              "environment": canonical_json(describe_env(pipeline.steps[name]))} for name in order])
-    run_dir = backend.path / "runs" / run_id
+    run_dir = safe_join(backend.path / "runs", run_id)
     runner = PipelineRunner(pipeline, LocalRunStore(backend, run_id), run_dir, parallelism, force_rerun,
                             log=log or backend.note)
     try:

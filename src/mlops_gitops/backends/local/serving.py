@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_gitops.errors import WorkspaceError
+from mlops_gitops.fsutil import ensure_dir, safe_join
 from mlops_gitops.runtime.serving.config import DeploymentConfig, EndpointConfig, ServingConfig
 
 START_TIMEOUT_S = 60
@@ -217,8 +218,8 @@ def materialise(files: list[tuple[str, str]], source: Callable[[str], Path], des
     staging = dest.with_name(f"{dest.name}.tmp-{uuid.uuid4().hex}")  # deployments materialise in parallel
     shutil.rmtree(staging, ignore_errors=True)
     for rel, digest in files:
-        target = staging / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = safe_join(staging, rel, what="file")
+        ensure_dir(target.parent)
         try:
             os.link(source(digest), target)
         except OSError:

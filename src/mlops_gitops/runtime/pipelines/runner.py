@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from mlops_gitops.fsutil import UnsafePathError, ensure_dir, open_private, safe_join
 from mlops_gitops.runtime.pipelines.steps import (
     DATA_TYPES,
     FileEntry,
@@ -71,16 +72,23 @@ class RunStore(Protocol):
 
 def _lay_out(files: tuple[FileEntry, ...], dest: Path) -> None:
     for f in files:
-        target = dest / f.rel if f.rel else dest
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = _join(dest, f.rel, "file") if f.rel else dest
+        ensure_dir(target.parent)
         try:
             os.link(f.source, target)
         except OSError:
             shutil.copyfile(f.source, target)
 
 
+def _join(parent: Path, name: str, what: str) -> Path:
+    try:
+        return safe_join(parent, name, what=what)
+    except UnsafePathError as exc:
+        raise PipelineError(str(exc)) from None
+
+
 def _input_path(inp: Input, files: tuple[FileEntry, ...], dest: Path) -> str:
-    dest.mkdir(parents=True, exist_ok=True)
+    ensure_dir(dest)
     _lay_out(files, dest)
     if inp.type == "uri_file":
         if len(files) != 1:
@@ -198,9 +206,10 @@ class PipelineRunner:
         return self._execute(step, key, upstream)
 
     def _execute(self, step: Step, key: str, upstream: dict[tuple[str, str], OutputRecord]) -> StepResult:
-        here = self.run_dir / step.name
+        step.check_names()
+        here = _join(self.run_dir, step.name, "step name")
         shutil.rmtree(here, ignore_errors=True)
-        (here / "code").mkdir(parents=True)
+        ensure_dir(here / "code")
         log_path = here / "log.txt"
         self.store.step_event(step.name, "preparing", key=key, log=str(log_path))
         python = self.store.python_for(step)
@@ -217,23 +226,22 @@ class PipelineRunner:
         paths: dict[str, Path] = {}
         for name, type_ in step.outputs.items():
             path = here / "outputs" / name
-            if type_ == "uri_file":
-                path.parent.mkdir(parents=True, exist_ok=True)
-            else:
-                path.mkdir(parents=True, exist_ok=True)
+            ensure_dir(path.parent if type_ == "uri_file" else path)
             paths[name] = path
             values[f"outputs.{name}"] = str(path)
-        command = render_command(step.command, values)
+        bound = render_command(step.command, values)
         env = {**os.environ, **step.environment_variables, "PYTHONUNBUFFERED": "1",
                "PATH": f"{Path(python).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-               "AZUREML_RUN_ID": self.run_dir.name, "MLOPS_GITOPS_STEP": step.name}
+               "AZUREML_RUN_ID": self.run_dir.name, "MLOPS_GITOPS_STEP": step.name, **bound.env}
         env.pop("VIRTUAL_ENV", None)
         started = time.monotonic()
-        with open(log_path, "ab") as out:
-            out.write(f"$ {command}\n".encode())
+        with os.fdopen(open_private(log_path), "ab") as out:
+            out.write(f"$ {bound.command}\n".encode())
+            out.writelines(f"# {var}={value}\n".encode() for var, value in sorted(bound.env.items()))
             out.flush()
-            proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=here / "code", env=env, stdin=subprocess.DEVNULL,
-                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(["/bin/sh", "-c", bound.command], cwd=here / "code", env=env,
+                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True, umask=0o077)
             self.store.step_event(step.name, "running", pid=proc.pid)
             try:
                 code = proc.wait(timeout=step.timeout_s)

@@ -11,15 +11,19 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from mlops_gitops.fsutil import UnsafePathError, check_relative
 
 DATA_TYPES = frozenset({"uri_file", "uri_folder", "mltable", "mlflow_model", "custom_model", "triton_model"})
 SCALAR_TYPES = frozenset({"string", "number", "integer", "boolean"})
 EXPR = re.compile(r"\$\{\{\s*([^}]*?)\s*\}\}")
 OPTIONAL = re.compile(r"\$\[\[(.*?)\]\]", re.S)
+# Input and output names (azure-ai-ml's IOConstants.VALID_KEY_PATTERN): also shell variable names.
+PORT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 
 
 class PipelineError(Exception):
@@ -66,6 +70,19 @@ class Step:
     timeout_s: int | None = None
     component: str = ""  # e.g. "component:prep_data:1", for records
 
+    def check_names(self) -> None:
+        """Names become folders and variables: a step name is one plain path component, ports are identifiers."""
+        try:
+            check_relative(self.name, "step name")
+        except UnsafePathError as exc:
+            raise PipelineError(str(exc)) from None
+        if "/" in self.name:
+            raise PipelineError(f"step name {self.name!r} holds '/'")
+        for port in (*self.inputs, *self.outputs):
+            if PORT_NAME.fullmatch(port) is None:
+                raise PipelineError(f"step '{self.name}': {port!r} is not a valid input or output name "
+                                    "(letters, digits and '_', starting with a letter or '_')")
+
     @property
     def upstream(self) -> set[str]:
         return {i.step for i in self.inputs.values() if i.kind == "output"}
@@ -97,6 +114,8 @@ class Pipeline:
     def order(self) -> list[str]:
         from mlops_gitops.graph import CycleError, Graph
 
+        for step in self.steps.values():
+            step.check_names()
         graph: Graph[str] = Graph()
         for name, step in self.steps.items():
             graph.add(name, sorted(step.upstream))
@@ -106,8 +125,28 @@ class Pipeline:
             raise PipelineError(f"pipeline '{self.name}': steps depend on each other in a cycle: {exc}") from None
 
 
-def render_command(template: str, values: dict[str, str | None]) -> str:
-    """Fill ${{inputs.x}} / ${{outputs.y}}; drop $[[…]] sections whose inputs are not given."""
+@dataclass(frozen=True)
+class BoundCommand:
+    """A step's shell command with its inputs and outputs passed as environment variables."""
+
+    command: str  # refers to "${AZURE_ML_INPUT_x}" where the template said ${{inputs.x}}
+    env: dict[str, str]  # the values, never parsed as shell text
+
+
+def variable_for(placeholder: str) -> str:
+    """`inputs.x` -> AZURE_ML_INPUT_x (the variables Azure ML sets in a job), `outputs.y` -> AZURE_ML_OUTPUT_y."""
+    direction, _, name = placeholder.partition(".")
+    if direction not in ("inputs", "outputs") or PORT_NAME.fullmatch(name) is None:
+        raise PipelineError(f"'${{{{{placeholder}}}}}' is not an input or output a command can use")
+    return f"AZURE_ML_{'INPUT' if direction == 'inputs' else 'OUTPUT'}_{name}"
+
+
+def render_command(template: str, values: dict[str, str | None]) -> BoundCommand:
+    """Bind ${{inputs.x}} / ${{outputs.y}}; drop $[[…]] sections whose inputs are not given.
+
+    Values never become shell text: each placeholder turns into a reference to an environment variable,
+    written for the quoting context it stands in (unquoted: "${V}"; in double quotes: ${V}; in single
+    quotes the quote is closed around "${V}"), so no value — `$(…)`, backticks, quotes, newlines — can run."""
 
     def optional(m: re.Match[str]) -> str:
         inner = m.group(1)
@@ -115,17 +154,61 @@ def render_command(template: str, values: dict[str, str | None]) -> str:
         return inner if all(values.get(n) is not None for n in needed) else ""
 
     text = OPTIONAL.sub(optional, template)
+    env: dict[str, str] = {}
 
-    def fill(m: re.Match[str]) -> str:
-        name = m.group(1)
+    def bind(name: str) -> str:
         if name not in values:
             raise PipelineError(f"the command uses '${{{{{name}}}}}', which is not an input or output of the step")
         value = values[name]
         if value is None:
             raise PipelineError(f"the command needs '${{{{{name}}}}}' but no value was given and it has no default")
-        return shlex.quote(value)
+        if "\x00" in value:
+            raise PipelineError(f"the value of '${{{{{name}}}}}' holds a NUL character")
+        var = variable_for(name)
+        env[var] = value
+        return var
 
-    return EXPR.sub(fill, text)
+    return BoundCommand(_substitute(text, bind), env)
+
+
+def _substitute(text: str, bind: Callable[[str], str]) -> str:
+    """Replace each ${{…}} by a variable reference that fits the POSIX-shell quoting state at that point."""
+    out: list[str] = []
+    state = "plain"  # plain | single | double | ansi ($'…' in bash; dash reads it as '$' and a quote)
+    i = 0
+    while i < len(text):
+        if text.startswith("${{", i):
+            m = EXPR.match(text, i)
+            if m is None:
+                out.append(text[i])
+                i += 1
+                continue
+            var = bind(m.group(1))
+            out.append({"plain": f'"${{{var}}}"', "double": f"${{{var}}}", "single": f"'\"${{{var}}}\"'",
+                        "ansi": f"'\"${{{var}}}\"$'"}[state])
+            i = m.end()
+            continue
+        c = text[i]
+        if c == "\\" and state in ("plain", "double", "ansi"):
+            out.append(text[i:i + 2])
+            i += 2
+            continue
+        if state == "plain":
+            if text.startswith("$'", i):
+                state, step = "ansi", 2
+            elif c == "'":
+                state, step = "single", 1
+            elif c == '"':
+                state, step = "double", 1
+            else:
+                step = 1
+        elif (state in ("single", "ansi") and c == "'") or (state == "double" and c == '"'):
+            state, step = "plain", 1
+        else:
+            step = 1
+        out.append(text[i:i + step])
+        i += step
+    return "".join(out)
 
 
 def literal_text(value: Any) -> str:

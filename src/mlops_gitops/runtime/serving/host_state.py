@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops_gitops.fsutil import safe_join
 from mlops_gitops.runtime.serving.config import DeploymentConfig, EndpointConfig, ServingConfig
 from mlops_gitops.runtime.serving.errors import HttpError
 from mlops_gitops.runtime.serving.metrics import Metrics
@@ -44,7 +45,7 @@ class HostState:
         self._lock = asyncio.Lock()  # admin changes one at a time; requests never wait on it
 
     async def _start_runner(self, cfg: DeploymentConfig) -> Any:
-        log_path = self.workspace / "logs" / cfg.endpoint / f"{cfg.name}.log"
+        log_path = safe_join(self.workspace / "logs", cfg.endpoint, f"{cfg.name}.log")
         if cfg.image:
             from mlops_gitops.runtime.serving.container_runner import ContainerRunner
 

@@ -1,4 +1,8 @@
-"""NAME001/NAME002: names and versions follow Azure ML's character and length rules."""
+"""NAME001-NAME004: names and versions follow Azure ML's character and length rules.
+
+Names reach the filesystem (run folders per step, output and input folders, logs per deployment), so
+these rules are also what keeps a name from being a path: none of them admits '/', '\\' or '..'.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,13 @@ _JOB = (re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]*"), 1, 255,
         "up to 255 characters: letters, digits, '_' and '-', starting with a letter or digit")
 _VERSION = (re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*"), 1, 64,
             "up to 64 characters: letters, digits, '_', '.' and '-', starting with a letter or digit")
+
+# Pipeline steps: azure-ai-ml's is_valid_node_name (a lowercase Python identifier).
+_STEP = (re.compile(r"[a-z_][a-z0-9_]*"), 1, 255,
+         "up to 255 characters: lowercase letters, digits and '_', starting with a letter or '_'")
+# Inputs and outputs: azure-ai-ml's IOConstants.VALID_KEY_PATTERN; names equal ignoring case collide.
+_PORT = (re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*"), 1, 255,
+         "up to 255 characters: letters, digits and '_', starting with a letter or '_'")
 
 RULES = {
     Kind.ONLINE_ENDPOINT: _ENDPOINT,
@@ -44,9 +55,45 @@ def _check_name(ctx: RuleContext, res: SpecResource, loc: tuple[str, ...], value
         ctx.report(res, loc, "NAME001", f"invalid {kind.value} name '{value}': {rule[3]}")
 
 
+def _ports(owner: object) -> dict[str, object]:
+    if isinstance(owner, dict):
+        return {d: owner.get(d) for d in ("inputs", "outputs")}
+    return {d: getattr(owner, d, None) for d in ("inputs", "outputs")}
+
+
+def _check_ports(ctx: RuleContext, res: SpecResource, owner: object, loc: tuple[str | int, ...]) -> None:
+    for direction, ports in _ports(owner).items():
+        if not isinstance(ports, dict):
+            continue
+        seen: dict[str, str] = {}
+        for port in ports:
+            where = (*loc, direction, port)
+            if not _ok(port, _PORT):
+                ctx.report(res, where, "NAME004", f"invalid {direction[:-1]} name {port!r}: {_PORT[3]}")
+            elif port.lower() in seen:
+                ctx.report(res, where, "NAME004",
+                           f"{direction[:-1]} names {seen[port.lower()]!r} and {port!r} are equal ignoring case")
+            seen.setdefault(port.lower(), port)
+
+
+def _check_steps(ctx: RuleContext, res: SpecResource) -> None:
+    jobs = getattr(res.model, "jobs", None)
+    if not isinstance(jobs, dict):
+        return
+    for step_name, step in jobs.items():
+        if not _ok(step_name, _STEP):
+            ctx.report(res, ("jobs", step_name), "NAME003", f"invalid pipeline step name {step_name!r}: {_STEP[3]}")
+        _check_ports(ctx, res, step, ("jobs", step_name))
+        inline = getattr(step, "component", None)
+        if isinstance(inline, dict):
+            _check_ports(ctx, res, inline, ("jobs", step_name, "component"))
+
+
 def check(ctx: RuleContext) -> None:
     for res in ctx.tree.resources:
         m = res.model
+        _check_ports(ctx, res, m, ())
+        _check_steps(ctx, res)
         name = getattr(m, "name", None)
         if isinstance(name, str):
             _check_name(ctx, res, ("name",), name, res.kind)
