@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -131,3 +133,67 @@ def test_a_job_passes_hostile_literals_through_untouched(cli: Cli, tmp_path: Pat
     outputs = list((root / ".mlops" / "dev" / "runs").glob("*/*/outputs/out/m.txt"))
     assert len(outputs) == 1 and outputs[0].read_text() == value
     assert not list(root.rglob("PWNED")) and not list(tmp_path.rglob("PWNED"))
+
+
+# -- links and special files -------------------------------------------------------------------------
+
+
+def run_cli(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """In a process of its own, with a deadline: the probes below hung or exhausted memory before."""
+    env = {**os.environ, "MLOPS_GITOPS_RUNTIME": "none"}
+    return subprocess.run([sys.executable, "-m", "mlops_gitops", *argv], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+@pytest.mark.parametrize(("target", "code"), [("/etc/passwd", "PATH001"), ("/dev/zero", "PATH001"),
+                                              ("../nowhere.onnx", "PATH002")])
+def test_links_in_a_model_folder_are_diagnostics_and_nothing_is_registered(example: Path, target: str,
+                                                                           code: str) -> None:
+    (example / "models" / "cancer-onnx" / "extra").symlink_to(target)
+    res = run_cli("validate", str(example), "--offline")
+    assert res.returncode == 1
+    assert f"models/cancer-onnx.yml:5:1: error {code}" in res.stdout and "'./cancer-onnx/extra'" in res.stdout
+    for argv in (("plan", str(example)), ("apply", str(example), "--auto-approve")):
+        res = run_cli(*argv)
+        assert res.returncode == 1 and code in res.stdout + res.stderr and "Traceback" not in res.stderr
+    assert not (example / ".mlops" / "dev" / "state.db").exists()
+
+
+def test_special_files_in_an_asset_folder_are_never_read(example: Path) -> None:
+    os.mkfifo(example / "models" / "cancer-onnx" / "pipe")
+    res = run_cli("validate", str(example), "--offline")
+    assert res.returncode == 1 and "error PATH003" in res.stdout and "'./cancer-onnx/pipe' is a FIFO" in res.stdout
+
+
+def test_a_link_inside_the_repository_is_followed_and_a_loop_is_refused(cli: Cli, example: Path) -> None:
+    folder = example / "models" / "cancer-onnx"
+    (folder / "labels-again.json").symlink_to("labels.json")
+    (folder / "shared").symlink_to("../../samples")
+    assert cli("validate", str(example), "--offline").code == 0
+    assert cli("apply", str(example), "--auto-approve").code == 0
+    target = example / "download"
+    assert cli("model", "download", "cancer-onnx:1", "--dir", str(target), "-C", str(example)).code == 0
+    got = target / "cancer-onnx" / "1"
+    assert (got / "labels-again.json").read_bytes() == (folder / "labels.json").read_bytes()
+    assert (got / "shared" / "request.json").is_file() and not (got / "labels-again.json").is_symlink()
+    (folder / "loop").symlink_to(".")
+    res = cli("validate", str(example), "--offline")
+    assert res.code == 1 and "error PATH002" in res.out and "back into a folder that contains it" in res.out
+
+
+@pytest.mark.parametrize(("make", "code", "message"), [
+    (lambda p: p.symlink_to("/dev/zero"), "PATH001", "outside the repository"),
+    (lambda p: p.symlink_to("missing.yml"), "PATH002", "does not exist"),
+    (lambda p: os.mkfifo(p), "YAML003", "FIFO"),
+])
+def test_a_resource_file_that_is_a_link_or_device_is_not_read(example: Path, make: Callable[[Path], None],
+                                                              code: str, message: str) -> None:
+    make(example / "models" / "zero.yml")
+    res = run_cli("validate", str(example), "--offline")
+    assert res.returncode == 1 and f"models/zero.yml:1:1: error {code}" in res.stdout and message in res.stdout
+
+
+def test_a_step_output_that_links_out_of_the_run_fails_the_step(cli: Cli, tmp_path: Path) -> None:
+    root = command_job(tmp_path / "repo", "ln -s /etc/passwd ${{outputs.out}}/passwd", "  n: 1")
+    res = cli("job", "run", "jobs/job.yml", cwd=root)
+    assert res.code == 1 and "outside the step's outputs" in res.out + res.err

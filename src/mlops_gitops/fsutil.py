@@ -8,7 +8,9 @@ creation: another thread (DVC does this) may set the process umask to 0 at any m
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 DIR_MODE = 0o700
@@ -17,6 +19,14 @@ PRIVATE_MODE = 0o600
 
 class UnsafePathError(ValueError):
     """A name or relative path that would leave the folder it is joined to."""
+
+
+class NotRegularFileError(UnsafePathError):
+    """A device, FIFO or socket where a file is read: refused unread (reading /dev/zero never ends)."""
+
+    def __init__(self, path: Path, kind: str) -> None:
+        super().__init__(f"{path} is a {kind}, not a regular file")
+        self.kind = kind
 
 
 def check_relative(part: str, what: str = "path") -> PurePosixPath:
@@ -90,3 +100,108 @@ def restrict(path: Path, mode: int = PRIVATE_MODE) -> None:
             os.chmod(path, mode)
     except OSError:
         pass  # not ours to change (another owner): reading it still works
+
+
+# -- walking a path of the tree: links and special files ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PathProblem:
+    """Something under a path that cannot be stored: a link out of bounds or that leads nowhere, a device."""
+
+    rel: str  # relative to the path scanned ('' for the path itself)
+    kind: str  # outside | dangling | loop | special
+    detail: str
+
+    @property
+    def code(self) -> str:
+        """The diagnostic code validate reports it with."""
+        return {"outside": "PATH001", "special": "PATH003"}.get(self.kind, "PATH002")
+
+    def describe(self, shown: str, bound: str = "the repository") -> str:
+        where = f"'{shown}/{self.rel}'" if self.rel else f"'{shown}'"
+        return {"outside": f"{where} is a link to {self.detail}, outside {bound}",
+                "dangling": f"{where} is a link to {self.detail}, which does not exist",
+                "loop": f"{where} is a link back into a folder that contains it ({self.detail})",
+                "special": f"{where} is a {self.detail}, not a regular file"}[self.kind]
+
+
+def _special(mode: int) -> str:
+    for test, name in ((stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+                       (stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket")):
+        if test(mode):
+            return name
+    return "special file"
+
+
+class _Scanner:
+    def __init__(self, bound: Path) -> None:
+        self.bound = bound.resolve()
+        self.files: list[tuple[str, Path]] = []
+        self.problems: list[PathProblem] = []
+
+    def refuse(self, rel: str, kind: str, p: Path) -> None:
+        self.problems.append(PathProblem(rel, kind, os.readlink(p) if p.is_symlink() else str(p)))
+
+    def classify(self, p: Path, rel: str) -> tuple[str, Path] | None:
+        try:
+            real = p.resolve(strict=True)
+        except FileNotFoundError:
+            self.refuse(rel, "dangling", p)
+            return None
+        except (RuntimeError, OSError):  # a link loop (ELOOP) or an unreadable link
+            self.refuse(rel, "loop", p)
+            return None
+        if not real.is_relative_to(self.bound):
+            self.problems.append(PathProblem(rel, "outside", str(real)))
+            return None
+        mode = real.stat().st_mode
+        if stat.S_ISDIR(mode):
+            return "dir", real
+        if stat.S_ISREG(mode):
+            return "file", real
+        self.problems.append(PathProblem(rel, "special", _special(mode)))
+        return None
+
+    def walk(self, folder: Path, real: Path, prefix: str, ancestors: frozenset[Path]) -> None:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            self.problems.append(PathProblem(prefix.rstrip("/"), "special",
+                                             f"folder that cannot be read ({exc.strerror})"))
+            return
+        for entry in entries:
+            rel = prefix + entry.name
+            found = self.classify(Path(entry.path), rel)
+            if found is None:
+                continue
+            kind, target = found
+            if kind == "file":
+                self.files.append((rel, target))
+            elif target in ancestors or target == real:
+                self.refuse(rel, "loop", Path(entry.path))
+            else:
+                self.walk(Path(entry.path), target, rel + "/", ancestors | {real})
+
+
+def scan(path: Path, bound: Path) -> tuple[list[tuple[str, Path]], list[PathProblem]]:
+    """The regular files under path (or path itself) as (relative posix path, real path), following links
+    that stay inside `bound` once each and never into a folder that contains them; and what was refused."""
+    scanner = _Scanner(bound)
+    top = scanner.classify(path, "")
+    if top is not None and top[0] == "file":
+        scanner.files.append((path.name, top[1]))
+    elif top is not None:
+        scanner.walk(path, top[1], "", frozenset())
+    return scanner.files, scanner.problems
+
+
+def open_regular(path: Path) -> int:
+    """A read descriptor for a regular file; never blocks on a FIFO or reads a device (O_NONBLOCK, fstat)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise NotRegularFileError(path, _special(mode))
+    os.set_blocking(fd, True)
+    return fd

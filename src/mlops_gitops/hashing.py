@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from mlops_gitops.fsutil import UnsafePathError, open_regular, scan
+
 CHUNK = 1 << 20
 
 
@@ -29,32 +31,31 @@ def versioned_content(spec: dict[str, Any], derived: dict[str, Any]) -> str:
                       "paths": derived.get("paths", {}), "refs": derived.get("refs", {})})
 
 
-def file_sha256(path: Path) -> str:
+def file_digest(path: Path) -> tuple[str, int]:
+    """sha256 and size of a regular file (a device or FIFO is refused, never read)."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    size = 0
+    with os.fdopen(open_regular(path), "rb") as f:
         while chunk := f.read(CHUNK):
             h.update(chunk)
-    return h.hexdigest()
+            size += len(chunk)
+    return h.hexdigest(), size
 
 
-def list_files(root: Path) -> list[Path]:
-    """Files under a folder, sorted, as paths relative to it (symlinked dirs are not followed)."""
-    out: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        base = Path(dirpath)
-        for name in sorted(filenames):
-            out.append((base / name).relative_to(root))
-    return sorted(out, key=lambda p: p.as_posix())
+def file_sha256(path: Path) -> str:
+    return file_digest(path)[0]
 
 
-def path_manifest(path: Path) -> list[tuple[str, str, int]]:
-    """(relative posix path, sha256, size) for a file or every file under a folder."""
-    if path.is_file():
-        return [(path.name, file_sha256(path), path.stat().st_size)]
-    return [
-        (rel.as_posix(), file_sha256(path / rel), (path / rel).stat().st_size) for rel in list_files(path)
-    ]
+def path_manifest(path: Path, bound: Path | None = None,
+                  bound_name: str = "the repository") -> list[tuple[str, str, int]]:
+    """(relative posix path, sha256, size) for a file or every file under a folder. Links are followed
+    while they stay inside `bound` (default: the path itself); anything else raises UnsafePathError."""
+    files, problems = scan(path, bound or path)
+    if problems:
+        shown = "; ".join(p.describe(path.name, bound_name) for p in problems[:3])
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise UnsafePathError(f"{path}: {shown}{more}")
+    return sorted(((rel, *file_digest(real)) for rel, real in files), key=lambda entry: entry[0])
 
 
 def content_summary(manifest: list[tuple[str, str, int]], is_dir: bool) -> dict[str, Any]:

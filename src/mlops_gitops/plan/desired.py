@@ -8,6 +8,7 @@ from typing import Any
 
 from mlops_gitops.addresses import KIND_RANK, VERSIONED, Address, Kind
 from mlops_gitops.diagnostics import Diagnostics
+from mlops_gitops.fsutil import UnsafePathError
 from mlops_gitops.hashing import content_summary, path_manifest, spec_hash, versioned_content
 from mlops_gitops.spec.references import (
     JobOutputRef,
@@ -32,9 +33,9 @@ class DesiredState:
     # A folder used by several resources (a shared src/) is hashed once per plan.
     manifests: dict[Path, list[tuple[str, str, int]]] = field(default_factory=dict)
 
-    def manifest(self, path: Path) -> list[tuple[str, str, int]]:
+    def manifest(self, path: Path, root: Path) -> list[tuple[str, str, int]]:
         if path not in self.manifests:
-            self.manifests[path] = path_manifest(path)
+            self.manifests[path] = path_manifest(path, root)
         return self.manifests[path]
 
     def names(self) -> set[tuple[Kind, str]]:
@@ -64,7 +65,12 @@ def _hash_paths(state: DesiredState, res: SpecResource, root: Path) -> tuple[dic
                     continue
         if not check.exists:
             continue
-        manifest = state.manifest(check.resolved)
+        try:
+            manifest = state.manifest(check.resolved, root)
+        except UnsafePathError as exc:  # validate says so first, with the entry; a file changed since
+            line, col = res.pos(link.loc)
+            state.diagnostics.add(res.file, line, col, "PATH001", str(exc))
+            continue
         is_dir = check.resolved.is_dir()
         if _loc_key(link.loc) not in derived:
             derived[_loc_key(link.loc)] = content_summary(manifest, is_dir)

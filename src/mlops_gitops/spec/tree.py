@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlops_gitops.diagnostics import Diagnostics, Severity
+from mlops_gitops.fsutil import scan
 from mlops_gitops.spec import catalog
 from mlops_gitops.spec.config import CONFIG_NAMES, RepoConfig, glob_to_regex
 from mlops_gitops.spec.references import check_local_path
@@ -139,6 +140,11 @@ def load_tree(root: Path, strict: bool = False) -> Tree:
 
     without_schema: list[Document] = []
     for rel in files:
+        if (root / rel).is_symlink():  # a link is read only when it stays inside the repository
+            _, problems = scan(root / rel, root)
+            if problems:
+                tree.diagnostics.add(rel, 1, 1, problems[0].code, problems[0].describe(rel))
+                continue
         doc = load_file(root / rel, rel, tree.diagnostics)
         if doc is None:
             continue

@@ -35,7 +35,7 @@ from mlops_gitops.errors import LockHeldError, NotFoundError, WorkspaceError
 from mlops_gitops.events.model import Event
 from mlops_gitops.events.sinks import Dispatcher, Sink
 from mlops_gitops.faults import failpoint
-from mlops_gitops.fsutil import ensure_dir, restrict
+from mlops_gitops.fsutil import UnsafePathError, ensure_dir, restrict
 from mlops_gitops.hashing import canonical_json, content_summary, spec_hash, versioned_content
 from mlops_gitops.spec.references import JobOutputRef, resolved_job_output
 from mlops_gitops.state import (
@@ -298,7 +298,11 @@ class LocalBackend:
         except DvcError as exc:
             raise WorkspaceError(str(exc)) from None
         base = path if path.is_dir() else path.parent
-        files = [ArtifactFile(rel, digest, size, base / rel) for rel, digest, size in path_manifest(path)]
+        try:
+            manifest = path_manifest(path, self.tree_root)
+        except UnsafePathError as exc:
+            raise WorkspaceError(str(exc)) from None
+        files = [ArtifactFile(rel, digest, size, base / rel) for rel, digest, size in manifest]
         return replace(desired, artifacts=files)
 
     def _run_metrics(self, run_id: str) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from mlops_gitops.addresses import Address, Kind
 from mlops_gitops.backends.local import db
 from mlops_gitops.backends.local.environments import EnvResolver
 from mlops_gitops.errors import WorkspaceError
-from mlops_gitops.fsutil import safe_join
+from mlops_gitops.fsutil import UnsafePathError, safe_join
 from mlops_gitops.hashing import canonical_json, path_manifest
 from mlops_gitops.runtime.pipelines.runner import OutputRecord, PipelineRunner, RunResult
 from mlops_gitops.runtime.pipelines.steps import (
@@ -242,7 +242,11 @@ class LocalRunStore:
 
     def store_outputs(self, step: Step, paths: dict[str, Path]) -> dict[str, OutputRecord]:
         out: dict[str, OutputRecord] = {}
-        manifests = {name: path_manifest(path) if path.exists() else [] for name, path in paths.items()}
+        try:  # an output may not link out of the step's outputs folder, nor be a device or FIFO
+            manifests = {name: path_manifest(path, path.parent, "the step's outputs")
+                         if path.exists() or path.is_symlink() else [] for name, path in paths.items()}
+        except UnsafePathError as exc:
+            raise PipelineError(f"step '{step.name}': {exc}") from None
         self.backend.record_blobs([digest for m in manifests.values() for _, digest, _ in m])
         for name, path in paths.items():
             manifest = manifests[name]

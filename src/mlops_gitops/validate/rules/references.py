@@ -7,7 +7,8 @@ from typing import Any
 
 from mlops_gitops.addresses import Kind
 from mlops_gitops.diagnostics import Severity
-from mlops_gitops.spec.references import check_local_path, is_remote, parse_asset_ref, parse_job_output
+from mlops_gitops.fsutil import scan
+from mlops_gitops.spec.references import check_local_path, is_remote, local_path, parse_asset_ref, parse_job_output
 from mlops_gitops.spec.resource import Link, SpecResource
 from mlops_gitops.validate.context import RuleContext
 
@@ -53,8 +54,19 @@ def _path(ctx: RuleContext, res: SpecResource, link: Link) -> None:
     check = check_local_path(res.base_dir, link.text, ctx.tree.root)
     if not check.inside:
         ctx.report(res, link.loc, "REF003", f"path '{link.text}' points outside the repository")
-    elif not check.exists and not Path(f"{check.resolved}.dvc").is_file():  # DVC data is fetched at apply
-        ctx.report(res, link.loc, "REF002", f"path '{link.text}' does not exist (relative to {res.file})")
+        return
+    if not check.exists:
+        unresolved = res.base_dir / local_path(link.text)
+        if unresolved.is_symlink():
+            ctx.report(res, link.loc, "PATH002", f"path '{link.text}' is a link that leads nowhere")
+        elif not Path(f"{check.resolved}.dvc").is_file():  # DVC data is fetched at apply
+            ctx.report(res, link.loc, "REF002", f"path '{link.text}' does not exist (relative to {res.file})")
+        return
+    _, problems = scan(check.resolved, ctx.tree.root)  # what plan would store: links, devices, FIFOs
+    for problem in problems[:5]:
+        ctx.report(res, link.loc, problem.code, f"path {problem.describe(link.text.rstrip('/'))}")
+    if len(problems) > 5:
+        ctx.report(res, link.loc, "PATH001", f"path '{link.text}': {len(problems) - 5} more entries cannot be stored")
 
 
 def _scoring_script(ctx: RuleContext, res: SpecResource) -> None:
