@@ -199,7 +199,8 @@ def test_package_output_writes_the_build_context_without_an_engine(cli: Cli, tmp
     result = cli("package", "cancer/green", "-o", str(tmp_path / "ctx"), cwd=root)
     assert result.code == 0, result.err
     dockerfile = (tmp_path / "ctx" / "Dockerfile").read_text()
-    assert "FROM mlops-gitops-base:bookworm" in dockerfile and "COPY code/ /var/azureml-app/code/" in dockerfile
+    assert "FROM mlops-gitops-base:bookworm" in dockerfile
+    assert 'COPY ["code/", "/var/azureml-app/code/"]' in dockerfile
     served = json.loads((tmp_path / "ctx" / "serving.json").read_text())
     dep = served["deployments"]["cancer/green"]
     assert dep["code_dir"] == "/var/azureml-app/code" and dep["scoring_script"] == "score.py"

@@ -8,6 +8,7 @@ becomes a ContainerError with a message a user can act on.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ class Engine:
 
     def __init__(self, client: Any) -> None:
         self.client = client
+        self._pythons: dict[str, str | None] = {}
 
     @classmethod
     def connect(cls, base_url: str | None = None) -> Engine:
@@ -88,6 +90,20 @@ class Engine:
             raise ContainerError(f"building {tag} failed: {_short(exc)}\n" + "\n".join(lines[-15:])) from None
         if not self.has_image(tag):  # Podman reports some failures only by not producing the image
             raise ContainerError(f"building {tag} produced no image:\n" + "\n".join(lines[-15:]))
+
+    def python_version(self, image: str) -> str | None:
+        """major.minor of the image's python3 (the wheels of its venvs are fetched for it); None if unknown."""
+        if image not in self._pythons:
+            self._pythons[image] = None
+            try:
+                output = self.client.containers.run(
+                    image, None, entrypoint=["python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                    remove=True, network_mode="host")
+            except Exception:
+                return None
+            text = (output or b"").decode(errors="replace").strip()
+            self._pythons[image] = text if re.fullmatch(r"\d+\.\d+", text) else None
+        return self._pythons[image]
 
     # -- containers ------------------------------------------------------------------------------
 

@@ -4,14 +4,20 @@ The image holds the model, the scoring code, the deployment's environment and th
 scoring server (its source and the exact versions of the packages it runs on here), with a
 serving.json that serves the one deployment. The context is written deterministically, so its digest
 names the image: an unchanged deployment is never rebuilt.
+
+Nothing secret goes into a layer: the packages are downloaded on this machine (with its index settings
+and credentials) into a wheelhouse in the context, so the build installs offline; the deployment's
+environment variables and keys are given to the container when it runs, never written into the image.
+Every value rendered into the Dockerfile is checked or quoted so that it cannot start a new instruction.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -24,6 +30,8 @@ import jinja2
 
 import mlops_gitops
 from mlops_gitops.fsutil import safe_join
+from mlops_gitops.imageref import is_image_reference
+from mlops_gitops.redact import mask_credentials
 from mlops_gitops.runtime.containers import ContainerError, Engine
 from mlops_gitops.runtime.serving.config import DeploymentConfig, EndpointConfig, ServingConfig
 
@@ -59,23 +67,51 @@ def server_requirements() -> list[str]:
     return reqs
 
 
-def _ca_bundle() -> Path | None:
-    """The CA bundle pip uses here; images that pip-install need it where TLS is intercepted."""
-    for candidate in (os.environ.get("PIP_CERT"), os.environ.get("SSL_CERT_FILE"),
-                      "/etc/ssl/certs/ca-certificates.crt"):
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    return None
+def _one_line(value: object) -> object:
+    """Every value rendered into a Dockerfile stays on its line: control characters are refused."""
+    if isinstance(value, str) and any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ContainerError(f"refusing to render {value!r} into a Dockerfile: it holds a control character")
+    return value
 
 
-def _build_env() -> dict[str, str]:
-    """Index settings of this machine that also work inside a build (file:// indexes do not)."""
-    keep = {}
-    for key in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST"):
-        value = os.environ.get(key, "")
-        if value and "file:" not in value:
-            keep[key] = value
-    return keep
+def _quoted(value: str) -> str:
+    """A Dockerfile double-quoted word: no variable expansion, no way out of the quotes."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
+
+
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False,
+                             finalize=_one_line)
+    env.filters["quoted"] = _quoted
+    env.filters["json"] = lambda v: json.dumps(v)  # exec/JSON forms: Docker parses them as JSON
+    return env.from_string(files("mlops_gitops").joinpath("templates/Dockerfile.j2").read_text(encoding="utf-8"))
+
+
+def host_python_version() -> str:
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def fetch_wheels(requirements: tuple[str, ...] | list[str], dest: Path, python_version: str,
+                 log: Callable[[str], None]) -> None:
+    """Download (or build) the wheels of `requirements` for `python_version` into dest, on this machine:
+    its index settings and credentials are used here and never reach the image."""
+    dest.mkdir(parents=True, exist_ok=True)
+    if not requirements:
+        return
+    with tempfile.TemporaryDirectory(prefix="mlops-gitops-reqs-") as tmp:
+        reqs = Path(tmp) / "requirements.txt"
+        reqs.write_text("\n".join(requirements) + "\n", encoding="utf-8")
+        if python_version == host_python_version():  # sdists are built into wheels here
+            cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--wheel-dir", str(dest), "-r", str(reqs)]
+        else:  # another interpreter in the image: binary wheels for it
+            cmd = [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "--python-version",
+                   python_version, "--dest", str(dest), "-r", str(reqs)]
+        log(f"  fetching {len(requirements)} package(s) for Python {python_version} into the build context")
+        done = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-8:])
+        raise ContainerError(f"could not fetch the image's packages for Python {python_version}:\n"
+                             f"{mask_credentials(tail)}")
 
 
 class _Context:
@@ -102,6 +138,8 @@ class _Context:
 
 
 def _in_image(recipe: ImageRecipe) -> DeploymentConfig:
+    """The deployment as the image serves it: paths inside the image, no environment variable values
+    (they may be secrets: the container gets them when it runs)."""
     cfg = recipe.deployment
     if cfg.model_dir is None:
         model_dir = None
@@ -111,11 +149,16 @@ def _in_image(recipe: ImageRecipe) -> DeploymentConfig:
         model_dir = f"{APP}/model"
     python = {"env": ENV_PYTHON, "image": "python3", "server": SERVER_PYTHON}[recipe.script_python]
     return replace(cfg, model_dir=model_dir, code_dir=f"{APP}/code" if cfg.code_dir else None,
-                   python=python if cfg.scoring_script else None, image=None)
+                   python=python if cfg.scoring_script else None, image=None, environment_variables={})
 
 
-def write_context(recipe: ImageRecipe, root: Path, base_image: str | None = None) -> str:
-    """Lay out the build context for `recipe` in `root`; returns its digest."""
+def write_context(recipe: ImageRecipe, root: Path, base_image: str | None = None,
+                  python_version: str | None = None) -> str:
+    """Lay out the build context for `recipe` in `root` (all but the wheelhouse: `add_wheelhouse`); returns
+    its digest, which covers the requirements and the Python version the wheels are fetched for."""
+    base = base_image or recipe.base_image
+    if not is_image_reference(base):
+        raise ContainerError(f"{base!r} is not a container image reference")
     ctx = _Context(root)
     cfg = _in_image(recipe)
     serving = ServingConfig(endpoints={cfg.endpoint: EndpointConfig(cfg.endpoint, "none", [], {cfg.name: 100})},
@@ -124,27 +167,32 @@ def write_context(recipe: ImageRecipe, root: Path, base_image: str | None = None
     ctx.write("server-requirements.txt", "\n".join(server_requirements()).encode() + b"\n")
     if recipe.script_python == "env":
         ctx.write("env-requirements.txt", "\n".join(recipe.env_requirements).encode() + b"\n")
-    ca = _ca_bundle()
-    if ca is not None:
-        ctx.write("ca-certificates.crt", ca.read_bytes())
+    ctx.digests["wheelhouse for Python"] = python_version or host_python_version()
     package = Path(mlops_gitops.__file__).parent
     ctx.copy_tree(package, "lib/mlops_gitops", keep=lambda p: p.suffix == ".py" and "__pycache__" not in p.parts)
     if recipe.deployment.model_dir:
         ctx.copy_tree(Path(recipe.deployment.model_dir), "model")
     if recipe.deployment.code_dir:
         ctx.copy_tree(Path(recipe.deployment.code_dir), "code")
-    template = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True).from_string(
-        files("mlops_gitops").joinpath("templates/Dockerfile.j2").read_text(encoding="utf-8"))
+    names = sorted(recipe.deployment.environment_variables)
     labels = {f"{LABEL_PREFIX}.endpoint": cfg.endpoint, f"{LABEL_PREFIX}.deployment": cfg.name,
               **({f"{LABEL_PREFIX}.model": f"{cfg.model_name}:{cfg.model_version}"} if cfg.model_name else {}),
+              **({f"{LABEL_PREFIX}.environment-variables": ",".join(names)} if names else {}),
               **recipe.labels}
-    dockerfile = template.render(
-        version=mlops_gitops.__version__, endpoint=cfg.endpoint, deployment=cfg.name,
-        base_image=base_image or recipe.base_image, labels=labels, ca_bundle=ca is not None,
-        build_env=_build_env(), env_requirements=recipe.script_python == "env", env_label=recipe.env_label,
-        model_dir=cfg.model_dir, code_dir=cfg.code_dir)
+    dockerfile = _template().render(
+        version=mlops_gitops.__version__, endpoint=cfg.endpoint, deployment=cfg.name, base_image=base,
+        labels=labels, env_venv=recipe.script_python == "env", env_wheels=bool(recipe.env_requirements),
+        env_label=recipe.env_label,
+        model_dir=cfg.model_dir, code_dir=cfg.code_dir, runtime_variables=names)
     ctx.write("Dockerfile", dockerfile.encode())
     return ctx.digest()
+
+
+def add_wheelhouse(recipe: ImageRecipe, root: Path, python_version: str, log: Callable[[str], None]) -> None:
+    """The packages the image installs, fetched on this machine: the build needs no index and no credentials."""
+    fetch_wheels(server_requirements(), root / "wheelhouse" / "server", python_version, log)
+    if recipe.script_python == "env":
+        fetch_wheels(recipe.env_requirements, root / "wheelhouse" / "env", python_version, log)
 
 
 def default_tag(recipe: ImageRecipe, digest: str) -> str:
@@ -156,11 +204,13 @@ def build_image(engine: Engine, recipe: ImageRecipe, tag: str | None = None,
                 log: Callable[[str], None] = print) -> str:
     """Build (or find already built) the image of `recipe`; returns its tag."""
     base = _base_image(engine, recipe, log)
+    python_version = engine.python_version(base) or host_python_version()
     with tempfile.TemporaryDirectory(prefix="mlops-gitops-image-") as tmp:
-        digest = write_context(recipe, Path(tmp), base)
+        digest = write_context(recipe, Path(tmp), base, python_version)
         name = tag or default_tag(recipe, digest)
         if tag is None and engine.has_image(name):
             return name  # same context, same image
+        add_wheelhouse(recipe, Path(tmp), python_version, log)
         log(f"  building image {name} from {base}")
         engine.build(Path(tmp), name)
     return name
@@ -183,8 +233,9 @@ def _base_image(engine: Engine, recipe: ImageRecipe, log: Callable[[str], None])
     return tag
 
 
-def copy_context(recipe: ImageRecipe, dest: Path) -> str:
-    """Write the build context to `dest` (for `package --context-only`); returns its digest."""
+def copy_context(recipe: ImageRecipe, dest: Path, log: Callable[[str], None] = print) -> str:
+    """Write the build context to `dest` (for `package --output`), wheels for this machine's Python
+    included; returns its digest."""
     if dest.exists() and any(dest.iterdir()):
         raise ContainerError(f"{dest} is not empty")
     if recipe.env_context is not None:
@@ -193,6 +244,7 @@ def copy_context(recipe: ImageRecipe, dest: Path) -> str:
     staging = Path(tempfile.mkdtemp(prefix="mlops-gitops-context-"))
     try:
         digest = write_context(recipe, staging)
+        add_wheelhouse(recipe, staging, host_python_version(), log)
         shutil.copytree(staging, dest, dirs_exist_ok=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, PrivateAttr, field_validator
 
 from mlops_gitops.errors import ConfigError
-from mlops_gitops.spec.kinds.common import Strict
+from mlops_gitops.spec.kinds.common import ImageRef, Strict
 
 CONFIG_NAMES = ("mlops.yaml", "mlops.yml")
 DEFAULT_INCLUDE = ["**/*.yml", "**/*.yaml"]
@@ -26,7 +26,7 @@ class WorkspaceConfig(Strict):
         "process", description="process: serve online deployments as local processes; container: as containers "
                                "of their images (Docker Engine API, DOCKER_HOST); none: record them only.")
     port: int = Field(0, ge=0, le=65535, description="Port of the endpoint host; 0 picks a free one.")
-    base_image: str | None = Field(
+    base_image: ImageRef | None = Field(
         None, description="Base image of deployment images (runtime: container, package), in place of the "
                           "environments' own images; default: the environment's image, else "
                           "mlops-gitops-base:bookworm.")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from mlops_gitops.fsutil import write_private
 
 
 @dataclass
@@ -69,6 +69,4 @@ class ServingConfig:
         return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
     def save(self, path: Path) -> None:
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(self.to_json(), encoding="utf-8")
-        os.replace(tmp, path)
+        write_private(path, self.to_json())  # it holds the endpoints' keys: 0600, replaced atomically

@@ -71,7 +71,7 @@ class ContainerRunner:
             port = _free_port()
             self.container = await asyncio.to_thread(
                 self.engine.run, self.image, self.name, ["--port", str(port), "--host", "127.0.0.1"],
-                {"MLOPS_GITOPS_ENDPOINT_KEYS": self.token}, self.labels)
+                {**self.cfg.environment_variables, "MLOPS_GITOPS_ENDPOINT_KEYS": self.token}, self.labels)
             self._follow_logs(self.container)
             client = httpx.AsyncClient(
                 base_url=f"http://127.0.0.1:{port}", timeout=None,

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from mlops_gitops.spec.kinds.common import Asset, BuildContext, InferenceConfig
+from mlops_gitops.spec.kinds.common import Asset, BuildContext, ImageRef, InferenceConfig
 
 
 class Model(Asset):
@@ -19,7 +19,7 @@ class Model(Asset):
 
 
 class Environment(Asset):
-    image: str | None = None
+    image: ImageRef | None = None
     build: BuildContext | None = None
     conda_file: str | dict[str, Any] | None = None
     os_type: Literal["linux", "windows"] = "linux"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+
+from mlops_gitops.imageref import PATTERN, check_image_reference
 
 
 def _version(value: Any) -> Any:
@@ -29,6 +31,9 @@ def _text(value: Any) -> Any:
 Version = Annotated[str, BeforeValidator(_version), WithJsonSchema({"type": ["string", "integer"]})]
 Text = Annotated[str, BeforeValidator(_text), WithJsonSchema({"type": ["string", "number", "boolean"]})]
 Tags = dict[str, Text]
+# A container image reference: it ends up in a Dockerfile's FROM line and in engine calls.
+ImageRef = Annotated[str, AfterValidator(check_image_reference),
+                     WithJsonSchema({"type": "string", "pattern": PATTERN})]
 
 
 class Strict(BaseModel):
@@ -77,7 +82,7 @@ class BuildContext(Strict):
 class InlineEnvironment(Strict):
     """An anonymous environment written inside a job or deployment."""
 
-    image: str | None = None
+    image: ImageRef | None = None
     build: BuildContext | None = None
     conda_file: str | dict[str, Any] | None = None
     os_type: Literal["linux", "windows"] = "linux"
