@@ -15,6 +15,7 @@ from typing import NoReturn
 
 from mlops_gitops import __version__
 from mlops_gitops.errors import GitOpsError, SpecError
+from mlops_gitops.textsafe import defuse_text
 
 
 class Parser(argparse.ArgumentParser):
@@ -360,12 +361,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from mlops_gitops.validate.report import as_text
 
             print(as_text(exc.diagnostics, 0).rsplit("\n", 1)[0], file=sys.stderr)
-        print(f"Error: {exc}", file=sys.stderr)
+        print(defuse_text(f"Error: {exc}"), file=sys.stderr)
         return exc.exit_code
     except GitOpsError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"Error: {exc}", file=sys.stderr)
+        print(defuse_text(f"Error: {exc}"), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
@@ -377,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         else:
-            print(f"Internal error ({type(exc).__name__}: {exc}). This is a bug in mlops-gitops; "
-                  "rerun with --debug for the traceback and report it.", file=sys.stderr)
+            print(defuse_text(f"Internal error ({type(exc).__name__}: {exc}). This is a bug in mlops-gitops; "
+                              "rerun with --debug for the traceback and report it."), file=sys.stderr)
         return 3
 

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops_gitops.commands.common import EXIT_ERROR, EXIT_OK, err, open_project, out, workspace_config
+from mlops_gitops.commands.common import EXIT_ERROR, EXIT_OK, err, open_project, out, runner_command, workspace_config
 from mlops_gitops.errors import ConfigError, GitOpsError
+from mlops_gitops.textsafe import github_data
 
 if TYPE_CHECKING:
     from mlops_gitops.plan.model import Plan
@@ -85,7 +86,7 @@ def _summary(markdown: str) -> None:
 
 
 def _warn(message: str) -> None:
-    out(f"::warning title=mlops-gitops::{message}")  # shown on the run; the exit code stays the real one
+    runner_command(f"::warning title=mlops-gitops::{github_data(message)}")  # the exit code stays the real one
 
 
 def ci(path: str = ".", workspace: str | None = None, command: str | None = None) -> int:

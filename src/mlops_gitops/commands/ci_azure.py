@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mlops_gitops.commands.common import EXIT_ERROR, EXIT_OK, open_project, out, workspace_config
+from mlops_gitops.commands.common import EXIT_ERROR, EXIT_OK, open_project, out, runner_command, workspace_config
 from mlops_gitops.errors import ConfigError, GitOpsError
 from mlops_gitops.integrations.azure import AzureRepos, setvariable
+from mlops_gitops.textsafe import azure_data
 
 
 def _warn(message: str) -> None:
-    out(f"##vso[task.logissue type=warning;]{message}")
+    runner_command(f"##vso[task.logissue type=warning;]{azure_data(message)}")
 
 
 def _command(env: dict[str, str]) -> str:
@@ -38,7 +39,7 @@ def _summary_file(markdown: str, env: dict[str, str]) -> None:
     folder = Path(env.get("AGENT_TEMPDIRECTORY") or ".")
     target = folder / "mlops-gitops-plan.md"
     target.write_text(markdown, encoding="utf-8")
-    out(f"##vso[task.uploadsummary]{target}")
+    runner_command(f"##vso[task.uploadsummary]{azure_data(str(target))}")
 
 
 def azure_ci(path: str, workspace: str | None, command: str | None) -> int:
@@ -55,15 +56,15 @@ def azure_ci(path: str, workspace: str | None, command: str | None) -> int:
         try:
             code = apply(path, workspace, auto_approve=True)
         except GitOpsError as exc:
-            out(f"##vso[task.logissue type=error;]{exc}")
+            runner_command(f"##vso[task.logissue type=error;]{azure_data(str(exc))}")
             code = EXIT_ERROR
-        out(setvariable("summary", "applied" if code == EXIT_OK else "apply failed"))
+        runner_command(setvariable("summary", "applied" if code == EXIT_OK else "apply failed"))
         return code
     if chosen == "drift":
         from mlops_gitops.commands.plan import plan_read_only
 
         drift = plan_read_only(path, workspace, False, False).plan.drift
-        out(setvariable("hasChanges", "true" if drift else "false"))
+        runner_command(setvariable("hasChanges", "true" if drift else "false"))
         for d in drift:
             _warn(f"{d.address} was {d.what} outside the repository by {d.changed_by} at {d.changed_at}")
         return EXIT_OK
@@ -87,9 +88,9 @@ def _plan(env: dict[str, str], path: str, workspace: str | None, name: str, plan
         summary = planned.plan.summary_line()
         body, plan_file = plan_documents(planned.plan, Path(env.get("AGENT_TEMPDIRECTORY") or "."))
         _summary_file(body, env)
-        out(setvariable("planJson", str(plan_file)))
-        out(setvariable("hasChanges", "true" if planned.plan.has_changes else "false"))
-    out(setvariable("summary", summary))
+        runner_command(setvariable("planJson", str(plan_file)))
+        runner_command(setvariable("hasChanges", "true" if planned.plan.has_changes else "false"))
+    runner_command(setvariable("summary", summary))
     out(summary)
     pr = env.get("SYSTEM_PULLREQUEST_PULLREQUESTID")
     if pr and body:

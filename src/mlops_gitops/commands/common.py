@@ -14,6 +14,7 @@ from mlops_gitops.diagnostics import Diagnostics
 from mlops_gitops.errors import ConfigError, SpecError
 from mlops_gitops.spec.config import RepoConfig, WorkspaceConfig
 from mlops_gitops.spec.tree import find_root, load_config
+from mlops_gitops.textsafe import defuse_text
 
 if TYPE_CHECKING:
     from mlops_gitops.backends.local import LocalBackend
@@ -106,11 +107,16 @@ def use_color(flag: bool | None) -> bool:
 
 
 def out(text: str = "") -> None:
-    print(text, flush=True)
+    print(defuse_text(text), flush=True)
 
 
 def err(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    print(defuse_text(text), file=sys.stderr, flush=True)
+
+
+def runner_command(text: str) -> None:
+    """Our own runner commands (`::error …`, `##vso[…]`): their data is escaped where they are made."""
+    print(text, flush=True)
 
 
 @contextmanager

@@ -8,7 +8,9 @@ from mlops_gitops.commands.common import EXIT_CHANGES, EXIT_OK, open_project, ou
 from mlops_gitops.commands.plan import plan_read_only
 from mlops_gitops.plan.model import Plan
 from mlops_gitops.plan.render.jsonout import plan_to_dict
+from mlops_gitops.plan.render.markdown import inline
 from mlops_gitops.plan.render.text import Painter, value
+from mlops_gitops.textsafe import escape
 
 
 def _text(plan: Plan, color: bool) -> str:
@@ -19,8 +21,8 @@ def _text(plan: Plan, color: bool) -> str:
         head = f"Workspace '{plan.workspace}' has {len(plan.drift)} change(s) made outside the repository:"
         lines = [paint.bold(head), ""]
         for d in plan.drift:
-            lines.append(paint("!", f"  {d.address} was {d.what} by {d.changed_by} at {d.changed_at}"))
-            lines.extend(f"      ~ {f.path}: {value(f.before)} -> {value(f.after)}" for f in d.fields)
+            lines.append(paint("!", escape(f"  {d.address} was {d.what} by {d.changed_by} at {d.changed_at}")))
+            lines.extend(f"      ~ {escape(f.path)}: {value(f.before)} -> {value(f.after)}" for f in d.fields)
         lines += ["", "Run `mlops-gitops apply` to restore the repository's version, "
                       "or change the repository to match."]
     pending = [c for c in plan.actionable if not c.reason.startswith("changed outside")]
@@ -34,8 +36,10 @@ def drift_body(plan: Plan, run_url: str) -> str:
     lines = [f"mlops-gitops found changes made outside the repository in workspace `{plan.workspace}` "
              f"([drift check]({run_url})):", ""]
     for d in plan.drift:
-        lines.append(f"- `{d.address}` was {d.what} by {d.changed_by} at {d.changed_at}")
-        lines.extend(f"  - `{f.path}`: `{value(f.before)}` → `{value(f.after)}`" for f in d.fields)
+        lines.append(f"- <code>{inline(d.address)}</code> was {inline(d.what)} by {inline(d.changed_by)} at "
+                     f"{inline(d.changed_at)}")
+        lines.extend(f"  - <code>{inline(f.path)}</code>: <code>{inline(value(f.before))}</code> → "
+                     f"<code>{inline(value(f.after))}</code>" for f in d.fields)
     lines += ["", "Apply the repository to restore it, or change the repository to match. This issue closes "
                   "itself when the workspace matches again."]
     return "\n".join(lines)

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from mlops_gitops.backends.local import LocalBackend, db
 from mlops_gitops.commands.common import EXIT_OK, open_project, out, workspace_backend
 from mlops_gitops.events.model import matches
+from mlops_gitops.textsafe import escape
 
 
 def _rows(backend: LocalBackend, after: int = 0, limit: int | None = None) -> list[Any]:
@@ -28,7 +29,7 @@ def _line(row: Any) -> str:
     brief = ", ".join(f"{k}={v}" for k, v in data.items() if isinstance(v, str | int | float) and k != "error")
     if data.get("error"):
         brief = (brief + ", " if brief else "") + f"error={str(data['error']).splitlines()[0][:120]}"
-    return f"{row.at}  {row.type:<20} {row.subject}" + (f"  {brief}" if brief else "")
+    return escape(f"{row.at}  {row.type:<20} {row.subject}" + (f"  {brief}" if brief else ""))
 
 
 def _show(rows: list[Any], fmt: str, types: list[str]) -> int:

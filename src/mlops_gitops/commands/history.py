@@ -12,6 +12,7 @@ from mlops_gitops.lineage.git import FileCommit, file_history
 from mlops_gitops.spec.references import check_local_path, is_remote
 from mlops_gitops.spec.tree import load_tree
 from mlops_gitops.state import ChangeRecord
+from mlops_gitops.textsafe import escape
 
 
 def _target(resource: str, root: Path) -> tuple[Address | None, str | None]:
@@ -73,7 +74,7 @@ def _record_json(r: ChangeRecord) -> dict[str, object]:
 def _render(resource: str, source_file: str | None, records: list[ChangeRecord], commits: list[FileCommit]) -> str:
     by_sha = {c.commit: c for c in commits}
     applied = {str(r.provenance.get("git.commit")) for r in records}
-    lines = [f"History of {resource}" + (f" ({source_file})" if source_file else ""), ""]
+    lines = [escape(f"History of {resource}" + (f" ({source_file})" if source_file else "")), ""]
     lines.append("Workspace changes (newest first):" if records else "No changes recorded in this workspace.")
     for r in reversed(records):
         p = r.provenance
@@ -81,18 +82,19 @@ def _render(resource: str, source_file: str | None, records: list[ChangeRecord],
         origin = "outside Git, " if r.origin == "cli" else ""
         pr = f", PR #{p['git.pr']}" if p.get("git.pr") else ""
         commit = str(p.get("git.commit") or "")
-        lines.append(f"  {r.at[:19]}  {r.action:<8} {r.address}  by {who} ({origin}apply {str(r.apply_id)[:8]}{pr})")
+        lines.append(escape(f"  {r.at[:19]}  {r.action:<8} {r.address}  by {who} "
+                            f"({origin}apply {str(r.apply_id)[:8]}{pr})"))
         if commit and commit in by_sha:
             c = by_sha[commit]
-            lines.append(f"      commit {commit[:12]} {c.date[:19]} {c.author}: {c.subject}")
+            lines.append(escape(f"      commit {commit[:12]} {c.date[:19]} {c.author}: {c.subject}"))
         elif commit and commit != "None":
             msg = str(p.get("git.message") or "").splitlines()[0:1]
-            lines.append(f"      commit {commit[:12]} {p.get('git.author', '')}: {msg[0] if msg else ''}")
+            lines.append(escape(f"      commit {commit[:12]} {p.get('git.author', '')}: {msg[0] if msg else ''}"))
         if p.get("git.file_uncommitted"):
             lines.append("      (applied with uncommitted changes to the file)")
     if commits:
         lines += ["", "Git history of the file and the paths it uses (newest first):"]
         for c in commits:
             mark = "applied" if c.commit in applied else "       "
-            lines.append(f"  {c.date[:19]}  {mark}  {c.commit[:12]}  {c.author}: {c.subject}")
+            lines.append(escape(f"  {c.date[:19]}  {mark}  {c.commit[:12]}  {c.author}: {c.subject}"))
     return "\n".join(lines)

@@ -18,6 +18,7 @@ from mlops_gitops.fsutil import safe_join
 from mlops_gitops.lineage.git import repo_info, uncommitted_diff
 from mlops_gitops.plan.desired import build_desired
 from mlops_gitops.spec.tree import load_tree
+from mlops_gitops.textsafe import escape
 from mlops_gitops.validate import validate_tree
 
 
@@ -108,7 +109,7 @@ def job_list(path: str = ".", workspace: str | None = None, pipeline: str | None
         return EXIT_OK
     width = max(len(r.id) for r in rows)
     for r in rows:
-        out(f"{r.id:<{width}}  {r.status:<10} {r.started_at}  {r.submitted_by}")
+        out(escape(f"{r.id:<{width}}  {r.status:<10} {r.started_at}  {r.submitted_by}"))
     return EXIT_OK
 
 
@@ -141,27 +142,28 @@ def job_show(run_id: str, path: str = ".", workspace: str | None = None, fmt: st
         out(json.dumps(info, indent=2, default=str))
         return EXIT_OK
     git = info["git"]
-    out(f"Run {info['id']} ({info['pipeline']}): {info['status']}")
-    out(f"  started {info['started_at']}, finished {info['finished_at'] or '-'}, by {info['submitted_by']}")
+    out(escape(f"Run {info['id']} ({info['pipeline']}): {info['status']}"))
+    out(escape(f"  started {info['started_at']}, finished {info['finished_at'] or '-'}, by {info['submitted_by']}"))
     if git.get("commit"):
         dirty = " + uncommitted changes" if git.get("diff") else ""
-        out(f"  commit {git['commit'][:12]}{dirty} — {str(git.get('message') or '').splitlines()[0][:70]}")
+        message = (str(git.get("message") or "").splitlines() or [""])[0][:70]
+        out(escape(f"  commit {git['commit'][:12]}{dirty} — {message}"))
     for name, value in sorted(info["parameters"].items()):
-        out(f"  parameter {name} = {value}")
+        out(escape(f"  parameter {name} = {value}"))
     for s in info["steps"]:
         extra = f" (reused from {s['reused_from']})" if s["reused_from"] else ""
         code = f", exit code {s['exit_code']}" if s["exit_code"] is not None else ""
-        out(f"\n  step {s['step']}: {s['status']}{code}{extra}  [{s['component']}]")
+        out("\n" + escape(f"  step {s['step']}: {s['status']}{code}{extra}  [{s['component']}]"))
         for port, inp in s["inputs"].items():
             text = (f"{inp['data']} sha256:{inp['sha256'][:12]}" if "data" in inp else
                     inp.get("from") or repr(inp.get("value")))
-            out(f"    input  {port}: {text}")
+            out(escape(f"    input  {port}: {text}"))
         for port, o in s["outputs"].items():
             out(f"    output {port}: sha256:{o['sha256'][:12]} ({o['files']} file(s))")
         for key, value in s["metrics"].items():
-            out(f"    metric {key}: {value}")
+            out(escape(f"    metric {key}: {value}"))
         if s["message"] and s["status"] in ("failed", "skipped", "cancelled"):
-            out("    " + s["message"].replace("\n", "\n    "))
+            out("\n".join("    " + escape(line) for line in s["message"].splitlines()))
     return EXIT_OK
 
 
@@ -175,7 +177,7 @@ def job_logs(run_id: str, step: str | None = None, lines: int = 50, path: str = 
     if step is not None and not chosen:
         raise NotFoundError(f"run {row.id} has no step '{step}' ({', '.join(s.step for s in steps)})")
     for s in chosen:
-        out(f"==> {s.step} ({s.status}) <==")
+        out(escape(f"==> {s.step} ({s.status}) <=="))
         log = safe_join(root, s.step, "log.txt")
         if s.status == "reused":
             out(f"reused the outputs of {s.reused_from}")

@@ -13,6 +13,7 @@ from mlops_gitops.fsutil import safe_join
 from mlops_gitops.plan.build import live_users
 from mlops_gitops.plan.desired import DesiredState
 from mlops_gitops.state import ActualResource, Snapshot
+from mlops_gitops.textsafe import escape
 
 
 def parse_model_ref(text: str) -> tuple[str, str | None]:
@@ -55,8 +56,8 @@ def model_list(path: str = ".", workspace: str | None = None, name: str | None =
         return EXIT_OK
     out(f"{'NAME':<28} {'VERSION':<8} {'STATUS':<9} {'FILES':>5} {'CREATED':<20} TAGS")
     for r in rows:
-        tags = ",".join(f"{k}={v}" for k, v in sorted((r.spec.get("tags") or {}).items()))
-        out(f"{r.address.name:<28} {r.address.version or '':<8} {r.status:<9} {len(r.files):>5} "
+        tags = escape(",".join(f"{k}={v}" for k, v in sorted((r.spec.get("tags") or {}).items())))
+        out(f"{escape(r.address.name):<28} {escape(r.address.version or ''):<8} {r.status:<9} {len(r.files):>5} "
             f"{r.created_at[:19]:<20} {tags}")
     return EXIT_OK
 
@@ -132,5 +133,5 @@ def search(tags: list[str], path: str = ".", workspace: str | None = None, kind:
         out(json.dumps([{"address": str(a), "status": snap.resources[a].status,
                          "tags": snap.resources[a].spec.get("tags") or {}} for a in hits], indent=2))
     else:
-        out("\n".join(str(a) for a in hits) if hits else "No resources match.")
+        out("\n".join(escape(a) for a in hits) if hits else "No resources match.")
     return EXIT_OK

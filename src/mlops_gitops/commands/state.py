@@ -8,6 +8,7 @@ from collections import Counter
 from mlops_gitops.addresses import Address
 from mlops_gitops.commands.common import EXIT_OK, open_project, out, workspace_backend
 from mlops_gitops.errors import ConfigError, NotFoundError
+from mlops_gitops.textsafe import escape
 
 
 def state_show(address: str | None = None, path: str = ".", workspace: str | None = None, fmt: str = "text") -> int:
@@ -49,7 +50,7 @@ def state_show(address: str | None = None, path: str = ".", workspace: str | Non
     for r in resources:
         flags = [f for f, on in (("archived", r.status != "active"), ("drifted", r.drifted),
                                  ("outside Git", not r.managed)) if on]
-        out(f"    {r.address}" + (f"  [{', '.join(flags)}]" if flags else ""))
+        out(f"    {escape(r.address)}" + (f"  [{', '.join(flags)}]" if flags else ""))
     return EXIT_OK
 
 

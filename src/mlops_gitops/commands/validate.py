@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from mlops_gitops.commands.common import EXIT_ERROR, EXIT_OK, open_project, out, workspace_backend, workspace_location
+from mlops_gitops.commands.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    open_project,
+    out,
+    runner_command,
+    workspace_backend,
+    workspace_location,
+)
 from mlops_gitops.diagnostics import Diagnostic, Diagnostics
 from mlops_gitops.errors import ConfigError
 from mlops_gitops.plan.desired import build_desired
@@ -55,7 +63,7 @@ def validate(paths: list[str], strict: bool = False, fmt: str = "text", workspac
 
             text = as_azure(selected, root)
         if text:
-            out(text)
+            runner_command(text)
         out(report.as_text(selected, checked).splitlines()[-1])
     else:
         out(report.as_text(selected, checked))
@@ -74,7 +82,7 @@ def _schema_only(targets: list[Path], fmt: str) -> int:
     elif fmt == "github":
         text = report.as_github(selected, root)
         if text:
-            out(text)
+            runner_command(text)
     else:
         out(report.as_text(selected, checked))
     return EXIT_ERROR if any(d.severity.value == "error" for d in selected) else EXIT_OK

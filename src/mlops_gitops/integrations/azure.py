@@ -19,26 +19,20 @@ from typing import Any
 
 from mlops_gitops.diagnostics import Diagnostic, Severity
 from mlops_gitops.integrations.github import IntegrationError
+from mlops_gitops.textsafe import azure_data
 
 API_VERSION = "7.1"
 COMMENT_LIMIT = 65_536  # plans are kept below 64 KiB here too; the run summary has the whole plan
 
 
-def _escape(text: str) -> str:
-    """Logging-command escaping: the agent reads ; and ] as syntax and stops a value at a line break."""
-    for raw, escaped in (("%", "%AZP25"), ("\r", "%0D"), ("\n", "%0A"), (";", "%3B"), ("]", "%5D")):
-        text = text.replace(raw, escaped)
-    return text
-
-
 def logissue(d: Diagnostic, root: Path) -> str:
     props = [f"type={'error' if d.severity is Severity.ERROR else 'warning'}"]
     if d.file:
-        props.append(f"sourcepath={_escape((root / d.file).as_posix())}")
+        props.append(f"sourcepath={azure_data((root / d.file).as_posix())}")
     if d.line:
         props += [f"linenumber={d.line}", f"columnnumber={d.column}"]
-    props.append(f"code={_escape(d.code)}")
-    return f"##vso[task.logissue {';'.join(props)};]{d.message.splitlines()[0] if d.message else ''}"
+    props.append(f"code={azure_data(d.code)}")
+    return f"##vso[task.logissue {';'.join(props)};]{azure_data(d.message)}"
 
 
 def as_azure(diags: Sequence[Diagnostic], root: Path) -> str:
@@ -47,7 +41,7 @@ def as_azure(diags: Sequence[Diagnostic], root: Path) -> str:
 
 def setvariable(name: str, value: str, output: bool = True) -> str:
     flag = ";isOutput=true" if output else ""
-    return f"##vso[task.setvariable variable={name}{flag}]{_escape(value)}"
+    return f"##vso[task.setvariable variable={name}{flag}]{azure_data(value)}"
 
 
 @dataclass

@@ -8,18 +8,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mlops_gitops.diagnostics import Diagnostic, Severity
+from mlops_gitops.textsafe import escape, github_data, github_property
 
 
-def _escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _escape_prop(text: str) -> str:
-    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+def _location(d: Diagnostic) -> str:
+    where = escape(d.location())
+    return f"./{where}" if where.startswith(("#", ":")) else where  # a file name never starts a runner command
 
 
 def as_text(diags: Sequence[Diagnostic], files_checked: int) -> str:
-    lines = [f"{d.location()}: {d.severity.value} {d.code}: {d.message}" for d in diags]
+    lines = [f"{_location(d)}: {d.severity.value} {d.code}: {escape(d.message)}" for d in diags]
     errors = sum(d.severity is Severity.ERROR for d in diags)
     warnings = len(diags) - errors
     if errors or warnings:
@@ -39,10 +37,10 @@ def as_github(diags: Sequence[Diagnostic], root: Path) -> str:
     lines = []
     for d in diags:
         path = os.path.relpath(root / d.file, Path.cwd()) if d.file else ""
-        props = [f"file={_escape_prop(path)}"] if path else []
+        props = [f"file={github_property(path)}"] if path else []
         if d.line:
             props += [f"line={d.line}", f"col={d.column}"]
-        props.append(f"title={_escape_prop(d.code)}")
+        props.append(f"title={github_property(d.code)}")
         level = "error" if d.severity is Severity.ERROR else "warning"
-        lines.append(f"::{level} {','.join(props)}::{_escape_data(d.message)}")
+        lines.append(f"::{level} {','.join(props)}::{github_data(d.message)}")
     return "\n".join(lines)

@@ -48,17 +48,18 @@ from mlops_gitops.state import (
     Snapshot,
     run_output_files,
 )
+from mlops_gitops.textsafe import defuse_text
 
 SERVED = frozenset({Kind.ONLINE_ENDPOINT, Kind.ONLINE_DEPLOYMENT, Kind.TRAFFIC})
 RUNNABLE = ("pipeline", "command")  # job types the local workspace runs when applied
 
 
 def _warn(message: str) -> None:
-    print(f"Warning: {message}", file=sys.stderr)
+    print(defuse_text(f"Warning: {message}"), file=sys.stderr)
 
 
 def _note(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    print(defuse_text(message), file=sys.stderr, flush=True)
 
 
 class LocalBackend:

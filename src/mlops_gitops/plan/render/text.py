@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from mlops_gitops.plan.model import Action, Change, FieldChange, Plan
+from mlops_gitops.textsafe import escape
 
 COLORS = {"+": "32", "~": "33", "-": "31", "-/+": "35", "!": "33", ">": "36"}
 VERB = {Action.CREATE: "will be created", Action.UPDATE: "will be updated in-place",
@@ -26,31 +27,32 @@ class Painter:
 
 
 def value(v: Any) -> str:
-    if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)
+    """A value as JSON on one line (JSON escapes C0 controls; `escape` the line separators it keeps)."""
     if v is None:
         return "null"
-    return json.dumps(v, ensure_ascii=False, sort_keys=True)
+    return escape(json.dumps(v, ensure_ascii=False, sort_keys=True))
 
 
 def _field_line(f: FieldChange, paint: Painter) -> str:
+    path = escape(f.path)  # keys come from the tree too (tags, properties, environment variables)
     if f.before is None:
-        return paint("+", f"      + {f.path} = {value(f.after)}")
+        return paint("+", f"      + {path} = {value(f.after)}")
     if f.after is None:
-        return paint("-", f"      - {f.path} = {value(f.before)}")
+        return paint("-", f"      - {path} = {value(f.before)}")
     note = " # forces replacement" if f.forces_replace else ""
-    return paint("~", f"      ~ {f.path}: {value(f.before)} -> {value(f.after)}{note}")
+    return paint("~", f"      ~ {path}: {value(f.before)} -> {value(f.after)}{note}")
 
 
 def render_change(c: Change, paint: Painter) -> list[str]:
-    where = f" ({c.file}:{c.line})" if c.file and c.line else (f" ({c.file})" if c.file else "")
-    symbol = c.action.symbol
-    lines = [paint.bold(f"  # {c.address} {VERB[c.action]}") + f"{where}: {c.reason}"]
-    lines.append(paint(symbol, f"  {symbol} {c.address}"))
+    file = escape(c.file) if c.file else ""
+    where = f" ({file}:{c.line})" if file and c.line else (f" ({file})" if file else "")
+    symbol, address = c.action.symbol, escape(c.address)
+    lines = [paint.bold(f"  # {address} {VERB[c.action]}") + f"{where}: {escape(c.reason)}"]
+    lines.append(paint(symbol, f"  {symbol} {address}"))
     lines.extend(_field_line(f, paint) for f in c.fields)
     for s in c.steps:
         mark = ">" if s["action"] == "run" else "="
-        lines.append(paint(mark, f"      {mark} step {s['step']}: {s['action']} ({s['reason']})"))
+        lines.append(paint(mark, f"      {mark} step {escape(s['step'])}: {s['action']} ({escape(s['reason'])})"))
     return lines
 
 
@@ -61,8 +63,8 @@ def render_plan(plan: Plan, color: bool = False, show_noop: bool = False) -> str
         out.append(paint.bold("Note: objects have changed outside the repository"))
         out.append("")
         for d in plan.drift:
-            out.append(paint("!", f"  # {d.address} was {d.what} outside the repository "
-                                  f"(by {d.changed_by} at {d.changed_at})"))
+            out.append(paint("!", f"  # {escape(d.address)} was {escape(d.what)} outside the repository "
+                                  f"(by {escape(d.changed_by)} at {escape(d.changed_at)})"))
             out.extend(_field_line(f, paint) for f in d.fields)
         out.append("")
         out.append("Unless the repository is changed to match, applying will undo these changes.")
@@ -70,7 +72,7 @@ def render_plan(plan: Plan, color: bool = False, show_noop: bool = False) -> str
     changes = [c for c in plan.changes if show_noop or c.action is not Action.NOOP]
     if changes:
         used = sorted({c.action for c in changes}, key=list(Action).index)
-        out.append(f"mlops-gitops will perform the following actions on workspace '{plan.workspace}':")
+        out.append(f"mlops-gitops will perform the following actions on workspace '{escape(plan.workspace)}':")
         out.append("  " + "   ".join(paint(a.symbol, f"{a.symbol} {a.value}") for a in used if a is not Action.NOOP))
         out.append("")
         for c in changes:
@@ -78,7 +80,7 @@ def render_plan(plan: Plan, color: bool = False, show_noop: bool = False) -> str
             out.append("")
     if plan.unmanaged:
         out.append("In the workspace but not in the repository (kept; use --prune to remove):")
-        out.extend(f"  {a}" for a in plan.unmanaged)
+        out.extend(f"  {escape(a)}" for a in plan.unmanaged)
         out.append("")
     out.append(paint.bold(plan.summary_line()))
     return "\n".join(out)
