@@ -68,16 +68,32 @@ def deployment(name: str, body: str) -> str:
 
 class Host:
     def __init__(self, workspace: Path) -> None:
+        self.workspace = workspace
         info = json.loads((workspace / "host.json").read_text())
         self.url = info["url"]
         self.pid = info["pid"]
         self.token = info["admin_token"]
+
+        self.keys = self.keys_of("cancer")
+        self.client = httpx.Client(base_url=self.url, timeout=30)
+
+    def keys_of(self, endpoint: str) -> tuple[str, str]:
         import sqlite3
 
-        with sqlite3.connect(workspace / "state.db") as conn:
-            row = conn.execute("SELECT primary_key, secondary_key FROM mg_endpoint_keys WHERE endpoint='cancer'")
-            self.keys = row.fetchone()
-        self.client = httpx.Client(base_url=self.url, timeout=30)
+        with sqlite3.connect(self.workspace / "state.db") as conn:
+            row = conn.execute("SELECT primary_key, secondary_key FROM mg_endpoint_keys WHERE endpoint=?", (endpoint,))
+            found: tuple[str, str] = row.fetchone()
+        return found
+
+    def auth(self, endpoint: str = "cancer") -> dict[str, str]:
+        return {"authorization": f"Bearer {self.keys_of(endpoint)[0]}"}
+
+    def metrics(self) -> str:
+        """GET /metrics with the workspace's metrics key (the file the host's controller writes for scrapers)."""
+        key = (self.workspace / "metrics.key").read_text()
+        res = self.client.get("/metrics", headers={"authorization": f"Bearer {key}"})
+        assert res.status_code == 200, res.text
+        return res.text
 
     def score(self, body: Any, key: str | None = "primary", deployment: str | None = None,
               raw: bytes | None = None) -> httpx.Response:

@@ -99,7 +99,7 @@ def test_deployments_run_as_containers_with_rollout_crash_restart_and_removal(
     assert script.status_code == 200 and script.json()["rows"] == 2
     raised = host.score({"raise": True}, deployment="green")
     assert raised.status_code == 500 and "asked to raise" in raised.json()["error"]
-    assert host.client.get("/v2/models/cancer").json()["inputs"][0]["shape"] == [-1, 30]
+    assert host.client.get("/v2/models/cancer", headers=host.auth()).json()["inputs"][0]["shape"] == [-1, 30]
     bad = host.score(None, raw=b"{not json")
     assert bad.status_code == 400 and "not valid JSON" in bad.json()["error"]
 
@@ -142,7 +142,8 @@ def test_the_example_scoring_script_runs_unchanged_in_its_environment_image(
 def run_image(client: docker.DockerClient, image: str, keys: str) -> tuple[object, httpx.Client]:
     port = free_port()
     container = client.containers.run(image, command=["--port", str(port)], detach=True, network_mode="host",
-                                      environment={"MLOPS_GITOPS_ENDPOINT_KEYS": keys})
+                                      environment={"MLOPS_GITOPS_ENDPOINT_KEYS": keys,
+                                                   "MLOPS_GITOPS_METRICS_KEY": "scrape"})
     http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
 
     def ready() -> bool:
@@ -177,8 +178,12 @@ def test_package_builds_an_image_that_serves_the_same_routes(
         v2 = http.post("/v2/models/cancer/infer", headers=auth, json={"inputs": [
             {"name": "X", "shape": [2, 30], "datatype": "FP32", "data": [v for r in SAMPLE["data"] for v in r]}]})
         assert {o["name"]: o["data"] for o in v2.json()["outputs"]}["label"] == [0, 1]
-        assert http.get("/v2/models/cancer").json()["inputs"] == [{"name": "X", "datatype": "FP32", "shape": [-1, 30]}]
-        assert 'mlops_requests_total{code="200",deployment="blue",endpoint="cancer"} 2.0' in http.get("/metrics").text
+        assert http.get("/v2/models/cancer").status_code == 401
+        assert http.get("/v2/models/cancer", headers=auth).json()["inputs"] == [
+            {"name": "X", "datatype": "FP32", "shape": [-1, 30]}]
+        assert http.get("/metrics").status_code == 401
+        metrics = http.get("/metrics", headers={"authorization": "Bearer scrape"}).text
+        assert 'mlops_requests_total{code="200",deployment="blue",endpoint="cancer"} 2.0' in metrics
     finally:
         container.remove(force=True)  # type: ignore[attr-defined]
 

@@ -48,7 +48,8 @@ def test_scoring_routes_auth_and_metrics(serving: Path) -> None:
         denied = host.score(SAMPLE, key=key)
         assert denied.status_code == 401 and "Bearer" in denied.json()["error"]
     assert host.score(SAMPLE, deployment="green").headers["azureml-model-deployment"] == "green"
-    meta = host.client.get("/v2/models/cancer").json()
+    assert host.client.get("/v2/models/cancer").status_code == 401, "the model's metadata takes the endpoint's key"
+    meta = host.client.get("/v2/models/cancer", headers=host.auth()).json()
     assert meta["inputs"] == [{"name": "X", "datatype": "FP32", "shape": [-1, 30]}]
     assert {o["name"] for o in meta["outputs"]} == {"label", "probabilities"}
     v2 = host.client.post("/v2/models/cancer/infer", headers={"authorization": f"Bearer {host.keys[0]}"},
@@ -58,7 +59,9 @@ def test_scoring_routes_auth_and_metrics(serving: Path) -> None:
     out = {o["name"]: o for o in v2.json()["outputs"]}
     assert out["label"]["data"] == [0, 1] and out["probabilities"]["shape"] == [2, 2]
     assert host.client.get("/v2/health/ready").json() == {"ready": True}
-    metrics = host.client.get("/metrics").text
+    assert host.client.get("/metrics").status_code == 401, "metrics take the workspace's metrics key"
+    assert host.client.get("/metrics", headers=host.auth()).status_code == 401, "not an endpoint's key"
+    metrics = host.metrics()
     assert 'mlops_requests_total{code="200",deployment="blue",endpoint="cancer"} 3.0' in metrics  # 2 scores + 1 V2
     assert 'mlops_request_duration_seconds_bucket{deployment="blue",endpoint="cancer"' in metrics
 
@@ -102,7 +105,7 @@ def test_weighted_split_and_mirror(serving: Path) -> None:
     served = Counter(host.score(SAMPLE).headers["azureml-model-deployment"] for _ in range(300))
     assert served == Counter({"blue": 300}), "mirrored answers are discarded"
     host.wait_until(lambda s: s["deployments"]["cancer/green"]["inflight"] == 0)
-    metrics = host.client.get("/metrics").text
+    metrics = host.metrics()
     line = next(x for x in metrics.splitlines() if x.startswith("mlops_mirrored_requests_total{code=\"200\""))
     assert float(line.rsplit(" ", 1)[1]) > 60  # 40% of 300, far above zero
 
@@ -307,19 +310,54 @@ def test_int64_and_string_tensors(serving: Path) -> None:
                                               "endpoint_name: multi\nmodel: azureml:multi:1\ninstance_type: x\n")
     apply_ok(root)
     host = Host(root / ".mlops" / "dev")
-    meta = host.client.get("/v2/models/multi").json()
+    meta = host.client.get("/v2/models/multi", headers=host.auth("multi")).json()
     assert meta["inputs"] == [{"name": "ids", "datatype": "INT64", "shape": [-1, 2]},
                               {"name": "words", "datatype": "BYTES", "shape": [-1]}]
     res = host.client.post("/endpoints/multi/score", json={"inputs": {"ids": [[1, 2], [3, 4]], "words": ["a", "b"]}})
+    assert res.status_code == 401, "aml_token cannot be checked locally: the endpoint's keys are required"
+    res = host.client.post("/endpoints/multi/score", json={"inputs": {"ids": [[1, 2], [3, 4]], "words": ["a", "b"]}},
+                           headers=host.auth("multi"))
     assert res.status_code == 200 and res.json() == {"ids_out": [[1, 2], [3, 4]], "words_out": ["a", "b"]}
-    v2 = host.client.post("/v2/models/multi/infer", json={"inputs": [
+    v2 = host.client.post("/v2/models/multi/infer", headers=host.auth("multi"), json={"inputs": [
         {"name": "ids", "shape": [1, 2], "datatype": "INT64", "data": [7, 8]},
         {"name": "words", "shape": [1], "datatype": "BYTES", "data": ["hello"]}], "outputs": [{"name": "words_out"}]})
     assert v2.status_code == 200
     assert v2.json()["outputs"] == [{"name": "words_out", "datatype": "BYTES", "shape": [1], "data": ["hello"]}]
-    missing = host.client.post("/endpoints/multi/score", json={"inputs": {"ids": [[1, 2]]}})
+    missing = host.client.post("/endpoints/multi/score", json={"inputs": {"ids": [[1, 2]]}}, headers=host.auth("multi"))
     assert missing.status_code == 400 and "missing input(s): words" in missing.json()["error"]
-    several = host.client.post("/endpoints/multi/score", json={"data": [[1, 2]]})
+    several = host.client.post("/endpoints/multi/score", json={"data": [[1, 2]]}, headers=host.auth("multi"))
     assert several.status_code == 400 and "several inputs" in several.json()["error"]
-    wrong = host.client.post("/endpoints/multi/score", json={"inputs": {"ids": [["x", "y"]], "words": ["a"]}})
+    wrong = host.client.post("/endpoints/multi/score", json={"inputs": {"ids": [["x", "y"]], "words": ["a"]}},
+                             headers=host.auth("multi"))
     assert wrong.status_code == 400 and "INT64" in wrong.json()["error"]
+
+
+@pytest.mark.parametrize("mode", ["aml_token", "aad_token"])
+def test_token_modes_fail_closed_and_are_served_with_the_endpoint_keys(serving: Path, cli: Cli, mode: str) -> None:
+    root = served_tree(serving, {"blue": 100})
+    (root / "endpoints" / "cancer.yml").write_text(
+        (root / "endpoints" / "cancer.yml").read_text().replace("auth_mode: key", f"auth_mode: {mode}"))
+    planned = cli("plan", str(root))
+    assert "AUTH001" in planned.err and f"auth_mode {mode}" in planned.err
+    assert "only with the endpoint's keys" in planned.err
+    apply_ok(root)
+    host = Host(serving / ".mlops" / "dev")
+    for key in (None, "wrong", "Bearer-less"):
+        assert host.score(SAMPLE, key=key).status_code == 401, key
+    assert host.score(SAMPLE).status_code == 200
+    assert host.client.get("/v2/models/cancer/ready").status_code == 401
+    creds = cli("endpoint", "get-credentials", "cancer", "-C", str(root))
+    assert creds.code == 0 and json.loads(creds.out)["primaryKey"] == host.keys[0] and mode in creds.err
+
+
+def test_metrics_take_the_workspace_metrics_key(serving: Path, cli: Cli) -> None:
+    apply_ok(served_tree(serving, {"blue": 100}))
+    ws = serving / ".mlops" / "dev"
+    host = Host(ws)
+    assert host.score(SAMPLE).status_code == 200
+    creds = json.loads(cli("endpoint", "get-credentials", "--metrics", "-C", str(serving)).out)
+    assert (ws / "metrics.key").read_text() == creds["metricsKey"]
+    assert (ws / "metrics.key").stat().st_mode & 0o777 == 0o600
+    for headers in ({}, {"authorization": "Bearer wrong"}, host.auth()):
+        assert host.client.get("/metrics", headers=headers).status_code == 401
+    assert "mlops_requests_total" in host.metrics()

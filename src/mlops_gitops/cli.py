@@ -153,8 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deployment")
     p.add_argument("--lines", type=int, default=50)
     _common(p)
-    p = endpoint.add_parser("get-credentials", help="the endpoint's two keys")
-    p.add_argument("endpoint")
+    p = endpoint.add_parser("get-credentials", help="the endpoint's two keys (or the host's metrics key)")
+    p.add_argument("endpoint", nargs="?")
+    p.add_argument("--metrics", action="store_true", help="the workspace's key of the endpoint host's /metrics")
     _common(p)
     p = endpoint.add_parser("regenerate-keys", help="replace one of the endpoint's keys")
     p.add_argument("endpoint")
@@ -298,7 +299,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             "invoke": lambda: endpoint.invoke(args.endpoint, args.request_file, args.deployment, args.path,
                                               args.workspace),
             "logs": lambda: endpoint.logs(args.endpoint, args.deployment, args.lines, args.path, args.workspace),
-            "get-credentials": lambda: endpoint.get_credentials(args.endpoint, args.path, args.workspace),
+            "get-credentials": lambda: endpoint.get_credentials(args.endpoint, args.path, args.workspace,
+                                                                args.metrics),
             "regenerate-keys": lambda: endpoint.regenerate_keys(args.endpoint, args.key_type, args.path,
                                                                 args.workspace),
         }

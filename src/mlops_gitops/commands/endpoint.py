@@ -108,12 +108,21 @@ def endpoint_show(endpoint: str, path: str = ".", workspace: str | None = None) 
     return EXIT_OK
 
 
-def get_credentials(endpoint: str, path: str = ".", workspace: str | None = None) -> int:
+def get_credentials(endpoint: str | None, path: str = ".", workspace: str | None = None,
+                    metrics: bool = False) -> int:
     with workspace_backend(open_project(path), workspace) as (_, backend):
+        if metrics:
+            out(json.dumps({"metricsKey": backend.metrics_key(),
+                            "file": str(backend.path / "metrics.key")}, indent=2))
+            return EXIT_OK
+        if endpoint is None:
+            raise ConfigError("name an endpoint, or pass --metrics for the endpoint host's metrics key")
         row = _online(backend, endpoint)
-        if row.spec.get("auth_mode", "key") != "key":
-            raise ConfigError(f"endpoint '{endpoint}' uses auth_mode {row.spec.get('auth_mode')}, not keys")
+        mode = row.spec.get("auth_mode", "key")
         primary, secondary = backend.endpoint_keys(endpoint)
+    if mode != "key":
+        err(f"endpoint '{endpoint}' uses auth_mode {mode}, which needs Azure's identity platform; the local "
+            "workspace serves it only with these keys")
     out(json.dumps({"primaryKey": primary, "secondaryKey": secondary}, indent=2))
     return EXIT_OK
 
@@ -135,8 +144,8 @@ def invoke(endpoint: str, request_file: str, deployment: str | None = None, path
     except OSError as exc:
         raise ConfigError(f"cannot read request file {request_file}: {exc.strerror}") from None
     with workspace_backend(open_project(path), workspace) as (name, backend):
-        row = _online(backend, endpoint)
-        keys = backend.endpoint_keys(endpoint) if row.spec.get("auth_mode", "key") == "key" else None
+        _online(backend, endpoint)
+        keys = backend.endpoint_keys(endpoint)
         controller = controller_of(name, backend)
     status, served_by, data = controller.score(endpoint, body, keys[0] if keys else None, deployment)
     if status >= 400:

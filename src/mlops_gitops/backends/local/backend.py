@@ -51,6 +51,7 @@ from mlops_gitops.state import (
 from mlops_gitops.textsafe import defuse_text
 
 SERVED = frozenset({Kind.ONLINE_ENDPOINT, Kind.ONLINE_DEPLOYMENT, Kind.TRAFFIC})
+METRICS_KEY_NAME = "-metrics"  # a row of mg_endpoint_keys no endpoint can own (names start with a letter)
 RUNNABLE = ("pipeline", "command")  # job types the local workspace runs when applied
 
 
@@ -113,7 +114,8 @@ class LocalBackend:
         if self.runtime not in ("process", "container"):
             raise WorkspaceError(f"unknown runtime '{self.runtime}': use process, container or none")
         if self._deployer is None:
-            self._deployer = Deployer(self, ServingController(self.path, self.port), self.runtime, self.base_image)
+            controller = ServingController(self.path, self.port, metrics_key=self.metrics_key)
+            self._deployer = Deployer(self, controller, self.runtime, self.base_image)
         return self._deployer
 
     # -- connection handling -------------------------------------------------------------------
@@ -266,6 +268,10 @@ class LocalBackend:
                                                              secondary_key=keys[1]))
                 return keys
             return row.primary_key, row.secondary_key
+
+    def metrics_key(self) -> str:
+        """The workspace's key for the endpoint host's /metrics, made on first use."""
+        return self.endpoint_keys(METRICS_KEY_NAME)[0]
 
     def regenerate_key(self, endpoint: str, which: str) -> tuple[str, str]:
         primary, secondary = self.endpoint_keys(endpoint)

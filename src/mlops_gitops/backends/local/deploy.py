@@ -65,7 +65,7 @@ class Deployer:
             row = self.backend.get(Address(Kind.TRAFFIC, name))
             traffic_spec = row.spec if row is not None else {}
         auth_mode = str(endpoint_spec.get("auth_mode", "key"))
-        keys = list(self.backend.endpoint_keys(name)) if auth_mode == "key" else []
+        keys = list(self.backend.endpoint_keys(name))  # every mode: aml_token/aad_token are served with keys
         return EndpointConfig(name, auth_mode, keys, dict(traffic_spec.get("traffic") or {}),
                               dict(traffic_spec.get("mirror_traffic") or {}))
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_gitops.errors import WorkspaceError
-from mlops_gitops.fsutil import ensure_dir, safe_join
+from mlops_gitops.fsutil import ensure_dir, safe_join, write_private
 from mlops_gitops.runtime.serving.config import DeploymentConfig, EndpointConfig, ServingConfig
 
 START_TIMEOUT_S = 60
@@ -54,9 +54,10 @@ def _alive(pid: int) -> bool:
 
 
 class ServingController:
-    def __init__(self, workspace: Path, port: int = 0) -> None:
+    def __init__(self, workspace: Path, port: int = 0, metrics_key: Callable[[], str] | None = None) -> None:
         self.workspace = workspace
         self.port = port
+        self.metrics_key = metrics_key  # the workspace's key of /metrics, written for the host to read
         self.config_path = workspace / "serving.json"
         self._config_lock = threading.Lock()  # actions run in parallel; serving.json is read-modify-write
         self._start_lock = threading.Lock()
@@ -92,7 +93,11 @@ class ServingController:
                 fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
 
     def _start(self) -> HostInfo:
-        (self.workspace / "logs").mkdir(parents=True, exist_ok=True)
+        if self.metrics_key is not None:
+            key = self.metrics_key()
+            self._edit(lambda c: setattr(c, "metrics_key", key))
+            write_private(self.workspace / "metrics.key", key)  # for Prometheus' credentials_file
+        ensure_dir(self.workspace / "logs")
         (self.workspace / "host.json").unlink(missing_ok=True)
         with open(self.workspace / "logs" / "host.out", "ab") as out:
             proc = subprocess.Popen(

@@ -58,6 +58,10 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    return next((v for k, v in scope["headers"] if k == name), None)
+
+
 def _parse(body: bytes) -> Any:
     try:
         return orjson.loads(body)
@@ -67,9 +71,10 @@ def _parse(body: bytes) -> Any:
 
 class HostApp:
     def __init__(self, state: HostState, admin_token: str, on_started: Callable[[], None] | None = None,
-                 initial: ServingConfig | None = None) -> None:
+                 initial: ServingConfig | None = None, metrics_key: str | None = None) -> None:
         self.state = state
         self.admin_token = admin_token.encode()
+        self.metrics_key = ("Bearer " + metrics_key).encode() if metrics_key else None
         self.on_started = on_started
         self.initial = initial
         self.tasks: set[asyncio.Task[None]] = set()
@@ -229,6 +234,7 @@ class HostApp:
         elif parts == ["v2", "health", "ready"]:
             await _respond(send, 200, _json({"ready": True}))
         elif parts == ["metrics"]:
+            self._metrics_authorised(scope)
             await _respond(send, 200, state.metrics.render(), [(b"content-type", b"text/plain; version=0.0.4")])
         elif parts == ["v2"]:
             from mlops_gitops import __version__
@@ -239,6 +245,8 @@ class HostApp:
             route = state.routes.get(endpoint)
             if route is None:
                 raise HttpError(404, f"unknown endpoint '{endpoint}'")
+            if not route.authorised(_header(scope, b"authorization")):  # the model's metadata: the endpoint's auth
+                raise HttpError(401, "missing or wrong key: send 'Authorization: Bearer <key>'")
             pinned = next((v.decode() for k, v in scope["headers"] if k == PIN_HEADER), None)
             dep = pinned or max(state.config.endpoints[endpoint].traffic.items(), key=lambda kv: kv[1],
                                 default=(None, 0))[0]
@@ -254,6 +262,18 @@ class HostApp:
                                              **meta}))
         else:
             raise HttpError(404, f"no route for GET /{'/'.join(parts)}")
+
+    def _metrics_authorised(self, scope: Scope) -> None:
+        """Metrics name endpoints, deployments and traffic: they take the workspace's metrics key. Without one
+        configured they are open only where every endpoint is (an image run without keys)."""
+        header = _header(scope, b"authorization")
+        if self.metrics_key is not None:
+            if header is not None and hmac.compare_digest(header, self.metrics_key):
+                return
+        elif all(route.auth_mode == "none" for route in self.state.routes.values()):
+            return
+        raise HttpError(401, "metrics need the workspace's metrics key: send 'Authorization: Bearer <key>' "
+                             "(mlops-gitops endpoint get-credentials --metrics; MLOPS_GITOPS_METRICS_KEY in an image)")
 
     # -- admin (the local backend drives these) ------------------------------------------------
 

@@ -50,16 +50,19 @@ class EndpointConfig:
 class ServingConfig:
     endpoints: dict[str, EndpointConfig] = field(default_factory=dict)
     deployments: dict[str, DeploymentConfig] = field(default_factory=dict)  # key: endpoint/name
+    metrics_key: str | None = None  # Bearer key of GET /metrics (the workspace's; none: see HostApp)
 
     def to_json(self) -> str:
         return json.dumps({"endpoints": {k: asdict(v) for k, v in self.endpoints.items()},
-                           "deployments": {k: asdict(v) for k, v in self.deployments.items()}}, indent=2)
+                           "deployments": {k: asdict(v) for k, v in self.deployments.items()},
+                           "metrics_key": self.metrics_key}, indent=2)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ServingConfig:
         return cls(
             endpoints={k: EndpointConfig(**v) for k, v in (data.get("endpoints") or {}).items()},
             deployments={k: DeploymentConfig(**v) for k, v in (data.get("deployments") or {}).items()},
+            metrics_key=data.get("metrics_key") or None,
         )
 
     @classmethod

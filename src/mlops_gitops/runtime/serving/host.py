@@ -63,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     if keys:
         for endpoint in initial.endpoints.values():
             endpoint.auth_mode, endpoint.keys = "key", keys
-    app = HostApp(state, token, on_started=lambda: write_info(workspace, port, token), initial=initial)
+    metrics_key = os.environ.get("MLOPS_GITOPS_METRICS_KEY") or initial.metrics_key
+    app = HostApp(state, token, on_started=lambda: write_info(workspace, port, token), initial=initial,
+                  metrics_key=metrics_key)
     config = uvicorn.Config(app, loop="uvloop", http="httptools", lifespan="on", log_level="warning",
                             access_log=False, proxy_headers=False, server_header=False, date_header=False,
                             timeout_graceful_shutdown=30)

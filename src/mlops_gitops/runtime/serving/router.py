@@ -45,9 +45,11 @@ class Route:
         return None
 
     def authorised(self, header: bytes | None) -> bool:
-        if self.auth_mode != "key":
-            return True  # aml_token/aad_token need Azure's identity platform; accepted locally (see docs)
-        if not header:
+        """Fail closed: `none` (an image run without keys) is open; every other mode — key, and aml_token or
+        aad_token, which need Azure's identity platform and cannot be checked here — takes the keys only."""
+        if self.auth_mode == "none":
+            return True
+        if not header or not self.keys:
             return False
         return any(hmac.compare_digest(header, key) for key in self.keys)
 

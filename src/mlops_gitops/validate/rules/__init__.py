@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from mlops_gitops.validate.context import RuleContext
-from mlops_gitops.validate.rules import identity, names, pipelines, references, traffic
+from mlops_gitops.validate.rules import identity, local, names, pipelines, references, traffic
 
-RULES = (identity.check, names.check, references.check, traffic.check, pipelines.check)
+RULES = (identity.check, names.check, references.check, traffic.check, pipelines.check, local.check)
 
 
 def run_all(ctx: RuleContext) -> None:
