@@ -12,6 +12,7 @@ import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 DIR_MODE = 0o700
 PRIVATE_MODE = 0o600
@@ -75,6 +76,18 @@ def open_private(path: Path, append: bool = True) -> int:
     fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), PRIVATE_MODE)
     os.fchmod(fd, PRIVATE_MODE)
     return fd
+
+
+def open_lock(path: Path) -> IO[str]:
+    """A lock file (for flock) that nobody else may write, whatever the umask."""
+    return os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), PRIVATE_MODE), "a+")
+
+
+def copy_private(source: Path, dest: Path) -> None:
+    """Copy a file so that the copy is 0600 from its first byte (hard links share the stored file's 0600)."""
+    with open(source, "rb") as src, os.fdopen(open_private(dest, append=False), "wb") as out:
+        while chunk := src.read(1 << 20):
+            out.write(chunk)
 
 
 def write_private(path: Path, data: str | bytes, mode: int = PRIVATE_MODE) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from mlops_gitops.events.model import Event, matches
+from mlops_gitops.fsutil import ensure_dir, open_private
 
 SIGNATURE_HEADER = "X-MLOps-Signature"  # sha256=<hex HMAC of the body>, as GitHub and MLflow sign theirs
 
@@ -171,8 +172,8 @@ class Dispatcher:
         self.warn(f"event {event.type} ({event.subject}) not delivered to {sink.name}: {reason}; "
                   f"kept in {self.dead_letter}")
         record = {"sink": sink.name, "reason": reason, "event": event.cloudevent()}
-        self.dead_letter.parent.mkdir(parents=True, exist_ok=True)
-        with self._dead_lock, open(self.dead_letter, "a", encoding="utf-8") as f:
+        ensure_dir(self.dead_letter.parent)
+        with self._dead_lock, os.fdopen(open_private(self.dead_letter), "a", encoding="utf-8") as f:
             f.write(json.dumps(record, default=str) + "\n")
 
     def drain(self, timeout_s: float = 15.0) -> None:

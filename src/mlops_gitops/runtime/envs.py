@@ -15,12 +15,13 @@ import shutil
 import subprocess
 import sys
 import uuid
-import venv
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
+
+from mlops_gitops.fsutil import ensure_dir, open_lock, write_private
 
 
 class EnvironmentError_(Exception):
@@ -73,9 +74,9 @@ def ensure_env(envs_dir: Path, resolved: ResolvedEnv, log: Any = print) -> Path:
     python = target / "bin" / "python"
     if (target / ".complete").exists():
         return python
-    envs_dir.mkdir(parents=True, exist_ok=True)
+    ensure_dir(envs_dir)
     # Deployments and pipeline steps that share an environment wait for one build instead of racing.
-    with open(envs_dir / f".{resolved.digest}.lock", "a+") as lock:
+    with open_lock(envs_dir / f".{resolved.digest}.lock") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         if (target / ".complete").exists():
             return python
@@ -91,20 +92,26 @@ def _build(envs_dir: Path, target: Path, resolved: ResolvedEnv, log: Any) -> Pat
             f"{sys.version_info[0]}.{sys.version_info[1]}"):
         log(f"  the conda file asks for {resolved.python}; the local runtime uses Python "
             f"{sys.version_info[0]}.{sys.version_info[1]}")
-    envs_dir.mkdir(parents=True, exist_ok=True)
+    ensure_dir(envs_dir)
     staging = envs_dir / f".build-{resolved.digest}-{uuid.uuid4().hex}"
     shutil.rmtree(staging, ignore_errors=True)
     log(f"  building environment {resolved.digest}: pip install {' '.join(resolved.requirements) or '(nothing)'}")
-    venv.EnvBuilder(with_pip=True, symlinks=True).create(staging)
+    ensure_dir(staging)
+    # In a process of its own with umask 077: another thread may have set this process's umask to 0 (DVC does)
+    made = subprocess.run([sys.executable, "-m", "venv", "--symlinks", str(staging)], capture_output=True, text=True,
+                          umask=0o077)
+    if made.returncode != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise EnvironmentError_(f"could not create a virtual environment: {(made.stderr or made.stdout).strip()}")
     if resolved.requirements:
         proc = subprocess.run([str(staging / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check",
-                               "-q", *resolved.requirements], capture_output=True, text=True)
+                               "-q", *resolved.requirements], capture_output=True, text=True, umask=0o077)
         if proc.returncode != 0:
             shutil.rmtree(staging, ignore_errors=True)
             tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
             raise EnvironmentError_(f"pip could not install the environment's packages:\n{tail}")
-    (staging / "requirements.json").write_text(json.dumps(list(resolved.requirements)))
-    (staging / ".complete").write_text("ok")
+    write_private(staging / "requirements.json", json.dumps(list(resolved.requirements)))
+    write_private(staging / ".complete", "ok")
     try:
         os.rename(staging, target)
     except OSError:  # another process finished the same environment first

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from mlops_gitops.errors import WorkspaceError
+from mlops_gitops.fsutil import ensure_dir
 
 
 class ArtifactStore:
@@ -27,7 +28,7 @@ class ArtifactStore:
         dest = self.path(sha256)
         if dest.is_file():
             return dest
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        ensure_dir(dest.parent)
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
         try:
             h = hashlib.sha256()

@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, delete, insert, select, text
 from mlops_gitops.actor import now, whoami
 from mlops_gitops.backends.local import db
 from mlops_gitops.errors import LockHeldError
+from mlops_gitops.fsutil import ensure_dir, open_lock
 from mlops_gitops.state import LockInfo
 
 ADVISORY_KEY = 0x6D6C6F7073  # "mlops"
@@ -55,8 +56,8 @@ class _FileLock(_OsLock):
         self.handle: IO[str] | None = None
 
     def try_acquire(self) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
+        ensure_dir(self.path.parent)
+        handle = open_lock(self.path)  # held open for the lock's lifetime
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -104,7 +105,7 @@ def creation_lock(engine: Engine, workspace_dir: Path) -> Iterator[Connection]:
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ADVISORY_KEY + 1})
             yield conn
         return
-    with open(workspace_dir / "state.init.lock", "a+") as handle:
+    with open_lock(workspace_dir / "state.init.lock") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # held for the few milliseconds of creation
         try:
             with engine.begin() as conn:

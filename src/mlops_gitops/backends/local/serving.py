@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_gitops.errors import WorkspaceError
-from mlops_gitops.fsutil import ensure_dir, safe_join, write_private
+from mlops_gitops.fsutil import copy_private, ensure_dir, open_lock, open_private, safe_join, write_private
 from mlops_gitops.runtime.serving.config import DeploymentConfig, EndpointConfig, ServingConfig
 
 START_TIMEOUT_S = 60
@@ -84,8 +84,8 @@ class ServingController:
             return info
         # One host per workspace: parallel actions (threads) and other commands (processes) that find
         # none running queue here, and all but the first find the one the first started.
-        self.workspace.mkdir(parents=True, exist_ok=True)
-        with self._start_lock, open(self.workspace / "host.start.lock", "a+") as lock_file:
+        ensure_dir(self.workspace)
+        with self._start_lock, open_lock(self.workspace / "host.start.lock") as lock_file:
             fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
             try:
                 return self.info() or self._start()
@@ -99,11 +99,12 @@ class ServingController:
             write_private(self.workspace / "metrics.key", key)  # for Prometheus' credentials_file
         ensure_dir(self.workspace / "logs")
         (self.workspace / "host.json").unlink(missing_ok=True)
-        with open(self.workspace / "logs" / "host.out", "ab") as out:
+        with os.fdopen(open_private(self.workspace / "logs" / "host.out"), "ab") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "mlops_gitops.runtime.serving.host", "--workspace", str(self.workspace),
                  "--port", str(self.port)],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)  # outlives the CLI
+                stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,  # outlives the CLI
+                umask=0o077)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -228,10 +229,10 @@ def materialise(files: list[tuple[str, str]], source: Callable[[str], Path], des
         try:
             os.link(source(digest), target)
         except OSError:
-            shutil.copyfile(source(digest), target)
-    staging.mkdir(parents=True, exist_ok=True)
-    (staging / ".complete").write_text("")
-    dest.parent.mkdir(parents=True, exist_ok=True)
+            copy_private(source(digest), target)
+    ensure_dir(staging)
+    write_private(staging / ".complete", "")
+    ensure_dir(dest.parent)
     try:
         os.rename(staging, dest)
     except OSError:  # another apply laid it out first

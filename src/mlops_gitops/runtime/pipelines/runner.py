@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from mlops_gitops.fsutil import UnsafePathError, ensure_dir, open_private, safe_join
+from mlops_gitops.fsutil import UnsafePathError, copy_private, ensure_dir, open_private, safe_join
 from mlops_gitops.runtime.pipelines.steps import (
     DATA_TYPES,
     FileEntry,
@@ -77,7 +77,7 @@ def _lay_out(files: tuple[FileEntry, ...], dest: Path) -> None:
         try:
             os.link(f.source, target)
         except OSError:
-            shutil.copyfile(f.source, target)
+            copy_private(f.source, target)
 
 
 def _join(parent: Path, name: str, what: str) -> Path:

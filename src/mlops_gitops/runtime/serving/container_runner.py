@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
 import secrets
 import socket
 import threading
@@ -19,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from mlops_gitops.fsutil import ensure_dir, open_private
 from mlops_gitops.runtime.containers import LABEL, ContainerError, Engine
 from mlops_gitops.runtime.serving.config import DeploymentConfig
 from mlops_gitops.runtime.serving.errors import HttpError
@@ -119,11 +121,12 @@ class ContainerRunner:
         """Copy the container's output into the deployment log, as `endpoint logs` reads it."""
         assert self.engine is not None
         engine, path = self.engine, self.log_path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_dir(path.parent)
         ready = threading.Event()
 
         def copy() -> None:
-            with open(path, "ab") as out, contextlib.suppress(Exception):  # ends when the container goes
+            # ends when the container goes
+            with os.fdopen(open_private(path), "ab") as out, contextlib.suppress(Exception):
                 stream = engine.logs(container, follow=True)
                 ready.set()
                 for chunk in stream:
@@ -176,7 +179,7 @@ class ContainerRunner:
 
     def _note(self, message: str) -> None:
         log.warning("%s/%s: %s", self.cfg.endpoint, self.cfg.name, message)
-        with open(self.log_path, "a", encoding="utf-8") as f:
+        with os.fdopen(open_private(self.log_path), "a", encoding="utf-8") as f:
             f.write(f"[mlops-gitops] {message}\n")
 
     async def close(self) -> None:

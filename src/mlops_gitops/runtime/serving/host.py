@@ -19,6 +19,7 @@ from pathlib import Path
 
 import uvicorn
 
+from mlops_gitops.fsutil import ensure_dir, open_private
 from mlops_gitops.runtime.serving.app import HostApp
 from mlops_gitops.runtime.serving.config import ServingConfig
 from mlops_gitops.runtime.serving.host_state import HostState
@@ -45,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.log_stderr:
         logging.basicConfig(stream=sys.stderr, level=logging.INFO, format=log_format)
     else:
-        (workspace / "logs").mkdir(parents=True, exist_ok=True)
+        ensure_dir(workspace / "logs")
+        os.close(open_private(workspace / "logs" / "host.log"))  # 0600 before logging appends to it
         logging.basicConfig(filename=workspace / "logs" / "host.log", level=logging.INFO, format=log_format)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

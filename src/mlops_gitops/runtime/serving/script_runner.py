@@ -14,6 +14,7 @@ import struct
 import sys
 from pathlib import Path
 
+from mlops_gitops.fsutil import ensure_dir, open_private
 from mlops_gitops.runtime.serving.config import DeploymentConfig
 from mlops_gitops.runtime.serving.errors import HttpError
 
@@ -37,8 +38,8 @@ class Worker:
         with contextlib.ExitStack() as stack:
             log_file = None  # no log file (in an image): the script's output joins the host's stderr
             if self.log_path is not None:
-                self.log_path.parent.mkdir(parents=True, exist_ok=True)
-                log_file = stack.enter_context(open(self.log_path, "ab"))
+                ensure_dir(self.log_path.parent)
+                log_file = stack.enter_context(os.fdopen(open_private(self.log_path), "ab"))
             self.proc = await asyncio.create_subprocess_exec(
                 cfg.python or sys.executable, str(WORKER), cfg.code_dir or ".", cfg.scoring_script or "score.py",
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log_file, env=env,
@@ -150,7 +151,7 @@ class ScriptRunner:
         log.warning("%s/%s: %s", self.cfg.endpoint, self.cfg.name, message)
         if self.log_path is None:
             return
-        with open(self.log_path, "a", encoding="utf-8") as f:
+        with os.fdopen(open_private(self.log_path), "a", encoding="utf-8") as f:
             f.write(f"[mlops-gitops] {message}\n")
 
     async def close(self) -> None:
