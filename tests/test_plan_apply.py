@@ -185,7 +185,9 @@ def test_secrets_are_masked(cli: Cli, example: Path) -> None:
     path.write_text(path.read_text() + "environment_variables:\n  DB_PASSWORD: hunter2\n  LOG_LEVEL: info\n")
     for fmt in ("text", "json", "markdown"):
         res = cli("plan", str(example), "--format", fmt)
-        assert "hunter2" not in res.out and "(sensitive " in res.out and "info" in res.out
+        assert "hunter2" not in res.out and "(sensitive " in res.out
+        assert "LOG_LEVEL" in res.out and "environment_variables.LOG_LEVEL = \"info\"" not in res.out
+        assert '"LOG_LEVEL": "info"' not in res.out, "every value under environment_variables is masked"
 
 
 def test_validation_errors_stop_plan_and_apply(cli: Cli, example: Path) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlops_gitops.addresses import Address, Kind
+from mlops_gitops.redact import Masker
 
 
 @dataclass(frozen=True)
@@ -90,8 +93,17 @@ class Snapshot:
     resources: dict[Address, ActualResource] = field(default_factory=dict)
     counters: dict[tuple[Kind, str], int] = field(default_factory=dict)
     job_outputs: JobOutputs = field(default_factory=dict)
+    # The workspace's secret: keys the masks of secret values shown in plans (never shown itself)
+    secret: bytes | None = field(default=None, repr=False, compare=False)
+    _masker: Masker | None = field(default=None, repr=False, compare=False)
     _by_name: dict[tuple[Kind, str], list[ActualResource]] | None = field(default=None, repr=False, compare=False)
     _indexed: int = field(default=-1, repr=False, compare=False)
+
+    def masker(self) -> Masker:
+        """Masks keyed by the workspace (equal values, equal masks; a guess cannot be confirmed without it)."""
+        if self._masker is None:
+            self._masker = Masker(hmac.new(self.secret, b"mask", hashlib.sha256).digest() if self.secret else None)
+        return self._masker
 
     def versions(self, kind: Kind, name: str) -> list[ActualResource]:
         # Indexed on first use: plan asks once per versioned asset in the tree.

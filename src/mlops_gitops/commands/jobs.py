@@ -137,7 +137,11 @@ def describe_run(backend: LocalBackend, run_id: str) -> dict[str, Any]:
 
 def job_show(run_id: str, path: str = ".", workspace: str | None = None, fmt: str = "text") -> int:
     with _backend(path, workspace) as (_, backend):
+        mask = backend.masker().tree
         info = describe_run(backend, run_id)
+    info["parameters"] = mask(info["parameters"])  # literal inputs may be secrets, or URLs with credentials
+    for s in info["steps"]:
+        s["inputs"] = mask(s["inputs"])
     if fmt == "json":
         out(json.dumps(info, indent=2, default=str))
         return EXIT_OK

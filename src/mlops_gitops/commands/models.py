@@ -80,12 +80,13 @@ def _summary(r: ActualResource) -> dict[str, object]:
 
 def model_show(ref: str, path: str = ".", workspace: str | None = None) -> int:
     with workspace_backend(open_project(path), workspace) as (_, backend):
-        r = _find(backend.read(), ref)
+        snap = backend.read()
+        r = _find(snap, ref)
     data = {**_summary(r), "type": r.spec.get("type"), "description": r.spec.get("description"),
             "source_file": r.source_file, "content": r.derived.get("paths"), "updated_at": r.updated_at,
             "files": [{"path": f.rel, "sha256": f.sha256, "size": f.size} for f in r.files],
             "provenance": r.provenance}
-    out(json.dumps(data, indent=2))
+    out(json.dumps(snap.masker().tree(data), indent=2))
     return EXIT_OK
 
 

@@ -25,10 +25,11 @@ def state_show(address: str | None = None, path: str = ".", workspace: str | Non
         res = snap.resources.get(addr)
         if res is None:
             raise NotFoundError(f"{address} is not in workspace '{name}'")
+        mask = snap.masker().tree  # secret values and credentials in URLs are never shown
         out(json.dumps({"address": str(addr), "status": res.status, "managed": res.managed,
-                        "drifted": res.drifted, "source_file": res.source_file, "spec": res.spec,
-                        "derived": res.derived, "created_at": res.created_at, "updated_at": res.updated_at,
-                        "provenance": res.provenance,
+                        "drifted": res.drifted, "source_file": res.source_file, "spec": mask(res.spec),
+                        "derived": mask(res.derived), "created_at": res.created_at, "updated_at": res.updated_at,
+                        "provenance": mask(res.provenance),
                         "files": [{"path": f.rel, "sha256": f.sha256, "size": f.size} for f in res.files]},
                        indent=2))
         return EXIT_OK

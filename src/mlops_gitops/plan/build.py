@@ -78,12 +78,12 @@ def _change_for(desired: DesiredResource, actual: ActualResource | None, snapsho
             prev = snapshot.latest(desired.address.kind, desired.address.name, include_archived=True)
             if prev is not None:
                 reason = f"content changed since version {prev.address.version}"
-        return Change(action=Action.CREATE, reason=reason, fields=field_changes(desired.address.kind, None, after),
-                      **base)  # type: ignore[arg-type]
+        fields = field_changes(desired.address.kind, None, after, snapshot.masker())
+        return Change(action=Action.CREATE, reason=reason, fields=fields, **base)  # type: ignore[arg-type]
     if actual.spec_hash == desired.spec_hash and actual.status == "active":
         return Change(action=Action.NOOP, reason="up to date", **base)  # type: ignore[arg-type]
     before = document(actual.spec, actual.derived, actual.schema_name)
-    fields = field_changes(desired.address.kind, before, after)
+    fields = field_changes(desired.address.kind, before, after, snapshot.masker())
     if actual.status != "active":
         reason = f"restore {actual.status} resource"
     elif actual.drifted:
@@ -111,7 +111,7 @@ def _removals(desired: DesiredState, snapshot: Snapshot, prune: bool) -> tuple[l
         action = Action.ARCHIVE if addr.kind in VERSIONED else Action.DELETE
         before = document(actual.spec, actual.derived, actual.schema_name)
         removals.append(Change(addr, action, "not in the repository (--prune)", file=actual.source_file,
-                               fields=field_changes(addr.kind, before, None)))
+                               fields=field_changes(addr.kind, before, None, snapshot.masker())))
     return removals, kept
 
 
@@ -122,7 +122,7 @@ def _drift(snapshot: Snapshot, desired: DesiredState) -> list[DriftEntry]:
             out.append(DriftEntry(addr, [], actual.updated_at, str(actual.provenance.get("applied_by", "?")),
                                   actual.status))
         elif actual.drifted and actual.applied_spec is not None:
-            fields = field_changes(addr.kind, actual.applied_spec, actual.spec)
+            fields = field_changes(addr.kind, actual.applied_spec, actual.spec, snapshot.masker())
             out.append(DriftEntry(addr, fields, actual.updated_at, str(actual.provenance.get("applied_by", "?"))))
         elif not actual.managed:
             out.append(DriftEntry(addr, [], actual.created_at, str(actual.provenance.get("applied_by", "?")),

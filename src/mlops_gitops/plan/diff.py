@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from mlops_gitops.addresses import Kind
-from mlops_gitops.plan.masking import mask
 from mlops_gitops.plan.model import FieldChange
+from mlops_gitops.redact import Masker
 
 # Changing these cannot be done in place (Azure refuses or silently ignores it): replace instead.
 FORCES_REPLACE: dict[Kind, frozenset[str]] = {
@@ -40,7 +40,9 @@ def document(spec: dict[str, Any], derived: dict[str, Any], schema_name: str) ->
     return doc
 
 
-def field_changes(kind: Kind, before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[FieldChange]:
+def field_changes(kind: Kind, before: dict[str, Any] | None, after: dict[str, Any] | None,
+                  masker: Masker) -> list[FieldChange]:
+    """What differs, field by field; secret values masked (by key, or credentials inside a URL)."""
     b = flatten(before) if before else {}
     a = flatten(after) if after else {}
     forced = FORCES_REPLACE.get(kind, frozenset())
@@ -48,6 +50,6 @@ def field_changes(kind: Kind, before: dict[str, Any] | None, after: dict[str, An
     for path in sorted(set(a) | set(b)):
         if b.get(path) != a.get(path) or (path in a) != (path in b):
             top = path.split(".", 1)[0]
-            out.append(FieldChange(path, mask(path, b.get(path)), mask(path, a.get(path)),
+            out.append(FieldChange(path, masker.field(path, b.get(path)), masker.field(path, a.get(path)),
                                    before is not None and after is not None and top in forced))
     return out

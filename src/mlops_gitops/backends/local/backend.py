@@ -37,6 +37,7 @@ from mlops_gitops.events.sinks import Dispatcher, Sink
 from mlops_gitops.faults import failpoint
 from mlops_gitops.fsutil import UnsafePathError, ensure_dir, restrict
 from mlops_gitops.hashing import canonical_json, content_summary, spec_hash, versioned_content
+from mlops_gitops.redact import Masker
 from mlops_gitops.spec.references import JobOutputRef, resolved_job_output
 from mlops_gitops.state import (
     ActualResource,
@@ -172,7 +173,8 @@ class LocalBackend:
             elif "blobs_recorded" not in have:  # a store from before mg_blobs: what it references is its own
                 _record_blobs(conn, _referenced(conn))
             rows = [{"key": "lineage", "value": lineage}, {"key": "schema_version", "value": db.SCHEMA_VERSION},
-                    {"key": "blobs_recorded", "value": "1"}]
+                    {"key": "blobs_recorded", "value": "1"},
+                    {"key": "secret", "value": secrets.token_hex(32)}]  # keys masks and saved plans
             missing = [r for r in rows if r["key"] not in have]
             if missing:
                 conn.execute(insert(db.meta), missing)
@@ -210,7 +212,8 @@ class LocalBackend:
             for f in conn.execute(select(db.asset_files).order_by(db.asset_files.c.rel)):
                 files.setdefault(f.resource_id, []).append(ArtifactFile(f.rel, f.sha256, f.size))
             serial = conn.execute(select(db.serial.c.value)).scalar() or 0
-            snap = Snapshot(meta.get("lineage"), int(serial))
+            secret = meta.get("secret")
+            snap = Snapshot(meta.get("lineage"), int(serial), secret=bytes.fromhex(secret) if secret else None)
             for row in conn.execute(select(db.resources)):
                 res = _to_actual(row, tuple(files.get(row.id, ())))
                 snap.resources[res.address] = res
@@ -218,6 +221,14 @@ class LocalBackend:
                 snap.counters[(Kind(c.kind), c.name)] = c.last
             snap.job_outputs = latest_outputs(conn)
         return snap
+
+    def masker(self) -> Masker:
+        """The workspace's keyed masker (see Snapshot.masker), without reading the whole state."""
+        secret = None
+        if self._exists():
+            with self._errors(), self.engine.connect() as conn:
+                secret = conn.execute(select(db.meta.c.value).where(db.meta.c.key == "secret")).scalar()
+        return Snapshot(None, 0, secret=bytes.fromhex(secret) if secret else None).masker()
 
     def change_log(self, address: Address | None = None, source_file: str | None = None) -> list[ChangeRecord]:
         if not self._exists():

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from sqlalchemy import (
     Boolean,
     Column,
@@ -19,6 +17,8 @@ from sqlalchemy import (
     create_engine,
     event,
 )
+
+from mlops_gitops.redact import mask_credentials
 
 SCHEMA_VERSION = "2"
 
@@ -218,7 +218,7 @@ step_cache = Table(
 
 def mask_url(url: str) -> str:
     """Hide the password of a database URL in messages."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+    return mask_credentials(url)
 
 
 def make_engine(url: str) -> Engine:
