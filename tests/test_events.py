@@ -8,6 +8,7 @@ import json
 import socket
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -130,28 +131,157 @@ def test_events_list_and_tail_read_them_back(example: Path, cli: Cli) -> None:
     assert drift["type"] == "drift.detected" and drift["data"]["resources"][0]["address"] == "traffic:cancer"
 
 
-def test_a_delivery_finished_before_it_is_tracked_does_not_deadlock(tmp_path: Path) -> None:
-    """A fast sink can finish before publish() registers its callback; the callback then runs at once."""
-    from concurrent.futures import Executor, Future
-
+def test_many_fast_deliveries_are_tracked_and_dead_lettered_once(tmp_path: Path) -> None:
+    """Deliveries that finish at once (as fast as publish() can hand them out) are all accounted for."""
     from mlops_gitops.events.model import Event
-    from mlops_gitops.events.sinks import CommandSink, Dispatcher, FileSink
+    from mlops_gitops.events.sinks import DeliveryError, Dispatcher, FileSink
 
-    class Inline(Executor):  # runs each delivery before submit() returns: the race, every time
-        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
-            done: Future[Any] = Future()
-            done.set_result(fn(*args, **kwargs))
-            return done
+    class Refusing:
+        patterns = ["*"]
+        name = "refusing"
 
-    failing = CommandSink(["false"])  # its dead letter is written while publish() is still submitting
-    dispatcher = Dispatcher([FileSink(tmp_path / "events.jsonl"), failing], tmp_path / "dead.jsonl",
+        def deliver(self, event: Event, deadline: float, abort: threading.Event) -> None:
+            raise DeliveryError("refused")
+
+    dispatcher = Dispatcher([FileSink(tmp_path / "events.jsonl"), Refusing()], tmp_path / "dead.jsonl",
                             lambda _m: None)
-    dispatcher._pool = Inline()  # type: ignore[assignment]
-    worker = threading.Thread(target=dispatcher.publish, args=(Event("model.registered", "test", "model:m:1"),),
-                              daemon=True)
-    worker.start()
-    worker.join(10)
-    assert not worker.is_alive(), "publish() deadlocked on its own lock"
-    assert len((tmp_path / "events.jsonl").read_text().splitlines()) == 1
-    assert "exit code 1" in (tmp_path / "dead.jsonl").read_text()
-    assert dispatcher._pending == {}
+    for i in range(200):
+        dispatcher.publish(Event("model.registered", "test", f"model:m:{i}"))
+    dispatcher.drain(30)
+    assert dispatcher.pending() == 0
+    assert len((tmp_path / "events.jsonl").read_text().splitlines()) == 200
+    dead = [json.loads(line)["event"]["subject"] for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    assert sorted(dead) == sorted(f"model:m:{i}" for i in range(200))
+
+
+class SlowReceiver:
+    """A raw TCP 'webhook' on 127.0.0.1: `trickle` answers one byte every 0.5 s forever; `silent` never
+    answers. It records when the client gives up (the connection is closed on it)."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/hook"
+        self.connections = 0
+        self.connected = threading.Event()
+        self.closed_by_client = threading.Event()
+        self.stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self.connected.set()
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            payload = b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 100_000
+            for byte in payload:
+                if self.stop.wait(0.5):
+                    return
+                try:
+                    if self.mode == "trickle":
+                        conn.sendall(bytes([byte]))
+                    elif conn.recv(65536, socket.MSG_DONTWAIT) == b"":  # the rest of the request, or EOF
+                        break
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    break
+            self.closed_by_client.set()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+
+
+@pytest.mark.slow
+def test_a_trickling_webhook_never_keeps_the_cli_from_exiting(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    slow = SlowReceiver("trickle")
+    try:
+        root = with_notifications(copy_example(tmp_path / "repo"),
+                                  f"  - {{type: webhook, url: '{slow.url}', events: ['apply.*']}}\n")
+        env = {**os.environ, "MLOPS_GITOPS_RUNTIME": "none"}
+        done = subprocess.run([sys.executable, "-m", "mlops_gitops", "apply", str(root), "--auto-approve"],
+                              capture_output=True, text=True, env=env, timeout=120)  # hung forever before
+    finally:
+        slow.close()
+    assert done.returncode == 0, done.stderr
+    dead = (root / ".mlops" / "dev" / "events" / "dead-letter.jsonl").read_text().splitlines()
+    assert [json.loads(line)["event"]["type"] for line in dead] == ["apply.completed"], "one dead letter"
+
+
+@pytest.mark.parametrize("mode", ["trickle", "silent"])
+def test_every_delivery_has_a_total_deadline_and_one_dead_letter(tmp_path: Path, mode: str) -> None:
+    from mlops_gitops.events.model import Event
+    from mlops_gitops.events.sinks import Dispatcher, WebhookSink
+
+    slow = SlowReceiver(mode)
+    try:
+        dispatcher = Dispatcher([WebhookSink(slow.url, timeout_s=1.0, backoff_s=0.1)], tmp_path / "dead.jsonl",
+                                lambda _m: None, deadline_s=2.5)
+        dispatcher.publish(Event("model.registered", "test", "model:m:1"))
+        drained = threading.Thread(target=dispatcher.drain, args=(20.0,), daemon=True)
+        drained.start()
+        drained.join(30)
+        assert not drained.is_alive(), "the delivery outlived its deadline"
+        assert slow.closed_by_client.wait(10), "the client never gave up the connection"
+        assert 2 <= slow.connections <= 4, "attempts fit inside the deadline"
+    finally:
+        slow.close()
+    dead = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    assert len(dead) == 1 and "attempt(s)" in dead[0]["reason"]
+
+
+def test_drain_gives_up_at_its_limit_and_writes_each_dead_letter_once(tmp_path: Path) -> None:
+    from mlops_gitops.events.model import Event
+    from mlops_gitops.events.sinks import Dispatcher, WebhookSink
+
+    slow = SlowReceiver("silent")
+    try:
+        dispatcher = Dispatcher([WebhookSink(slow.url, timeout_s=60)], tmp_path / "dead.jsonl", lambda _m: None,
+                                deadline_s=60)
+        dispatcher.publish(Event("model.registered", "test", "model:m:1"))
+        assert slow.connected.wait(10), "the delivery never started"
+        drained = threading.Thread(target=dispatcher.drain, args=(1.0,), daemon=True)
+        drained.start()
+        drained.join(30)
+        assert not drained.is_alive()
+        assert slow.closed_by_client.wait(10), "drain aborted the delivery: its connection was closed"
+    finally:
+        slow.close()
+    dead = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    assert len(dead) == 1 and "when the command ended" in dead[0]["reason"]
+
+
+def test_a_command_sink_past_its_deadline_loses_its_whole_process_group(tmp_path: Path) -> None:
+    from mlops_gitops.events.model import Event
+    from mlops_gitops.events.sinks import CommandSink, DeliveryError
+
+    pid_file = tmp_path / "grandchild.pid"
+    sink = CommandSink(f"sleep 300 & echo $! > {pid_file}; wait", timeout_s=1.0)
+    with pytest.raises(DeliveryError, match="process group was killed"):
+        sink.deliver(Event("model.registered", "test", "model:m:1"), float("inf"), threading.Event())
+    pid = int(pid_file.read_text())
+
+    def state() -> str:  # SIGKILL is delivered asynchronously: wait for it to land, bounded
+        try:
+            return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0]
+        except FileNotFoundError:
+            return "gone"
+
+    deadline = time.monotonic() + 10
+    while state() not in ("gone", "Z") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert state() in ("gone", "Z"), f"the grandchild is still {state()}"

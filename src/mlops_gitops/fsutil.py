@@ -218,3 +218,17 @@ def open_regular(path: Path) -> int:
         raise NotRegularFileError(path, _special(mode))
     os.set_blocking(fd, True)
     return fd
+
+
+def read_limited(path: Path, limit: int) -> bytes:
+    """A regular file's bytes; a device, FIFO or socket is refused unread, a file over `limit` bytes at once."""
+    with os.fdopen(open_regular(path), "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        raw = f.read(limit + 1) if size <= limit else b""
+    if size > limit or len(raw) > limit:
+        raise FileTooLargeError(f"the file is {max(size, len(raw)):,} bytes; the limit is {limit:,} bytes")
+    return raw
+
+
+class FileTooLargeError(ValueError):
+    pass

@@ -7,9 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlops_gitops import jsonload
 from mlops_gitops.errors import PlanFileError
+from mlops_gitops.fsutil import FileTooLargeError, UnsafePathError, read_limited
 from mlops_gitops.plan.model import FORMAT_VERSION, Plan
 from mlops_gitops.plan.render.jsonout import plan_to_dict
+
+MAX_PLAN_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -41,13 +45,17 @@ def _need(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: 
 def load_plan(path: Path) -> SavedPlan:
     where = str(path)
     try:
-        raw = path.read_text(encoding="utf-8")
+        raw = read_limited(path, MAX_PLAN_BYTES).decode("utf-8")
+    except (FileTooLargeError, UnsafePathError, UnicodeDecodeError) as exc:
+        raise PlanFileError(f"cannot read plan file {where}: {exc}") from None
     except OSError as exc:
         raise PlanFileError(f"cannot read plan file {where}: {exc.strerror or exc}") from None
     try:
-        data = json.loads(raw)
+        data = jsonload.loads(raw)
     except json.JSONDecodeError as exc:
         raise PlanFileError(f"{where}:{exc.lineno}:{exc.colno}: plan file is corrupt: {exc.msg}") from None
+    except jsonload.JSONDepthError as exc:
+        raise PlanFileError(f"{where}:{exc.line}:{exc.column}: not an mlops-gitops plan: {exc}") from None
     if not isinstance(data, dict):
         raise PlanFileError(f"{where}: not an mlops-gitops plan (expected a JSON object)")
     version = _need(data, "format_version", str, where)

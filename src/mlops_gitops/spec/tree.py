@@ -9,7 +9,8 @@ from pathlib import Path
 from mlops_gitops.diagnostics import Diagnostics, Severity
 from mlops_gitops.fsutil import scan
 from mlops_gitops.spec import catalog
-from mlops_gitops.spec.config import CONFIG_NAMES, RepoConfig, glob_to_regex
+from mlops_gitops.spec.config import CONFIG_NAMES, RepoConfig
+from mlops_gitops.spec.globs import Glob
 from mlops_gitops.spec.references import check_local_path
 from mlops_gitops.spec.resource import SpecResource, compute_links
 from mlops_gitops.spec.typed import validate_document
@@ -85,8 +86,8 @@ def load_config(root: Path, diags: Diagnostics) -> tuple[RepoConfig, str | None]
 
 
 def discover(root: Path, config: RepoConfig) -> list[str]:
-    include = [glob_to_regex(p) for p in config.include]
-    exclude = [glob_to_regex(p) for p in config.exclude]
+    include = [Glob(p) for p in config.include]
+    exclude = [Glob(p) for p in config.exclude]
     found: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in SKIP_DIRS)

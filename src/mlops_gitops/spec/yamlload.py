@@ -7,7 +7,6 @@ ourselves (instead of ruamel's round-trip loader, ~8x slower) and keep a table o
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -27,7 +26,7 @@ except ImportError:  # pragma: no cover - ruamel.yaml.clib missing
     CParser = None
 
 from mlops_gitops.diagnostics import Diagnostics
-from mlops_gitops.fsutil import NotRegularFileError, open_regular
+from mlops_gitops.fsutil import FileTooLargeError, NotRegularFileError, read_limited
 
 Loc = tuple[str | int, ...]
 
@@ -284,23 +283,9 @@ def parse_text(text: str, rel: str, path: Path, diags: Diagnostics) -> Document 
     return Document(path, rel, data, builder.positions)
 
 
-def read_limited(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
-    """A regular file's bytes; a device, FIFO or socket is refused unread, a file over `limit` bytes at once."""
-    with os.fdopen(open_regular(path), "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        raw = f.read(limit + 1) if size <= limit else b""
-    if size > limit or len(raw) > limit:
-        raise FileTooLargeError(f"the file is {max(size, len(raw)):,} bytes; the limit is {limit:,} bytes")
-    return raw
-
-
-class FileTooLargeError(ValueError):
-    pass
-
-
 def load_file(path: Path, rel: str, diags: Diagnostics) -> Document | None:
     try:
-        raw = read_limited(path)
+        raw = read_limited(path, MAX_FILE_BYTES)
     except FileTooLargeError as exc:
         diags.add(rel, 1, 1, "YAML004", str(exc))
         return None
