@@ -1,0 +1,102 @@
+"""Hostile sizes and shapes: deep nesting, huge files, pathological globs, corrupt rows — a message, never a crash."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mlops_gitops.spec.globs import Glob
+from tests.helpers import Result, write
+
+Cli = Callable[..., Result]
+
+
+def run(*argv: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """A process of its own: a segmentation fault shows as a negative return code instead of killing pytest."""
+    return subprocess.run([sys.executable, "-m", "mlops_gitops", *argv], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd, env={**os.environ, "MLOPS_GITOPS_RUNTIME": "none"})
+
+
+@pytest.mark.parametrize("text", [
+    "a: " + "[" * 30_000 + "]" * 30_000 + "\n",  # flow style: two bytes a level
+    "- " * 30_000 + "x\n",  # block sequences nested on one line
+    "a: " + "{b: " * 20_000 + "1" + "}" * 20_000 + "\n",
+], ids=["flow", "block", "mappings"])
+def test_deep_nesting_is_a_diagnostic_in_every_entry_point(example: Path, text: str) -> None:
+    (example / "models" / "deep.yml").write_text(text)
+    for argv in (("validate", str(example), "--offline"), ("plan", str(example)),
+                 ("validate", "--schema-only", str(example / "models" / "deep.yml"))):
+        done = run(*argv)
+        assert done.returncode == 1, (argv, done.returncode, done.stderr[-500:])
+        assert "models/deep.yml:1:" in done.stdout + done.stderr and "nesting deeper than 100" in done.stdout + \
+            done.stderr
+
+
+def test_deep_nesting_in_mlops_yaml_is_a_diagnostic(example: Path) -> None:
+    (example / "mlops.yaml").write_text("policies: " + "[" * 30_000 + "]" * 30_000 + "\n")
+    done = run("plan", str(example))
+    assert done.returncode == 1 and "mlops.yaml:1:" in done.stderr and "nesting deeper than 100" in done.stderr
+
+
+def test_a_huge_yaml_file_is_refused_before_it_is_read(example: Path) -> None:
+    big = example / "models" / "big.yml"
+    with open(big, "w") as f:
+        f.write("$schema: https://azuremlschemas.azureedge.net/latest/model.schema.json\ndescription: '")
+        f.write("x" * (50 * 1024 * 1024))
+        f.write("'\n")
+    done = run("validate", str(example), "--offline")
+    assert done.returncode == 1 and "models/big.yml:1:1: error YAML004" in done.stdout
+    assert "limit is 4,194,304 bytes" in done.stdout
+
+
+def test_globs_match_in_linear_time_and_as_before() -> None:
+    assert not Glob("*" * 60 + "x").match("a" * 5000)  # minutes with a backtracking regex
+    assert not Glob("*a" * 40 + "b").match("a" * 2000)
+    cases = {"**/*.yml": ["a.yml", "x/y/a.yml"], "src/**": ["src/a", "src/a/b"], "data/[ab]?.csv": ["data/a1.csv"],
+             "**/conda*.yml": ["conda.yml", "env/conda-gpu.yml"], "*.yaml": ["x.yaml"]}
+    misses = {"**/*.yml": ["a.yaml"], "src/**": ["srcx/a"], "data/[ab]?.csv": ["data/c1.csv", "data/a/.csv"],
+              "**/conda*.yml": ["conda/x.yml"], "*.yaml": ["d/x.yaml"]}
+    for pattern, paths in cases.items():
+        assert all(Glob(pattern).match(p) for p in paths), pattern
+    for pattern, paths in misses.items():
+        assert not any(Glob(pattern).match(p) for p in paths), pattern
+
+
+def test_a_pathological_include_glob_does_not_stall_discovery(example: Path) -> None:
+    config = (example / "mlops.yaml").read_text().replace('include: ["**/*.yml", "**/*.yaml"]',
+                                                          'include: ["**/*.yml", "' + "*" * 60 + '.none"]')
+    (example / "mlops.yaml").write_text(config)
+    write(example / ("a" * 200 + ".txt"), "not yaml\n")
+    done = run("validate", str(example), "--offline", timeout=60)
+    assert done.returncode == 0, done.stdout
+
+
+@pytest.mark.parametrize("content", ["[" * 100_000 + "]" * 100_000, '{"a": ' * 100_000 + "1" + "}" * 100_000],
+                         ids=["lists", "objects"])
+def test_a_deeply_nested_plan_file_is_a_clear_error(tmp_path: Path, example: Path, content: str) -> None:
+    plan = tmp_path / "plan.json"
+    plan.write_text(content)
+    done = run("apply", str(plan), cwd=example)
+    assert done.returncode == 1 and "nesting deeper than 200" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_plan_file_that_is_a_fifo_is_refused_unread(example: Path, tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "plan.json")  # opening it for reading would wait for a writer forever
+    done = run("apply", str(tmp_path / "plan.json"), cwd=example, timeout=60)
+    assert done.returncode == 1 and "FIFO, not a regular file" in done.stderr
+
+
+def test_json_depth_check_reports_where() -> None:
+    from mlops_gitops import jsonload
+
+    assert jsonload.loads('{"a": "[[[[[[[["}', limit=2) == {"a": "[[[[[[[["}  # brackets in strings do not count
+    with pytest.raises(jsonload.JSONDepthError) as exc:
+        jsonload.loads('{\n "a": [[[1]]]}', limit=3)
+    assert (exc.value.line, exc.value.column) == (2, 9)
+    assert json.loads("[[1]]") == jsonload.loads("[[1]]")
