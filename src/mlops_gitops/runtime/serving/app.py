@@ -39,7 +39,9 @@ async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[byt
 
 
 async def _error(send: Send, status: int, message: str) -> None:
-    await _respond(send, status, _json({"error": message}))
+    # After a timed-out body the rest of it may still be on its way: the connection cannot be reused
+    headers = [*JSON_HEADERS, (b"connection", b"close")] if status == 408 else None
+    await _respond(send, status, _json({"error": message}), headers)
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:
@@ -71,7 +73,9 @@ def _parse(body: bytes) -> Any:
 
 class HostApp:
     def __init__(self, state: HostState, admin_token: str, on_started: Callable[[], None] | None = None,
-                 initial: ServingConfig | None = None, metrics_key: str | None = None) -> None:
+                 initial: ServingConfig | None = None, metrics_key: str | None = None,
+                 body_timeout_s: float = 30.0) -> None:
+        self.body_timeout_s = body_timeout_s
         self.state = state
         self.admin_token = admin_token.encode()
         self.metrics_key = ("Bearer " + metrics_key).encode() if metrics_key else None
@@ -145,6 +149,12 @@ class HostApp:
         if live is None:
             raise HttpError(404, f"unknown deployment '{dep}' of endpoint '{endpoint}'")
         cfg = live.cfg
+        # The body first, under its own deadline: a client that sends it slowly holds no slot of the deployment
+        try:
+            async with asyncio.timeout(self.body_timeout_s):
+                body = await _read_body(receive, cfg.max_body_bytes)
+        except TimeoutError:
+            raise HttpError(408, f"the request body did not arrive within {self.body_timeout_s:g} s") from None
         if live.inflight >= cfg.max_concurrency:
             state.metrics.observe(endpoint, dep, 429, 0.0)
             raise HttpError(429, f"deployment '{dep}' is busy: {cfg.max_concurrency} concurrent request(s) is its "
@@ -153,7 +163,6 @@ class HostApp:
         live.inflight += 1
         status = 500
         try:
-            body = await _read_body(receive, cfg.max_body_bytes)
             payload = await self._run_limited(live, body, v2)
             status = 200
             await _respond(send, 200, payload, [*JSON_HEADERS, (PIN_HEADER, dep.encode())])

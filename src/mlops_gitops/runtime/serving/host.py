@@ -15,6 +15,8 @@ import os
 import secrets
 import socket
 import sys
+import threading
+import time
 from pathlib import Path
 
 import uvicorn
@@ -23,6 +25,7 @@ from mlops_gitops.fsutil import ensure_dir, open_private
 from mlops_gitops.runtime.serving.app import HostApp
 from mlops_gitops.runtime.serving.config import ServingConfig
 from mlops_gitops.runtime.serving.host_state import HostState
+from mlops_gitops.runtime.serving.protocol import Limits, guarded_protocol
 
 
 def write_info(workspace: Path, port: int, token: str) -> None:
@@ -32,6 +35,21 @@ def write_info(workspace: Path, port: int, token: str) -> None:
     with os.fdopen(fd, "w") as f:
         json.dump(info, f)
     os.replace(tmp, workspace / "host.json")
+
+
+def _watch_workspace(workspace: Path, server: uvicorn.Server, every_s: float = 2.0) -> None:
+    """Stop serving once the workspace folder is gone: its keys, models and configuration went with it."""
+    marker = workspace.stat().st_ino
+    while not server.should_exit:
+        time.sleep(every_s)
+        try:
+            gone = workspace.stat().st_ino != marker  # deleted, or replaced by another folder
+        except FileNotFoundError:
+            gone = True
+        if gone:
+            logging.getLogger("mlops_gitops.host").warning("workspace %s is gone: stopping", workspace)
+            server.should_exit = True
+            return
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,13 +84,16 @@ def main(argv: list[str] | None = None) -> int:
         for endpoint in initial.endpoints.values():
             endpoint.auth_mode, endpoint.keys = "key", keys
     metrics_key = os.environ.get("MLOPS_GITOPS_METRICS_KEY") or initial.metrics_key
+    limits = Limits.from_environment()
     app = HostApp(state, token, on_started=lambda: write_info(workspace, port, token), initial=initial,
-                  metrics_key=metrics_key)
-    config = uvicorn.Config(app, loop="uvloop", http="httptools", lifespan="on", log_level="warning",
+                  metrics_key=metrics_key, body_timeout_s=limits.body_timeout_s)
+    config = uvicorn.Config(app, loop="uvloop", http=guarded_protocol(limits), lifespan="on", log_level="warning",
                             access_log=False, proxy_headers=False, server_header=False, date_header=False,
                             timeout_graceful_shutdown=30)
     server = uvicorn.Server(config)
     logging.getLogger("mlops_gitops.host").info("listening on %s:%d (pid %d)", args.host, port, os.getpid())
+    if not args.log_stderr:  # a workspace host (not an image): it lives only as long as its workspace folder
+        threading.Thread(target=_watch_workspace, args=(workspace, server), daemon=True).start()
     server.run(sockets=[sock])
     (workspace / "host.json").unlink(missing_ok=True)
     return 0
