@@ -76,3 +76,42 @@ def test_corrupt_plan_file(cli: Cli, tmp_path: Path) -> None:
     res = cli("apply", str(tmp_path / "missing.json"))
     assert res.code == 1 and "cannot read plan file" in res.err
     assert "Traceback" not in res.err
+
+
+def test_an_edited_plan_is_refused_whatever_was_edited(cli: Cli, example: Path, tmp_path: Path) -> None:
+    """What the file shows is what apply executes: a hidden or invented action breaks the signature."""
+    assert cli("apply", str(example), "--auto-approve").code == 0
+    (example / "monitors" / "cancer-drift.yml").unlink()
+    plan_file = tmp_path / "plan.json"
+    assert cli("plan", str(example), "--prune", "--out", str(plan_file)).code == 0
+    original = json.loads(plan_file.read_text())
+    deletes = [c for c in original["resource_changes"] if c["action"] == "delete"]
+    assert deletes, "the plan deletes the monitor's schedule"
+
+    def edited(change: Callable[[dict[str, object]], None]) -> Path:
+        data = json.loads(json.dumps(original))
+        change(data)
+        target = tmp_path / f"edited-{len(list(tmp_path.glob('edited-*')))}.json"
+        target.write_text(json.dumps(data, indent=2))
+        return target
+
+    hidden = edited(lambda d: d.__setitem__("resource_changes", [c for c in d["resource_changes"]  # type: ignore[attr-defined]
+                                                                   if c not in deletes]))
+    nulled = edited(lambda d: d["workspace"].__setitem__("lineage", None))  # type: ignore[index]
+    unsigned = edited(lambda d: d.pop("signature"))
+    before = serial(example)
+    for path, message in ((hidden, "does not carry this workspace's signature"),
+                          (unsigned, "does not carry this workspace's signature"),
+                          (nulled, "different workspace")):
+        res = cli("apply", str(path))
+        assert res.code == 1 and message in res.err, (path, res.err)
+    assert serial(example) == before, "nothing was applied"
+    assert cli("apply", str(plan_file)).code == 0
+
+
+def test_plan_out_gives_a_new_workspace_its_identity(cli: Cli, example: Path, tmp_path: Path) -> None:
+    plan_file = tmp_path / "plan.json"
+    assert cli("plan", str(example), "--out", str(plan_file)).code == 0
+    data = json.loads(plan_file.read_text())
+    assert data["workspace"]["lineage"] == LocalBackend(example / ".mlops" / "dev").read().lineage
+    assert data["signature"].startswith("hmac-sha256:")

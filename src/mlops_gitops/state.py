@@ -105,6 +105,10 @@ class Snapshot:
             self._masker = Masker(hmac.new(self.secret, b"mask", hashlib.sha256).digest() if self.secret else None)
         return self._masker
 
+    def plan_key(self) -> bytes | None:
+        """The key that signs this workspace's saved plans; None before the workspace has a secret."""
+        return hmac.new(self.secret, b"plan", hashlib.sha256).digest() if self.secret else None
+
     def versions(self, kind: Kind, name: str) -> list[ActualResource]:
         # Indexed on first use: plan asks once per versioned asset in the tree.
         if self._by_name is None or self._indexed != len(self.resources):

@@ -29,9 +29,12 @@ def _saved_plan(target: str) -> SavedPlan | None:
 
 def _check_saved(saved: SavedPlan, planned: Planned) -> None:
     snap = planned.snapshot
-    if saved.lineage is not None and saved.lineage != snap.lineage:
+    if saved.lineage != snap.lineage:
         raise StalePlanError(f"{saved.path} was made for a different workspace (lineage {saved.lineage}, "
                              f"this one is {snap.lineage}); plan again")
+    if not saved.signed_by(snap.plan_key()):
+        raise StalePlanError(f"{saved.path} does not carry this workspace's signature: it was changed after it was "
+                             "saved (or saved by another workspace); plan again and apply that file unchanged")
     if saved.serial != snap.serial:
         raise StalePlanError(f"{saved.path} is stale: the workspace changed since it was planned "
                              f"(state serial {saved.serial} -> {snap.serial}); plan again")

@@ -80,10 +80,16 @@ def plan_read_only(path: str, workspace: str | None, prune: bool | None, strict:
 def plan(path: str = ".", workspace: str | None = None, prune: bool | None = None, out_file: str | None = None,
          fmt: str = "text", detailed_exitcode: bool = False, show_noop: bool = False, strict: bool = False,
          color: bool | None = None) -> int:
-    planned = plan_read_only(path, workspace, prune, strict)
+    project = open_project(path)
+    with workspace_backend(project, workspace) as (name, backend):
+        if out_file:  # a saved plan is signed with the workspace's secret: a new workspace gets its identity now
+            backend.ensure()
+        planned = compute(project, backend, name, backend.read(), prune, strict)
     show(planned.plan, fmt, color, show_noop)
     if out_file:
-        save_plan(planned.plan, Path(out_file))
+        key = planned.snapshot.plan_key()
+        assert key is not None  # ensure() gave the workspace its secret
+        save_plan(planned.plan, Path(out_file), key)
         if fmt == "text":
             out(f"\nSaved the plan to {out_file}. Apply exactly this plan with: mlops-gitops apply {out_file}")
     if detailed_exitcode and planned.plan.has_changes:

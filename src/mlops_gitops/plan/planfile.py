@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlops_gitops import jsonload
 from mlops_gitops.errors import PlanFileError
 from mlops_gitops.fsutil import FileTooLargeError, UnsafePathError, read_limited
+from mlops_gitops.hashing import canonical_json
 from mlops_gitops.plan.model import FORMAT_VERSION, Plan
 from mlops_gitops.plan.render.jsonout import plan_to_dict
 
@@ -27,10 +30,23 @@ class SavedPlan:
     prune: bool
     fingerprint: str
     has_changes: bool
+    document: dict[str, Any] = field(default_factory=dict, repr=False)  # as read, for the signature
+    signature: str = ""
+
+    def signed_by(self, key: bytes | None) -> bool:
+        """Whether the whole document — what apply executes and what it shows — is as the workspace signed it."""
+        return key is not None and hmac.compare_digest(self.signature, _signature(self.document, key))
 
 
-def save_plan(plan: Plan, path: Path) -> None:
+def _signature(document: dict[str, Any], key: bytes) -> str:
+    body = {k: v for k, v in document.items() if k != "signature"}
+    return "hmac-sha256:" + hmac.new(key, canonical_json(body).encode(), hashlib.sha256).hexdigest()
+
+
+def save_plan(plan: Plan, path: Path, key: bytes) -> None:
+    """Write the plan with an HMAC over the whole document, keyed by the workspace's secret."""
     data = plan_to_dict(plan)
+    data["signature"] = _signature(data, key)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     tmp.replace(path)
@@ -77,4 +93,6 @@ def load_plan(path: Path) -> SavedPlan:
         prune=bool(data.get("prune", False)),
         fingerprint=_need(data, "fingerprint", str, where),
         has_changes=bool(summary.get("has_changes", True)),
+        document=data,
+        signature=str(data.get("signature") or ""),
     )
