@@ -116,3 +116,37 @@ def test_the_host_exits_when_its_workspace_folder_is_deleted(host: Host) -> None
         time.sleep(0.05)
     else:
         raise AssertionError("the endpoint host kept running without its workspace")
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def test_instance_count_is_bounded_by_the_machine_and_says_so(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("MLOPS_GITOPS_RUNTIME", "process")
+    monkeypatch.setenv("MLOPS_GITOPS_MAX_WORKERS", "3")
+    root = served_tree(tmp_path / "repo", {"blue": 100}, green="script")
+    green = root / "deployments" / "green.yml"
+    green.write_text(green.read_text().replace("instance_count: 1", "instance_count: 150"))
+    ws = root / ".mlops" / "dev"
+    try:
+        assert apply(str(root), auto_approve=True) == 0
+        assert "instance_count 150 is more than this machine runs: it gets 3 worker processes" in \
+            capsys.readouterr().err
+        host = Host(ws)
+        assert host.score({"data": [[1]]}, deployment="green").status_code == 200
+        assert len(children(host.pid)) == 3, "three scoring workers, not 150"
+    finally:
+        backend = LocalBackend(ws, runtime="process")
+        assert backend.deployer is not None
+        backend.deployer.controller.stop()

@@ -100,3 +100,94 @@ def test_json_depth_check_reports_where() -> None:
         jsonload.loads('{\n "a": [[[1]]]}', limit=3)
     assert (exc.value.line, exc.value.column) == (2, 9)
     assert json.loads("[[1]]") == jsonload.loads("[[1]]")
+
+
+def test_a_corrupt_json_row_is_a_clear_error(cli: Cli, example: Path) -> None:
+    import sqlite3
+
+    assert cli("apply", str(example), "--auto-approve").code == 0
+    with sqlite3.connect(example / ".mlops" / "dev" / "state.db") as conn:
+        conn.execute("UPDATE mg_resources SET spec = '{not json' WHERE kind = 'model' AND name = 'cancer-onnx'")
+    for argv in (("plan", str(example)), ("model", "list", "-C", str(example)),
+                 ("state", "show", "-C", str(example))):
+        res = cli(*argv)
+        assert res.code == 1, argv
+        assert "the workspace database is damaged" in res.err and "model:cancer-onnx:1" in res.err
+        assert "Traceback" not in res.err and "Internal error" not in res.err
+
+
+def apply_processes(repo: Path, n: int) -> list[subprocess.CompletedProcess[str]]:
+    env = {**os.environ, "MLOPS_GITOPS_RUNTIME": "none"}
+    procs = [subprocess.Popen([sys.executable, "-m", "mlops_gitops", "apply", str(repo), "--auto-approve",
+                               "--lock-timeout", "120"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env) for _ in range(n)]
+    done = []
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        done.append(subprocess.CompletedProcess(p.args, p.returncode, out, err))
+    return done
+
+
+@pytest.mark.slow
+def test_concurrent_first_applies_on_a_new_sqlite_workspace_wait_for_each_other(example: Path) -> None:
+    from mlops_gitops.backends.local import LocalBackend
+
+    results = apply_processes(example, 4)
+    for r in results:
+        assert r.returncode == 0, r.stderr
+        assert "already exists" not in r.stderr
+    assert sum("Nothing to do" in r.stdout for r in results) == 3
+    assert LocalBackend(example / ".mlops" / "dev").read().serial == 14
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_concurrent_first_applies_on_a_new_postgres_workspace_wait_for_each_other(example: Path) -> None:
+    import uuid
+
+    import psycopg
+
+    from mlops_gitops.backends.local import LocalBackend
+
+    name = f"mlops_test_{uuid.uuid4().hex[:12]}"
+    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    try:
+        write(example / "mlops.yaml", f"workspaces:\n  dev: {{path: .mlops/dev, database: '{url}'}}\n"
+                                      "default_workspace: dev\nexclude: ['src/**', '**/conda*.yml', "
+                                      "azure-pipelines.yml]\n")
+        results = apply_processes(example, 4)
+        for r in results:
+            assert r.returncode == 0, r.stderr
+        assert sum("Nothing to do" in r.stdout for r in results) == 3
+        assert LocalBackend(example / ".mlops" / "dev", url).read().serial == 14
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.slow
+def test_a_run_whose_process_was_killed_is_marked_interrupted(tmp_path: Path, cli: Cli) -> None:
+    import signal
+    import time
+
+    from tests.pipeline_helpers import pipeline_tree
+
+    root = pipeline_tree(tmp_path / "repo", tmp_path / "count.txt", wait_for=str(tmp_path / "never"))
+    env = {**os.environ, "MLOPS_GITOPS_RUNTIME": "process"}
+    proc = subprocess.Popen([sys.executable, "-m", "mlops_gitops", "job", "run", "pipelines/p.yml",
+                             "--parallelism", "1"], cwd=root, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "count.txt").exists():  # step a has started (it waits for a file nobody writes)
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    listed = json.loads(cli("job", "list", "--format", "json", cwd=root).out)
+    assert [r["status"] for r in listed] == ["interrupted"]
+    shown = json.loads(cli("job", "show", listed[0]["id"], "--format", "json", cwd=root).out)
+    assert {s["step"]: s["status"] for s in shown["steps"]}["a"] == "interrupted"
+    assert "ended before the run finished" in shown["message"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -25,7 +24,7 @@ def _rows(backend: LocalBackend, after: int = 0, limit: int | None = None) -> li
 
 
 def _line(row: Any) -> str:
-    data = json.loads(row.document).get("data") or {}
+    data = db.loads(row.document, f"mg_events.document of event {row.seq}").get("data") or {}
     brief = ", ".join(f"{k}={v}" for k, v in data.items() if isinstance(v, str | int | float) and k != "error")
     if data.get("error"):
         brief = (brief + ", " if brief else "") + f"error={str(data['error']).splitlines()[0][:120]}"

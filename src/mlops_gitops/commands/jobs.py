@@ -95,6 +95,7 @@ def _steps(backend: LocalBackend, run_id: str) -> list[Any]:
 def job_list(path: str = ".", workspace: str | None = None, pipeline: str | None = None, fmt: str = "text") -> int:
     with _backend(path, workspace) as (_, backend):
         backend.ensure()
+        backend.reap_runs()
         q = select(db.runs).order_by(db.runs.c.started_at.desc())
         if pipeline:
             q = q.where(db.runs.c.pipeline == pipeline)
@@ -114,7 +115,7 @@ def job_list(path: str = ".", workspace: str | None = None, pipeline: str | None
 
 
 def _load(text: str | None) -> Any:
-    return json.loads(text) if text else {}
+    return db.loads(text, "a run record")
 
 
 def describe_run(backend: LocalBackend, run_id: str) -> dict[str, Any]:
@@ -137,6 +138,7 @@ def describe_run(backend: LocalBackend, run_id: str) -> dict[str, Any]:
 
 def job_show(run_id: str, path: str = ".", workspace: str | None = None, fmt: str = "text") -> int:
     with _backend(path, workspace) as (_, backend):
+        backend.reap_runs()
         mask = backend.masker().tree
         info = describe_run(backend, run_id)
     info["parameters"] = mask(info["parameters"])  # literal inputs may be secrets, or URLs with credentials

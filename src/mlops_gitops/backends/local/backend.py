@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 import sys
 import threading
@@ -243,7 +242,8 @@ class LocalBackend:
         with self._errors(), self.engine.connect() as conn:
             return [
                 ChangeRecord(r.id, r.apply_id, r.at, Address(Kind(r.kind), r.name, r.version or None), r.action,
-                             r.origin, r.before_hash, r.after_hash, r.source_file, json.loads(r.provenance))
+                             r.origin, r.before_hash, r.after_hash, r.source_file,
+                             db.loads(r.provenance, f"mg_changes.provenance of change {r.id}"))
                 for r in conn.execute(q)
             ]
 
@@ -329,7 +329,7 @@ class LocalBackend:
                                 .order_by(db.run_steps.c.step)).fetchall()
         merged: dict[str, Any] = {}
         for (text,) in rows:
-            merged.update(json.loads(text or "{}"))
+            merged.update(db.loads(text, f"mg_run_steps.metrics of run {run_id}"))
         return merged
 
     def _from_latest_run(self, desired: DesiredResource,
@@ -405,7 +405,38 @@ class LocalBackend:
     def lock(self, operation: str, reason: str = "", timeout: float = 0.0) -> Iterator[LockInfo]:
         self.ensure()
         with self._errors(), workspace_lock(self.engine, self.path, operation, reason, timeout, self.warn) as info:
+            self.reap_runs(locked=True)
             yield info
+
+    def reap_runs(self, locked: bool = False) -> int:
+        """Mark runs still recorded as running whose process is gone as interrupted. A run holds the workspace
+        lock for as long as it runs, so while nobody else holds the lock no run can still be alive."""
+        if not self._exists():
+            return 0
+        if locked:
+            return self._mark_interrupted_runs()
+        os_lock = os_lock_for(self.engine, self.path)
+        with self._errors():
+            if not os_lock.try_acquire():
+                return 0  # held: a run may be going on right now
+            try:
+                return self._mark_interrupted_runs()
+            finally:
+                os_lock.release()
+
+    def _mark_interrupted_runs(self) -> int:
+        stamp = now()
+        with self._writing() as conn:
+            dead = [r.id for r in conn.execute(select(db.runs.c.id).where(db.runs.c.status == "running"))]
+            if not dead:
+                return 0
+            conn.execute(update(db.runs).where(db.runs.c.id.in_(dead)).values(
+                status="interrupted", finished_at=stamp,
+                message="its process ended before the run finished (killed or crashed)"))
+            conn.execute(update(db.run_steps).where(
+                db.run_steps.c.run_id.in_(dead), db.run_steps.c.status.in_(("queued", "preparing", "running"))
+            ).values(status="interrupted", finished_at=stamp))
+        return len(dead)
 
     def lock_holder(self) -> LockInfo | None:
         if not self._exists():
@@ -571,9 +602,9 @@ class LocalBackend:
             row = _find(conn, address)
             if row is None:
                 raise NotFoundError(f"{address} does not exist in the workspace")
+            merged = {**db.loads(row.provenance, f"provenance of {address}"), **provenance}
             conn.execute(update(db.resources).where(db.resources.c.id == row.id).values(
-                status=status, updated_at=now(), provenance=canonical_json({**json.loads(row.provenance or "{}"),
-                                                                            **provenance})))
+                status=status, updated_at=now(), provenance=canonical_json(merged)))
             action = "archive" if status == "archived" else "restore"
             _log(conn, apply_id, address, action, origin, row.spec_hash, row.spec_hash,
                  row.source_file, provenance)
@@ -639,7 +670,7 @@ def _referenced(conn: Connection) -> set[str]:
     referenced = {r.sha256 for r in conn.execute(select(db.asset_files.c.sha256))}
     for table in (db.step_cache, db.run_steps, db.runs):  # pipeline outputs, reused and recorded
         for (text,) in conn.execute(select(table.c.outputs)):
-            for record in json.loads(text or "{}").values():
+            for record in db.loads(text, f"{table.name}.outputs").values():
                 referenced.update(sha for _, sha, _ in record.get("files", []))
     return referenced
 
@@ -666,7 +697,7 @@ def latest_outputs(conn: Connection, job: str | None = None) -> JobOutputs:
     out: JobOutputs = {}
     for row in conn.execute(q.order_by(db.runs.c.finished_at)):
         outputs = {name: tuple(ArtifactFile(rel, sha, size) for rel, sha, size in rec.get("files", []))
-                   for name, rec in json.loads(row.outputs or "{}").items()}
+                   for name, rec in db.loads(row.outputs, f"mg_runs.outputs of run {row.id}").items()}
         out[row.pipeline] = (row.id, outputs)
     return out
 
@@ -678,12 +709,16 @@ def _find(conn: Connection, addr: Address) -> Any:
 
 
 def _to_actual(row: Any, files: tuple[ArtifactFile, ...]) -> ActualResource:
+    address = Address(Kind(row.kind), row.name, row.version or None)
+    where = f"the row of {address}"
     return ActualResource(
-        address=Address(Kind(row.kind), row.name, row.version or None),
-        spec=json.loads(row.spec), derived=json.loads(row.derived), content_hash=row.content_hash,
-        spec_hash=row.spec_hash, applied_spec=json.loads(row.applied_spec) if row.applied_spec else None,
+        address=address,
+        spec=db.loads(row.spec, f"mg_resources.spec of {where}"), derived=db.loads(row.derived, f"derived of {where}"),
+        content_hash=row.content_hash, spec_hash=row.spec_hash,
+        applied_spec=db.loads(row.applied_spec, f"applied_spec of {where}") if row.applied_spec else None,
         applied_hash=row.applied_hash, status=row.status, managed=bool(row.managed), source_file=row.source_file,
-        created_at=row.created_at, updated_at=row.updated_at, provenance=json.loads(row.provenance or "{}"),
+        created_at=row.created_at, updated_at=row.updated_at,
+        provenance=db.loads(row.provenance, f"provenance of {where}"),
         schema_name=row.schema_name, files=files)
 
 

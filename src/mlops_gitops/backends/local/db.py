@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from sqlalchemy import (
     Boolean,
     Column,
@@ -18,6 +21,7 @@ from sqlalchemy import (
     event,
 )
 
+from mlops_gitops.errors import WorkspaceError
 from mlops_gitops.redact import mask_credentials
 
 SCHEMA_VERSION = "2"
@@ -214,6 +218,17 @@ step_cache = Table(
     Column("metrics", Text, nullable=False, default="{}"),
     Column("created_at", String(40), nullable=False),
 )
+
+
+def loads(text: str | None, where: str, empty: Any = None) -> Any:
+    """A JSON column's value; a corrupt one is a clear error naming the table and column, never a crash."""
+    if not text:
+        return {} if empty is None else empty
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise WorkspaceError(f"the workspace database is damaged: {where} holds invalid JSON ({exc}); restore the "
+                             "database from a backup, or fix or delete that row") from None
 
 
 def mask_url(url: str) -> str:

@@ -11,7 +11,7 @@ from mlops_gitops.errors import WorkspaceError
 from mlops_gitops.fsutil import safe_join
 from mlops_gitops.runtime.containers import ContainerError, Engine
 from mlops_gitops.runtime.packaging import DEFAULT_BASE_IMAGE, ImageRecipe, build_image
-from mlops_gitops.runtime.serving.config import DeploymentConfig, EndpointConfig
+from mlops_gitops.runtime.serving.config import DeploymentConfig, EndpointConfig, local_workers
 from mlops_gitops.state import ActualResource, DesiredResource
 
 if TYPE_CHECKING:
@@ -105,12 +105,17 @@ class Deployer:
             self.backend.warn(f"{res.address}: {', '.join(ignored)} describe Azure compute and do not apply "
                               "to the local workspace")
         rs = spec.get("request_settings") or {}
+        instances = int(spec.get("instance_count", 1))
+        if cc.get("scoring_script") and local_workers(instances) < instances:
+            self.backend.warn(f"{res.address}: instance_count {instances} is more than this machine runs: it gets "
+                              f"{local_workers(instances)} worker processes locally (MLOPS_GITOPS_MAX_WORKERS "
+                              "raises the bound); its concurrency limit is unchanged")
         cfg = DeploymentConfig(
             endpoint=endpoint, name=name, model_name=model_name, model_version=model_version,
             model_dir=str(model_dir) if model_dir else None, code_dir=code_dir,
             scoring_script=cc.get("scoring_script"),
             environment_variables={str(k): str(v) for k, v in (spec.get("environment_variables") or {}).items()},
-            instance_count=int(spec.get("instance_count", 1)),
+            instance_count=instances,
             max_concurrent_requests_per_instance=int(rs.get("max_concurrent_requests_per_instance", 1)),
             request_timeout_ms=int(rs.get("request_timeout_ms", 5000)), spec_hash=res.spec_hash)
         return cfg, env

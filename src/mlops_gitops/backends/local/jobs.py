@@ -7,7 +7,6 @@ cache live in the metadata store; step outputs go to the content-addressed store
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -303,7 +302,7 @@ def decode_outputs(text: str, path_of: Any) -> dict[str, OutputRecord]:
 
 
 def _json(text: str | None) -> Any:
-    return json.loads(text) if text else {}
+    return db.loads(text, "a run record")
 
 
 def new_run_id(pipeline: str) -> str:
@@ -450,7 +449,7 @@ def metrics_at(backend: LocalBackend, commit: str, pipeline: str | None = None) 
             q = q.where(db.runs.c.pipeline == pipeline)
         chosen: dict[str, tuple[bool, Any]] = {}
         for run in conn.execute(q):
-            snap = json.loads(run.snapshot or "{}")
+            snap = db.loads(run.snapshot, f"mg_runs.snapshot of run {run.id}")
             if snap.get("git.commit") != commit:
                 continue
             clean = not snap.get("git.diff")
@@ -459,6 +458,6 @@ def metrics_at(backend: LocalBackend, commit: str, pipeline: str | None = None) 
         out: dict[str, Any] = {}
         for name, (_, run) in sorted(chosen.items()):
             for step in conn.execute(select(db.run_steps).where(db.run_steps.c.run_id == run.id)):
-                for key, value in json.loads(step.metrics or "{}").items():
+                for key, value in db.loads(step.metrics, f"mg_run_steps.metrics of {run.id}/{step.step}").items():
                     out[f"{name}.{step.step}.{key}"] = value
     return out, [run.id for _, run in chosen.values()]

@@ -7,7 +7,6 @@ and resources that use it, the deployments serving it and their health.
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -118,7 +117,7 @@ def _runs(graph: Graph, backend: LocalBackend) -> None:
         graph.add(Node(node, "run", f"run {run.id}", {"status": run.status, "started_at": run.started_at}))
         graph.add(Node(str(Address(Kind.JOB, run.pipeline)), "job", str(Address(Kind.JOB, run.pipeline))))
         graph.link(str(Address(Kind.JOB, run.pipeline)), node, "ran")
-        commit = _commit(graph, json.loads(run.snapshot or "{}"))
+        commit = _commit(graph, db.loads(run.snapshot, f"mg_runs.snapshot of run {run.id}"))
         if commit is not None:
             graph.link(commit, node, "code at")
         for s in by_run.get(run.id, []):
@@ -126,7 +125,7 @@ def _runs(graph: Graph, backend: LocalBackend) -> None:
                 comp = Address(Kind.COMPONENT, *s.component[len("component:"):].split(":", 1))
                 graph.add(Node(str(comp), "component", str(comp)))
                 graph.link(str(comp), node, f"step {s.step}")
-            for port, inp in json.loads(s.inputs or "{}").items():
+            for port, inp in db.loads(s.inputs, f"mg_run_steps.inputs of {run.id}/{s.step}").items():
                 origin = str(inp.get("data") or "")
                 if origin.startswith("data:"):
                     data = Address(Kind.DATA, *origin[len("data:"):].split(":", 1))

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlops_gitops.fsutil import write_private
+
+
+def local_workers(instance_count: int) -> int:
+    """Worker processes a scoring-script deployment gets on this machine: its instance_count, but never more
+    than two per core (MLOPS_GITOPS_MAX_WORKERS overrides): 150 instances are 150 VMs in Azure, not 150
+    processes on a laptop. The concurrency limit stays instance_count x max_concurrent_requests_per_instance;
+    requests beyond the workers wait for one."""
+    ceiling = int(os.environ.get("MLOPS_GITOPS_MAX_WORKERS") or 2 * (os.cpu_count() or 1))
+    return max(1, min(instance_count, ceiling))
 
 
 @dataclass

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from mlops_gitops.fsutil import ensure_dir, open_private
-from mlops_gitops.runtime.serving.config import DeploymentConfig
+from mlops_gitops.runtime.serving.config import DeploymentConfig, local_workers
 from mlops_gitops.runtime.serving.errors import HttpError
 
 WORKER = Path(__file__).with_name("worker.py")
@@ -100,7 +100,7 @@ class ScriptRunner:
     def __init__(self, cfg: DeploymentConfig, log_path: Path | None) -> None:
         self.cfg = cfg
         self.log_path = log_path
-        self.workers = [Worker(cfg, i, log_path) for i in range(max(1, cfg.instance_count))]
+        self.workers = [Worker(cfg, i, log_path) for i in range(local_workers(cfg.instance_count))]
         self.idle: asyncio.Queue[Worker] = asyncio.Queue()
         self.restarts: set[asyncio.Task[None]] = set()
 
