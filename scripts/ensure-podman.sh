@@ -14,6 +14,10 @@ image=mlops-gitops-base:bookworm
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/mlops-gitops
 export DEBIAN_FRONTEND=noninteractive
 
+# One at a time: parallel test workers call this together
+exec 9>"${TMPDIR:-/tmp}/mlops-gitops-ensure-podman.lock"
+flock 9
+
 if ! command -v podman >/dev/null || ! command -v runc >/dev/null || ! command -v debootstrap >/dev/null; then
   apt-get update -qq
   apt-get install -y -qq podman runc debootstrap >/dev/null

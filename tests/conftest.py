@@ -22,6 +22,8 @@ def hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathF
     for var in list(os.environ):
         if var.startswith(("MLOPS_GITOPS_", "GITHUB_", "SYSTEM_PULLREQUEST", "BUILD_")):
             monkeypatch.delenv(var, raising=False)
+    # one cache of fetched wheelhouses for the whole run (and its parallel workers)
+    monkeypatch.setenv("MLOPS_GITOPS_CACHE", str(tmp_path_factory.getbasetemp().parent / "mlops-gitops-cache"))
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))

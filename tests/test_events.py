@@ -212,7 +212,7 @@ def test_a_trickling_webhook_never_keeps_the_cli_from_exiting(tmp_path: Path) ->
     try:
         root = with_notifications(copy_example(tmp_path / "repo"),
                                   f"  - {{type: webhook, url: '{slow.url}', events: ['apply.*']}}\n")
-        env = {**os.environ, "MLOPS_GITOPS_RUNTIME": "none"}
+        env = {**os.environ, "MLOPS_GITOPS_RUNTIME": "none", "MLOPS_GITOPS_EVENT_DEADLINE_S": "4"}
         done = subprocess.run([sys.executable, "-m", "mlops_gitops", "apply", str(root), "--auto-approve"],
                               capture_output=True, text=True, env=env, timeout=120)  # hung forever before
     finally:

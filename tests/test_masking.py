@@ -77,7 +77,9 @@ def test_masks_are_keyed_per_workspace(cli: Cli, example: Path, tmp_path: Path) 
 def test_masker_and_url_credentials() -> None:
     a, b = Masker(b"k1"), Masker(b"k2")
     assert a.value("x") == a.value("x") != b.value("x")
-    assert mask_credentials("postgresql://u:p@h/db and s3://key@bucket") == "postgresql://u:***@h/db and s3://***@bucket"
+    assert mask_credentials("postgresql://u:p@h/db and s3://AKIAKEY@bucket") == \
+        "postgresql://u:***@h/db and s3://***@bucket"
+    assert mask_credentials("postgresql://app@db/x") == "postgresql://app@db/x", "a user name is not a secret"
     assert mask_credentials("https://h/x?a=1&token=abc&b=2") == "https://h/x?a=1&token=***&b=2"
     assert a.tree({"environment_variables": {"A": "1"}, "tags": {"api_key": "z", "ok": "v"}}) == {
         "environment_variables": {"A": a.value("1")}, "tags": {"api_key": a.value("z"), "ok": "v"}}

@@ -26,12 +26,17 @@ SECRET_KEY = re.compile(r"(pass(word)?|secret|token|api[_-]?key|access[_-]?key|p
 SECRET_SECTIONS = frozenset({"environment_variables", "secrets", "secret_environment_variables"})
 
 
+# A userinfo without a password is a user name (postgresql://app@db) unless it looks like a token
+_TOKEN = re.compile(r"(ghp_|gho_|ghu_|ghs_|ghr_|github_pat_|glpat-|xox[abpr]-|sk-|AKIA|ya29\.)|[^@]{20,}")
+
+
 def mask_credentials(text: str) -> str:
     """Hide passwords and tokens inside URLs anywhere in text (also when no key name says so)."""
     def userinfo(m: re.Match[str]) -> str:
-        has_password = m.group(0)[len(m.group("scheme")) + len(m.group("user"))] == ":"
-        return f"{m.group('scheme')}{m.group('user')}:***@" if has_password and m.group("user") \
-            else f"{m.group('scheme')}***@"
+        scheme, user = m.group("scheme"), m.group("user")
+        if m.group(0)[len(scheme) + len(user)] == ":":  # user:password@
+            return f"{scheme}{user}:***@" if user else f"{scheme}***@"
+        return f"{scheme}***@" if _TOKEN.match(user) else m.group(0)
 
     if "://" in text:
         text = _USERINFO.sub(userinfo, text)

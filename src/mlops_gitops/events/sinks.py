@@ -1,9 +1,9 @@
 """Deliver events to the sinks configured in mlops.yaml: webhook, JSON-lines file, command.
 
 Deliveries run on a few daemon threads so that apply never waits on a slow receiver; a command ends by
-draining them for at most DRAIN_S. Each delivery has a total deadline, whatever the receiver does (a
-webhook is retried with exponential backoff inside it, a command's process group is killed at it); an
-event that could not be delivered goes to the dead-letter file, once.
+draining them for at most 15 s (MLOPS_GITOPS_EVENT_DEADLINE_S). Each delivery has a total deadline,
+whatever the receiver does (a webhook is retried with exponential backoff inside it, a command's process
+group is killed at it); an event that could not be delivered goes to the dead-letter file, once.
 Secrets (the webhook's HMAC key) are never written anywhere.
 """
 
@@ -34,8 +34,10 @@ from mlops_gitops.fsutil import ensure_dir, open_private
 SIGNATURE_HEADER = "X-MLOps-Signature"  # sha256=<hex HMAC of the body>, as GitHub and MLflow sign theirs
 
 
-DELIVERY_DEADLINE_S = 15.0  # one event at one sink, every attempt included
-DRAIN_S = 15.0  # how long a command waits, when it ends, for deliveries still in flight
+def _seconds() -> float:
+    """MLOPS_GITOPS_EVENT_DEADLINE_S, else 15: the deadline of one delivery and of the drain at the end."""
+    return float(os.environ.get("MLOPS_GITOPS_EVENT_DEADLINE_S") or 15.0)
+
 
 
 class Sink(Protocol):
@@ -213,12 +215,12 @@ class Dispatcher:
     holds up a command, and a command never waits past its drain limit for one."""
 
     def __init__(self, sinks: list[Sink], dead_letter: Path, warn: Callable[[str], None], workers: int = 4,
-                 deadline_s: float = DELIVERY_DEADLINE_S) -> None:
+                 deadline_s: float | None = None) -> None:
         self.sinks = sinks
         self.dead_letter = dead_letter
         self.warn = warn
         self.workers = workers
-        self.deadline_s = deadline_s
+        self.deadline_s = _seconds() if deadline_s is None else deadline_s
         self._queue: queue.SimpleQueue[_Delivery] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._pending: set[_Delivery] = set()
@@ -277,9 +279,10 @@ class Dispatcher:
         with self._cond:
             return len(self._pending)
 
-    def drain(self, timeout_s: float = DRAIN_S) -> None:
+    def drain(self, timeout_s: float | None = None) -> None:
         """Wait at most timeout_s for deliveries in flight; what is still pending is aborted and goes to the
         dead-letter file. The delivery threads are daemons: nothing keeps the process alive after this."""
+        timeout_s = _seconds() if timeout_s is None else timeout_s
         end = time.monotonic() + timeout_s
         with self._cond:
             while self._pending and (left := end - time.monotonic()) > 0:

@@ -83,6 +83,33 @@ def ensure_env(envs_dir: Path, resolved: ResolvedEnv, log: Any = print) -> Path:
         return _build(envs_dir, target, resolved, log)
 
 
+def installer() -> str | None:
+    """uv's binary (the `uv` package is a dependency), unless MLOPS_GITOPS_INSTALLER=pip asks for pip."""
+    if os.environ.get("MLOPS_GITOPS_INSTALLER", "").lower() == "pip":
+        return None
+    try:
+        from uv import find_uv_bin
+
+        return str(find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        return shutil.which("uv")
+
+
+def _uv_environment() -> dict[str, str]:
+    """uv reads UV_* settings, not pip's: carry pip's index settings over where uv has none of its own."""
+    env = dict(os.environ)
+    for pip_name, uv_name in (("PIP_INDEX_URL", "UV_INDEX_URL"), ("PIP_EXTRA_INDEX_URL", "UV_EXTRA_INDEX_URL"),
+                              ("PIP_FIND_LINKS", "UV_FIND_LINKS")):
+        if env.get(pip_name) and not env.get(uv_name):
+            env[uv_name] = env[pip_name]
+    return env
+
+
+def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, umask=0o077, env=_uv_environment(),
+                          stdin=subprocess.DEVNULL)
+
+
 def _build(envs_dir: Path, target: Path, resolved: ResolvedEnv, log: Any) -> Path:
     python = target / "bin" / "python"
     if resolved.skipped:
@@ -95,21 +122,25 @@ def _build(envs_dir: Path, target: Path, resolved: ResolvedEnv, log: Any) -> Pat
     ensure_dir(envs_dir)
     staging = envs_dir / f".build-{resolved.digest}-{uuid.uuid4().hex}"
     shutil.rmtree(staging, ignore_errors=True)
-    log(f"  building environment {resolved.digest}: pip install {' '.join(resolved.requirements) or '(nothing)'}")
+    uv = installer()
+    tool = "uv pip" if uv else "pip"
+    log(f"  building environment {resolved.digest}: {tool} install {' '.join(resolved.requirements) or '(nothing)'}")
     ensure_dir(staging)
-    # In a process of its own with umask 077: another thread may have set this process's umask to 0 (DVC does)
-    made = subprocess.run([sys.executable, "-m", "venv", "--symlinks", str(staging)], capture_output=True, text=True,
-                          umask=0o077)
+    # Processes of their own with umask 077: another thread may set this process's umask to 0 (DVC does)
+    made = _run([uv, "venv", "--quiet", "--seed", "--python", sys.executable, str(staging)] if uv else
+                [sys.executable, "-m", "venv", "--symlinks", str(staging)])
     if made.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
         raise EnvironmentError_(f"could not create a virtual environment: {(made.stderr or made.stdout).strip()}")
     if resolved.requirements:
-        proc = subprocess.run([str(staging / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check",
-                               "-q", *resolved.requirements], capture_output=True, text=True, umask=0o077)
+        interpreter = str(staging / "bin" / "python")
+        proc = _run([uv, "pip", "install", "--quiet", "--python", interpreter, *resolved.requirements] if uv else
+                    [interpreter, "-m", "pip", "install", "--disable-pip-version-check", "-q",
+                     *resolved.requirements])
         if proc.returncode != 0:
             shutil.rmtree(staging, ignore_errors=True)
             tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
-            raise EnvironmentError_(f"pip could not install the environment's packages:\n{tail}")
+            raise EnvironmentError_(f"{tool} could not install the environment's packages:\n{tail}")
     write_private(staging / "requirements.json", json.dumps(list(resolved.requirements)))
     write_private(staging / ".complete", "ok")
     try:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -91,13 +93,41 @@ def host_python_version() -> str:
     return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
+def wheel_cache() -> Path:
+    """Where fetched wheelhouses are kept between builds (MLOPS_GITOPS_CACHE, else the user's cache folder)."""
+    base = os.environ.get("MLOPS_GITOPS_CACHE") or os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mlops-gitops" / "wheelhouses"
+
+
 def fetch_wheels(requirements: tuple[str, ...] | list[str], dest: Path, python_version: str,
                  log: Callable[[str], None]) -> None:
-    """Download (or build) the wheels of `requirements` for `python_version` into dest, on this machine:
-    its index settings and credentials are used here and never reach the image."""
+    """The wheels of `requirements` for `python_version` in dest, fetched on this machine (its index settings
+    and credentials are used here and never reach the image) and kept in a cache keyed by what was asked."""
     dest.mkdir(parents=True, exist_ok=True)
     if not requirements:
         return
+    key = hashlib.sha256(json.dumps([sorted(requirements), python_version, platform.machine()]).encode())
+    cached = wheel_cache() / key.hexdigest()[:24]
+    if not (cached / ".complete").exists():
+        staging = cached.with_name(f"{cached.name}.tmp-{os.getpid()}")
+        shutil.rmtree(staging, ignore_errors=True)
+        _download(requirements, staging, python_version, log)
+        (staging / ".complete").write_text("")
+        try:
+            os.rename(staging, cached)
+        except OSError:  # fetched meanwhile by another build
+            shutil.rmtree(staging, ignore_errors=True)
+    for wheel in cached.iterdir():
+        if wheel.name != ".complete":
+            try:
+                os.link(wheel, dest / wheel.name)
+            except OSError:
+                shutil.copyfile(wheel, dest / wheel.name)
+
+
+def _download(requirements: tuple[str, ...] | list[str], dest: Path, python_version: str,
+              log: Callable[[str], None]) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mlops-gitops-reqs-") as tmp:
         reqs = Path(tmp) / "requirements.txt"
         reqs.write_text("\n".join(requirements) + "\n", encoding="utf-8")
