@@ -26,6 +26,7 @@ def check_jsonschema(schema: str, path: Path) -> subprocess.CompletedProcess[str
     return subprocess.run([exe, "--builtin-schema", schema, str(path)], capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_action_and_workflow_validate_against_githubs_schemas() -> None:
     for schema, path in (("vendor.github-actions", ACTION), ("vendor.github-workflows", WORKFLOW)):
         res = check_jsonschema(schema, path)
@@ -54,6 +55,7 @@ def gh() -> Iterator[FakeGitHub]:
     fake.close()
 
 
+@pytest.mark.slow
 def test_the_actions_script_posts_the_plan(example: Path, gh: FakeGitHub, tmp_path: Path) -> None:
     script = next(s["run"] for s in YAML(typ="safe").load(ACTION.read_text())["runs"]["steps"]
                   if s.get("id") == "run")

@@ -65,6 +65,7 @@ def azure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeAzure
     fake.server.shutdown()
 
 
+@pytest.mark.slow
 def test_templates_and_example_pipeline_validate_against_the_azure_pipelines_schema() -> None:
     exe = shutil.which("check-jsonschema")
     assert exe is not None

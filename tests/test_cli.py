@@ -39,6 +39,7 @@ def test_internal_errors_are_reported_without_traceback(cli: Cli, example: Path,
     assert res.code == 3 and "Traceback" in res.err
 
 
+@pytest.mark.slow
 def test_console_script_end_to_end(example: Path) -> None:
     run = [sys.executable, "-m", "mlops_gitops"]
     out = subprocess.run([*run, "apply", str(example), "--auto-approve"], capture_output=True, text=True)

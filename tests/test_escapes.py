@@ -145,6 +145,7 @@ def run_cli(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]
                           timeout=timeout, env=env)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("target", "code"), [("/etc/passwd", "PATH001"), ("/dev/zero", "PATH001"),
                                               ("../nowhere.onnx", "PATH002")])
 def test_links_in_a_model_folder_are_diagnostics_and_nothing_is_registered(example: Path, target: str,
@@ -159,6 +160,7 @@ def test_links_in_a_model_folder_are_diagnostics_and_nothing_is_registered(examp
     assert not (example / ".mlops" / "dev" / "state.db").exists()
 
 
+@pytest.mark.slow
 def test_special_files_in_an_asset_folder_are_never_read(example: Path) -> None:
     os.mkfifo(example / "models" / "cancer-onnx" / "pipe")
     res = run_cli("validate", str(example), "--offline")
@@ -181,6 +183,7 @@ def test_a_link_inside_the_repository_is_followed_and_a_loop_is_refused(cli: Cli
     assert res.code == 1 and "error PATH002" in res.out and "back into a folder that contains it" in res.out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("make", "code", "message"), [
     (lambda p: p.symlink_to("/dev/zero"), "PATH001", "outside the repository"),
     (lambda p: p.symlink_to("missing.yml"), "PATH002", "does not exist"),

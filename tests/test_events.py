@@ -69,6 +69,7 @@ def with_notifications(root: Path, text: str) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_webhook_gets_signed_cloudevents_after_retries(tmp_path: Path, cli: Cli, receiver: Receiver,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOOK_SECRET", SECRET)
@@ -90,6 +91,7 @@ def test_webhook_gets_signed_cloudevents_after_retries(tmp_path: Path, cli: Cli,
     assert SECRET not in listed and '"type":"apply.completed"' in listed
 
 
+@pytest.mark.slow
 def test_a_refusing_webhook_never_fails_apply_and_keeps_a_dead_letter(tmp_path: Path, cli: Cli) -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
@@ -222,6 +224,7 @@ def test_a_trickling_webhook_never_keeps_the_cli_from_exiting(tmp_path: Path) ->
     assert [json.loads(line)["event"]["type"] for line in dead] == ["apply.completed"], "one dead letter"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["trickle", "silent"])
 def test_every_delivery_has_a_total_deadline_and_one_dead_letter(tmp_path: Path, mode: str) -> None:
     from mlops_gitops.events.model import Event

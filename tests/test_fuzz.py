@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
@@ -63,6 +64,7 @@ def test_any_text_parses_or_reports(text: str) -> None:
     assert all(d.line >= 0 and d.column >= 0 for d in diags.items)
 
 
+@pytest.mark.slow
 @settings(deadline=None, max_examples=_n(60), suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(EXAMPLE_FILES), st.dictionaries(st.text(max_size=15), values, max_size=6))
 def test_random_documents_in_the_tree(rel: str, data: dict[str, Any]) -> None:
@@ -70,6 +72,7 @@ def test_random_documents_in_the_tree(rel: str, data: dict[str, Any]) -> None:
     check_tree({rel: schema + "\n" + dump(data)})
 
 
+@pytest.mark.slow
 @settings(deadline=None, max_examples=_n(80), suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(EXAMPLE_FILES), st.data())
 def test_mutated_example_files(rel: str, data: st.DataObject) -> None:
@@ -87,6 +90,7 @@ def test_mutated_example_files(rel: str, data: st.DataObject) -> None:
     check_tree({rel: text})
 
 
+@pytest.mark.slow
 @settings(deadline=None, max_examples=_n(60), suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(EXAMPLE_FILES), st.data())
 def test_mutated_values(rel: str, data: st.DataObject) -> None:

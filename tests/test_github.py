@@ -140,6 +140,7 @@ def test_api_failures_are_warnings_and_never_change_the_outcome(example: Path, c
     assert res.code == 0 and "setting the commit status" in res.out and "HTTP 502" in res.out
 
 
+@pytest.mark.slow
 def test_failed_apply_is_a_failure_with_a_failed_deployment(example: Path, cli: Cli, gh: FakeGitHub,
                                                             actions: Callable[..., dict[str, Path]],
                                                             monkeypatch: pytest.MonkeyPatch) -> None:

@@ -130,6 +130,7 @@ def test_package_fetches_with_the_index_credentials_and_writes_none_of_them(
     try:
         monkeypatch.setenv("PIP_EXTRA_INDEX_URL", url.replace("http://", "http://alice:s3cret-TOKEN@") + "/simple")
         monkeypatch.setenv("PIP_TRUSTED_HOST", "127.0.0.1")
+        monkeypatch.setenv("MLOPS_GITOPS_CACHE", str(tmp_path / "cache"))  # fetched now, not from a cache
         root = served_tree(tmp_path / "repo", {"blue": 100}, green="script",
                            green_settings="environment_variables: {DB_PASSWORD: hunter2, MODE: fast}\n")
         assert apply(str(root), auto_approve=True) == 0

@@ -23,6 +23,7 @@ def run(*argv: str, cwd: Path | None = None, timeout: float = 120) -> subprocess
                           timeout=timeout, cwd=cwd, env={**os.environ, "MLOPS_GITOPS_RUNTIME": "none"})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text", [
     "a: " + "[" * 30_000 + "]" * 30_000 + "\n",  # flow style: two bytes a level
     "- " * 30_000 + "x\n",  # block sequences nested on one line
@@ -38,12 +39,14 @@ def test_deep_nesting_is_a_diagnostic_in_every_entry_point(example: Path, text: 
             done.stderr
 
 
+@pytest.mark.slow
 def test_deep_nesting_in_mlops_yaml_is_a_diagnostic(example: Path) -> None:
     (example / "mlops.yaml").write_text("policies: " + "[" * 30_000 + "]" * 30_000 + "\n")
     done = run("plan", str(example))
     assert done.returncode == 1 and "mlops.yaml:1:" in done.stderr and "nesting deeper than 100" in done.stderr
 
 
+@pytest.mark.slow
 def test_a_huge_yaml_file_is_refused_before_it_is_read(example: Path) -> None:
     big = example / "models" / "big.yml"
     with open(big, "w") as f:
@@ -68,6 +71,7 @@ def test_globs_match_in_linear_time_and_as_before() -> None:
         assert not any(Glob(pattern).match(p) for p in paths), pattern
 
 
+@pytest.mark.slow
 def test_a_pathological_include_glob_does_not_stall_discovery(example: Path) -> None:
     config = (example / "mlops.yaml").read_text().replace('include: ["**/*.yml", "**/*.yaml"]',
                                                           'include: ["**/*.yml", "' + "*" * 60 + '.none"]')
@@ -77,6 +81,7 @@ def test_a_pathological_include_glob_does_not_stall_discovery(example: Path) -> 
     assert done.returncode == 0, done.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("content", ["[" * 100_000 + "]" * 100_000, '{"a": ' * 100_000 + "1" + "}" * 100_000],
                          ids=["lists", "objects"])
 def test_a_deeply_nested_plan_file_is_a_clear_error(tmp_path: Path, example: Path, content: str) -> None:
@@ -86,6 +91,7 @@ def test_a_deeply_nested_plan_file_is_a_clear_error(tmp_path: Path, example: Pat
     assert done.returncode == 1 and "nesting deeper than 200" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_a_plan_file_that_is_a_fifo_is_refused_unread(example: Path, tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "plan.json")  # opening it for reading would wait for a writer forever
     done = run("apply", str(tmp_path / "plan.json"), cwd=example, timeout=60)

@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from importlib import metadata
@@ -109,7 +110,7 @@ def fetch_wheels(requirements: tuple[str, ...] | list[str], dest: Path, python_v
     key = hashlib.sha256(json.dumps([sorted(requirements), python_version, platform.machine()]).encode())
     cached = wheel_cache() / key.hexdigest()[:24]
     if not (cached / ".complete").exists():
-        staging = cached.with_name(f"{cached.name}.tmp-{os.getpid()}")
+        staging = cached.with_name(f"{cached.name}.tmp-{uuid.uuid4().hex}")  # builds run in parallel
         shutil.rmtree(staging, ignore_errors=True)
         _download(requirements, staging, python_version, log)
         (staging / ".complete").write_text("")
