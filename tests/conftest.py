@@ -16,6 +16,9 @@ if os.environ.get("HYPOTHESIS_PROFILE"):
     settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
 
 
+REAL_HOME = Path.home()
+
+
 @pytest.fixture(autouse=True)
 def hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """No CI variables, no user Git config, a fixed actor: tests see the same world everywhere."""
@@ -24,6 +27,9 @@ def hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathF
             monkeypatch.delenv(var, raising=False)
     # one cache of fetched wheelhouses for the whole run (and its parallel workers)
     monkeypatch.setenv("MLOPS_GITOPS_CACHE", str(tmp_path_factory.getbasetemp().parent / "mlops-gitops-cache"))
+    # the package caches of the real user: a fresh HOME per test must not mean downloading every wheel again
+    monkeypatch.setenv("UV_CACHE_DIR", os.environ.get("UV_CACHE_DIR") or str(REAL_HOME / ".cache" / "uv"))
+    monkeypatch.setenv("PIP_CACHE_DIR", os.environ.get("PIP_CACHE_DIR") or str(REAL_HOME / ".cache" / "pip"))
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
