@@ -145,19 +145,26 @@ def run_cli(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]
                           timeout=timeout, env=env)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(("target", "code"), [("/etc/passwd", "PATH001"), ("/dev/zero", "PATH001"),
-                                              ("../nowhere.onnx", "PATH002")])
-def test_links_in_a_model_folder_are_diagnostics_and_nothing_is_registered(example: Path, target: str,
+@pytest.mark.parametrize(("target", "code"), [("/etc/passwd", "PATH001"), ("../nowhere.onnx", "PATH002")])
+def test_links_in_a_model_folder_are_diagnostics_and_nothing_is_registered(cli: Cli, example: Path, target: str,
                                                                            code: str) -> None:
     (example / "models" / "cancer-onnx" / "extra").symlink_to(target)
-    res = run_cli("validate", str(example), "--offline")
-    assert res.returncode == 1
-    assert f"models/cancer-onnx.yml:5:1: error {code}" in res.stdout and "'./cancer-onnx/extra'" in res.stdout
+    res = cli("validate", str(example), "--offline")
+    assert res.code == 1
+    assert f"models/cancer-onnx.yml:5:1: error {code}" in res.out and "'./cancer-onnx/extra'" in res.out
     for argv in (("plan", str(example)), ("apply", str(example), "--auto-approve")):
-        res = run_cli(*argv)
-        assert res.returncode == 1 and code in res.stdout + res.stderr and "Traceback" not in res.stderr
+        res = cli(*argv)
+        assert res.code == 1 and code in res.out + res.err and "Traceback" not in res.err
     assert not (example / ".mlops" / "dev" / "state.db").exists()
+
+
+@pytest.mark.slow
+def test_a_link_to_a_device_never_hangs_plan(example: Path) -> None:
+    """In a process of its own, with a deadline: reading /dev/zero never ends."""
+    (example / "models" / "cancer-onnx" / "extra").symlink_to("/dev/zero")
+    for argv in (("validate", str(example), "--offline"), ("plan", str(example))):
+        res = run_cli(*argv)
+        assert res.returncode == 1 and "PATH001" in res.stdout + res.stderr
 
 
 @pytest.mark.slow
