@@ -6,7 +6,7 @@ install:  ## the package and its CLI
 	$(PYTHON) -m pip install -e .
 
 dev:  ## the package with what the tests and linters need (through uv: seconds instead of minutes; pip if uv fails)
-	$(PYTHON) -m pip install -q uv && $(PYTHON) -m uv pip install -q --python $(PYTHON) -e '.[test]' \
+	$(PYTHON) -m pip install -q uv && $(PYTHON) -m uv pip install -q --compile-bytecode --python $(PYTHON) -e '.[test]' \
 	  || $(PYTHON) -m pip install -e '.[test]'
 
 test: dev  ## everything CI runs: lint, types, tests (PostgreSQL is started if needed)
