@@ -66,6 +66,16 @@ def deployment(name: str, body: str) -> str:
             f"instance_type: Standard_DS3_v2\ninstance_count: 1\n{body}")
 
 
+def stop_host(ws: Path, runtime: str = "process") -> None:
+    """Stop the endpoint host of a workspace a test started (if any)."""
+    if ws.exists():
+        from mlops_gitops.backends.local import LocalBackend
+
+        backend = LocalBackend(ws, runtime=runtime)
+        assert backend.deployer is not None
+        backend.deployer.controller.stop()
+
+
 class Host:
     def __init__(self, workspace: Path) -> None:
         self.workspace = workspace

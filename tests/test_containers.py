@@ -22,7 +22,7 @@ from mlops_gitops.backends.local import LocalBackend
 from mlops_gitops.commands.apply import apply
 from mlops_gitops.runtime.containers import LABEL
 from tests.helpers import REPO_ROOT, Result, copy_example, write
-from tests.serving_helpers import SAMPLE, Host, served_tree
+from tests.serving_helpers import SAMPLE, Host, served_tree, stop_host
 
 pytestmark = [pytest.mark.slow, pytest.mark.container]
 Cli = Callable[..., Result]
@@ -48,13 +48,6 @@ def containers_of(client: docker.DockerClient, workspace: Path) -> dict[str, str
     found = client.containers.list(all=True, filters={"label": [f"{k}={v}" for k, v in
                                                                  workspace_label(workspace.resolve()).items()]})
     return {c.labels[f"{LABEL}.deployment"]: c.status for c in found}
-
-
-def stop_host(ws: Path, runtime: str) -> None:
-    if ws.exists():
-        backend = LocalBackend(ws, runtime=runtime)
-        assert backend.deployer is not None
-        backend.deployer.controller.stop()
 
 
 def free_port() -> int:

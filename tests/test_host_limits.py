@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from mlops_gitops.backends.local import LocalBackend
 from mlops_gitops.commands.apply import apply
-from tests.serving_helpers import SAMPLE, Host, served_tree
+from tests.serving_helpers import SAMPLE, Host, served_tree, stop_host
 
 pytestmark = pytest.mark.slow
 
@@ -31,10 +30,7 @@ def host(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Host]:
     assert apply(str(root), auto_approve=True) == 0
     ws = root / ".mlops" / "dev"
     yield Host(ws)
-    if ws.exists():
-        backend = LocalBackend(ws, runtime="process")
-        assert backend.deployer is not None
-        backend.deployer.controller.stop()
+    stop_host(ws)
 
 
 def connect(host: Host) -> socket.socket:
@@ -147,6 +143,4 @@ def test_instance_count_is_bounded_by_the_machine_and_says_so(monkeypatch: pytes
         assert host.score({"data": [[1]]}, deployment="green").status_code == 200
         assert len(children(host.pid)) == 3, "three scoring workers, not 150"
     finally:
-        backend = LocalBackend(ws, runtime="process")
-        assert backend.deployer is not None
-        backend.deployer.controller.stop()
+        stop_host(ws)

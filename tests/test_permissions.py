@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_gitops.backends.local import LocalBackend
-from tests.serving_helpers import SAMPLE, Host, served_tree
+from tests.serving_helpers import SAMPLE, Host, served_tree, stop_host
 
 pytestmark = pytest.mark.slow
 SECRETS = ("state.db", "serving.json", "host.json", "metrics.key", "workspace.json")
@@ -22,11 +21,7 @@ SECRETS = ("state.db", "serving.json", "host.json", "metrics.key", "workspace.js
 def root(tmp_path: Path) -> Iterator[Path]:
     repo = tmp_path / "repo"
     yield repo
-    ws = repo / ".mlops" / "dev"
-    if ws.exists():
-        backend = LocalBackend(ws, runtime="process")
-        assert backend.deployer is not None
-        backend.deployer.controller.stop()
+    stop_host(repo / ".mlops" / "dev")
 
 
 def test_apply_under_umask_0_leaves_nothing_readable_or_writable_by_others(root: Path) -> None:

@@ -12,10 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mlops_gitops.backends.local import LocalBackend
 from mlops_gitops.commands.apply import apply
 from tests.helpers import Result
-from tests.serving_helpers import SAMPLE, Host, served_tree
+from tests.serving_helpers import SAMPLE, Host, served_tree, stop_host
 
 Cli = Callable[..., Result]
 pytestmark = pytest.mark.slow
@@ -26,11 +25,7 @@ def serving(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     monkeypatch.setenv("MLOPS_GITOPS_RUNTIME", "process")
     root = tmp_path / "repo"
     yield root
-    ws = root / ".mlops" / "dev"
-    if ws.exists():
-        backend = LocalBackend(ws, runtime="process")
-        assert backend.deployer is not None
-        backend.deployer.controller.stop()
+    stop_host(root / ".mlops" / "dev")
 
 
 def apply_ok(root: Path) -> None:

@@ -134,7 +134,8 @@ def _build(envs_dir: Path, target: Path, resolved: ResolvedEnv, log: Any) -> Pat
         raise EnvironmentError_(f"could not create a virtual environment: {(made.stderr or made.stdout).strip()}")
     if resolved.requirements:
         interpreter = str(staging / "bin" / "python")
-        proc = _run([uv, "pip", "install", "--quiet", "--python", interpreter, *resolved.requirements] if uv else
+        proc = _run([uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", interpreter,
+                     *resolved.requirements] if uv else
                     [interpreter, "-m", "pip", "install", "--disable-pip-version-check", "-q",
                      *resolved.requirements])
         if proc.returncode != 0:
