@@ -224,7 +224,11 @@ def read_limited(path: Path, limit: int) -> bytes:
     """A regular file's bytes; a device, FIFO or socket is refused unread, a file over `limit` bytes at once."""
     with os.fdopen(open_regular(path), "rb") as f:
         size = os.fstat(f.fileno()).st_size
-        raw = f.read(limit + 1) if size <= limit else b""
+        raw = b""
+        if size <= limit:
+            raw = f.read(size + 1)  # one more byte: a file that grew since fstat is read on, up to the limit
+            if len(raw) > size:
+                raw += f.read(limit + 1 - len(raw))
     if size > limit or len(raw) > limit:
         raise FileTooLargeError(f"the file is {max(size, len(raw)):,} bytes; the limit is {limit:,} bytes")
     return raw

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 # token kinds
 _LIT, _ANY, _CLASS, _STAR, _GLOBSTAR, _DIRS = range(6)
+_MAX_CACHED = 50_000  # transitions kept per pattern; beyond that, computed each time (still linear)
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,8 @@ class Glob:
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
         self.tokens = _tokens(pattern)
+        self._start = (frozenset(self._closure({0})), frozenset[int]())
+        self._cache: dict[tuple[tuple[frozenset[int], frozenset[int]], str], tuple[frozenset[int], frozenset[int]]] = {}
 
     def _closure(self, states: set[int]) -> set[int]:
         """Add the positions reachable without reading a character (`*`, `**`, `**/` may match nothing)."""
@@ -106,17 +109,28 @@ class Glob:
             if c == "/":
                 nxt.add(state + 1)
 
+    def _next(self, state: tuple[frozenset[int], frozenset[int]], c: str) -> tuple[frozenset[int], frozenset[int]]:
+        states, dirs_inside = state
+        nxt: set[int] = set()
+        inside: set[int] = set()
+        for s in states | dirs_inside:
+            if s < len(self.tokens):
+                self._step(s, c, nxt, inside)
+        return frozenset(self._closure(nxt)), frozenset(inside)
+
     def match(self, path: str) -> bool:
-        states = self._closure({0})
-        dirs_inside: set[int] = set()  # `**/` tokens part-way through a folder name
+        # The NFA's state sets are cached as DFA states (built lazily, bounded): after the first few paths a
+        # character costs one dict lookup, and a pattern of any shape stays linear in the path's length.
+        state = self._start
+        cache = self._cache
         for c in path:
-            nxt: set[int] = set()
-            inside: set[int] = set()
-            for s in states | dirs_inside:
-                if s < len(self.tokens):
-                    self._step(s, c, nxt, inside)
-            dirs_inside = inside
-            states = self._closure(nxt)
-            if not states and not dirs_inside:
+            key = (state, c)
+            found = cache.get(key)
+            if found is None:
+                found = self._next(state, c)
+                if len(cache) < _MAX_CACHED:
+                    cache[key] = found
+            state = found
+            if not state[0] and not state[1]:
                 return False
-        return len(self.tokens) in states
+        return len(self.tokens) in state[0]
