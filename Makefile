@@ -11,12 +11,12 @@ dev:  ## the package with what the tests and linters need (through uv: seconds i
 
 test: dev  ## everything CI runs: lint, types, tests (PostgreSQL is started if needed)
 	bash scripts/ensure-postgres.sh
-	$(PYTHON) -m ruff check src tests benchmarks
+	$(PYTHON) -m ruff check mlops_gitops tests benchmarks
 	$(PYTHON) -m mypy
 	$(PYTHON) -m pytest
 
 lint:
-	$(PYTHON) -m ruff check src tests benchmarks
+	$(PYTHON) -m ruff check mlops_gitops tests benchmarks
 	$(PYTHON) -m mypy
 
 bench:  ## prints the figures quoted in the README
@@ -25,5 +25,5 @@ bench:  ## prints the figures quoted in the README
 	$(PYTHON) benchmarks/bench_pipeline.py 20
 	$(PYTHON) benchmarks/bench_serving.py 15
 
-schemas:  ## regenerate src/mlops_gitops/schemas from the pydantic models
+schemas:  ## regenerate schemas/ from the pydantic models
 	$(PYTHON) -m mlops_gitops.spec.jsonschema

@@ -56,3 +56,36 @@ def test_schema_rejects_what_the_loader_rejects() -> None:
     bad = {"name": "e", "auth_mode": "password"}
     assert list(jsonschema.Draft202012Validator(schema).iter_errors(bad))
     assert Path(SCHEMA_DIR).is_dir()
+
+
+@pytest.mark.slow
+def test_a_wheel_carries_the_schemas_and_finds_them(tmp_path: Path) -> None:
+    """Built as a user installs it: the top-level schemas/ folder becomes mlops_gitops/schemas in the wheel,
+    and validate --schema-only finds it there (an editable install finds the checkout's, as every other test)."""
+    import subprocess
+    import sys
+    import zipfile
+
+    from uv import find_uv_bin
+
+    from tests.helpers import REPO_ROOT, write
+
+    uv = str(find_uv_bin())
+    subprocess.run([uv, "build", "--wheel", "--quiet", "--out-dir", str(tmp_path / "dist"), str(REPO_ROOT)],
+                   check=True, capture_output=True)
+    wheel = next((tmp_path / "dist").glob("mlops_gitops-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "mlops_gitops/schemas/model.schema.json" in names and "mlops_gitops/schemas/mlops.schema.json" in names
+    venv = tmp_path / "venv"
+    subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True, capture_output=True)
+    subprocess.run([uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), str(wheel)],
+                   check=True, capture_output=True)
+    bad = write(tmp_path / "m.yml", "$schema: https://azuremlschemas.azureedge.net/latest/model.schema.json\n"
+                                    "name: m\npath: [1, 2]\n")
+    probe = subprocess.run([str(venv / "bin" / "python"), "-c",
+                            "from mlops_gitops.resources import schemas_dir; print(schemas_dir())"],
+                           capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert "site-packages/mlops_gitops/schemas" in probe.stdout
+    done = subprocess.run([str(venv / "bin" / "python"), "-m", "mlops_gitops", "validate", "--schema-only",
+                           str(bad)], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 1 and "SCHEMA010" in done.stdout, done.stdout + done.stderr
