@@ -32,7 +32,8 @@ fi
 answers() { curl -sf --max-time 5 --unix-socket "$socket" http://podman/version >/dev/null 2>&1; }
 if ! answers; then
   rm -f "$socket"
-  nohup podman system service --time=0 "unix://$socket" >/tmp/podman-service.log 2>&1 &
+  # 9>&-: the service must not inherit the lock, or every later call waits for it forever
+  nohup podman system service --time=0 "unix://$socket" >/tmp/podman-service.log 2>&1 9>&- &
   for _ in $(seq 1 50); do answers && break; sleep 0.2; done
   answers || { echo "ensure-podman: the Podman API did not come up on $socket" >&2; exit 1; }
 fi

@@ -63,12 +63,12 @@ def test_force_unlock(cli: Cli, example: Path) -> None:
         # Simulate a holder that died on another machine: the OS-level lock is free, the row remains.
         from mlops_gitops.backends.local.lock import os_lock_for
 
-        assert os_lock_for(backend.engine, backend.path).try_acquire() is False
+        assert os_lock_for(backend.store.engine, backend.path).try_acquire() is False
     from sqlalchemy import insert
 
     from mlops_gitops.backends.local import db
 
-    with backend.engine.begin() as conn:
+    with backend.store.engine.begin() as conn:
         conn.execute(insert(db.locks).values(name="workspace", id="abc", operation="apply", who="ci", host="h",
                                              pid=1, created="2026-01-01", reason=""))
     res = cli("force-unlock", "abc", "-C", str(example))

@@ -36,7 +36,7 @@ def fingerprint(repo: Path) -> dict[str, Any]:
         for a, r in snap.resources.items()
     }
     referenced = {f.sha256 for r in snap.resources.values() for f in r.files}
-    stored = set(backend.artifacts.all())
+    stored = set(backend.store.artifacts.all())
     backend.close()
     return {"resources": resources, "counters": dict(snap.counters), "referenced": referenced, "stored": stored}
 

@@ -156,9 +156,9 @@ def test_cancel_stops_the_running_step_and_what_has_not_started(tmp_path: Path, 
             # the run's own thread prints to the same captured stdout: read the runs from the store
             ids = []
             if backend.has_state():
-                with backend.engine.connect() as conn:
+                with backend.store.engine.connect() as conn:
                     ids = [row[0] for row in conn.exec_driver_sql("SELECT id FROM mg_runs")]
-            if ids and any(s["status"] == "running" for s in describe_run(backend, ids[0])["steps"]):
+            if ids and any(s["status"] == "running" for s in describe_run(backend.runs, ids[0])["steps"]):
                 break
             time.sleep(0.05)
         else:
@@ -168,7 +168,7 @@ def test_cancel_stops_the_running_step_and_what_has_not_started(tmp_path: Path, 
     finally:
         os.chdir(monkey_cwd)
     assert result == [1]
-    info = describe_run(backend, ids[0])
+    info = describe_run(backend.runs, ids[0])
     assert info["status"] == "cancelled"
     assert {s["step"]: s["status"] for s in info["steps"]}["a"] == "cancelled"
     assert "c" not in executed(tmp_path / "count.txt")

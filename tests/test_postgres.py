@@ -104,7 +104,7 @@ def test_lock_of_a_dead_session_is_taken_over(cli: Cli, example: Path, pg_url: s
 
     from mlops_gitops.backends.local import db
 
-    with backend.engine.begin() as conn:
+    with backend.store.engine.begin() as conn:
         conn.execute(insert(db.locks).values(name="workspace", id="dead-beef", operation="apply", who="ghost",
                                              host="elsewhere", pid=1, created="2026-01-01T00:00:00", reason=""))
     res = cli("apply", str(example), "--auto-approve")

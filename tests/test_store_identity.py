@@ -100,16 +100,16 @@ def test_garbage_collection_deletes_only_what_this_store_recorded(cli: Cli, exam
     backend = LocalBackend(ws)
     foreign = b"a file this store never recorded"
     digest = hashlib.sha256(foreign).hexdigest()
-    (backend.artifacts.path(digest)).parent.mkdir(parents=True, exist_ok=True)
-    backend.artifacts.path(digest).write_bytes(foreign)
+    (backend.store.artifacts.path(digest)).parent.mkdir(parents=True, exist_ok=True)
+    backend.store.artifacts.path(digest).write_bytes(foreign)
     orphan = ws / "orphan.bin"
     orphan.write_bytes(b"recorded, then left behind by an interrupted apply")
     orphan_digest = hashlib.sha256(orphan.read_bytes()).hexdigest()
-    backend.record_blobs([orphan_digest])
-    backend.artifacts.put(orphan, orphan_digest)
+    backend.store.record_blobs([orphan_digest])
+    backend.store.artifacts.put(orphan, orphan_digest)
     assert backend.collect_garbage() == 1
-    assert not backend.artifacts.has(orphan_digest)
-    assert backend.artifacts.has(digest), "a file the store never recorded is not its to delete"
+    assert not backend.store.artifacts.has(orphan_digest)
+    assert backend.store.artifacts.has(digest), "a file the store never recorded is not its to delete"
     backend.close()
 
 
@@ -119,9 +119,9 @@ def test_garbage_collection_is_skipped_by_the_process_that_created_the_store(tmp
     source = tmp_path / "f.bin"
     source.write_bytes(b"x")
     digest = hashlib.sha256(b"x").hexdigest()
-    backend.record_blobs([digest])
-    backend.artifacts.put(source, digest)
-    assert backend.new_store and backend.collect_garbage() == 0 and backend.artifacts.has(digest)
+    backend.store.record_blobs([digest])
+    backend.store.artifacts.put(source, digest)
+    assert backend.store.new_store and backend.collect_garbage() == 0 and backend.store.artifacts.has(digest)
     backend.close()
     later = LocalBackend(tmp_path / "ws")
     assert later.collect_garbage() == 1  # recorded, unreferenced, and judged by a later process
@@ -146,7 +146,7 @@ def test_a_store_from_before_blob_records_keeps_unknown_files(cli: Cli, example:
     assert (ws / "workspace.json").is_file()
     backend = LocalBackend(ws)
     referenced = {f.sha256 for r in backend.read().resources.values() for f in r.files}
-    with backend.engine.connect() as conn:
+    with backend.store.engine.connect() as conn:
         recorded = {row[0] for row in conn.exec_driver_sql("SELECT sha256 FROM mg_blobs")}
     backend.close()
     assert referenced and referenced <= recorded and "00" + "1" * 62 not in recorded

@@ -5,26 +5,22 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import select
-
-from mlops_gitops.backends.local import LocalBackend, db
+from mlops_gitops.backends.base import Backend, EventRecord
 from mlops_gitops.commands.common import EXIT_OK, open_project, out, workspace_backend
 from mlops_gitops.events.model import matches
+from mlops_gitops.jsonload import loads
 from mlops_gitops.textsafe import escape
 
 
-def _rows(backend: LocalBackend, after: int = 0, limit: int | None = None) -> list[Any]:
-    if not backend.has_state():
-        return []
-    q = select(db.events).where(db.events.c.seq > after).order_by(db.events.c.seq.desc())
-    if limit is not None:
-        q = q.limit(limit)
-    with backend.engine.connect() as conn:
-        return list(reversed(conn.execute(q).fetchall()))
+def _rows(backend: Backend, after: int = 0, limit: int | None = None) -> list[EventRecord]:
+    return backend.events(after, limit)
 
 
-def _line(row: Any) -> str:
-    data = db.loads(row.document, f"mg_events.document of event {row.seq}").get("data") or {}
+def _line(row: EventRecord) -> str:
+    try:
+        data = loads(row.document).get("data") or {}
+    except ValueError:
+        data = {"error": "the recorded event is not valid JSON"}
     brief = ", ".join(f"{k}={v}" for k, v in data.items() if isinstance(v, str | int | float) and k != "error")
     if data.get("error"):
         brief = (brief + ", " if brief else "") + f"error={str(data['error']).splitlines()[0][:120]}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mlops_gitops.backends.local.jobs import metrics_at
 from mlops_gitops.commands.common import EXIT_OK, open_project, out, workspace_backend
 from mlops_gitops.errors import ConfigError
 from mlops_gitops.lineage.git import resolve_revision
@@ -27,7 +26,10 @@ def metrics_diff(rev_a: str, rev_b: str = "HEAD", path: str = ".", workspace: st
             raise ConfigError(f"'{rev}' is not a commit of the repository at {project.root}")
         shas.append(sha)
     with workspace_backend(project, workspace) as (_, backend):
-        (old, old_runs), (new, new_runs) = (metrics_at(backend, sha, pipeline) for sha in shas)
+        from mlops_gitops.commands.jobs import runs_of
+
+        records = runs_of(backend)
+        (old, old_runs), (new, new_runs) = (records.metrics_at(sha, pipeline) for sha in shas)
     for rev, sha, runs in ((rev_a, shas[0], old_runs), (rev_b, shas[1], new_runs)):
         if not runs:
             raise ConfigError(f"no completed run at {rev} ({sha[:12]}) in this workspace: run the pipeline there "

@@ -9,7 +9,6 @@ from mlops_gitops.actor import whoami
 from mlops_gitops.addresses import Address, Kind
 from mlops_gitops.commands.common import EXIT_OK, open_project, out, workspace_backend
 from mlops_gitops.errors import ConfigError, NotFoundError, ResourceInUseError
-from mlops_gitops.fsutil import safe_join
 from mlops_gitops.plan.build import live_users
 from mlops_gitops.plan.desired import DesiredState
 from mlops_gitops.state import ActualResource, Snapshot
@@ -93,9 +92,7 @@ def model_show(ref: str, path: str = ".", workspace: str | None = None) -> int:
 def model_download(ref: str, dest: str, path: str = ".", workspace: str | None = None) -> int:
     with workspace_backend(open_project(path), workspace) as (_, backend):
         r = _find(backend.read(), ref)
-        target = Path(dest) / r.address.name / (r.address.version or "")
-        for f in r.files:
-            backend.artifacts.export(f.sha256, safe_join(target, f.rel, what="file") if f.rel else target)
+        target = backend.export_files(r, Path(dest))
     out(f"Downloaded {r.address} ({len(r.files)} file(s)) to {target}")
     return EXIT_OK
 

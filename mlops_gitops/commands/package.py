@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlops_gitops.addresses import Address, Kind
-from mlops_gitops.backends.local.deploy import Deployer
-from mlops_gitops.backends.local.serving import ServingController
 from mlops_gitops.commands.common import EXIT_OK, err, open_project, out, workspace_backend
 from mlops_gitops.errors import ConfigError, WorkspaceError
 from mlops_gitops.imageref import is_image_reference
@@ -27,9 +25,10 @@ def package(target: str, tag: str | None = None, path: str = ".", workspace: str
         row = backend.get(Address(Kind.ONLINE_DEPLOYMENT, target))
         if row is None or row.status != "active":
             raise WorkspaceError(f"deployment {target} is not in workspace '{ws_name}'; apply the repository first")
-        deployer = Deployer(backend, ServingController(backend.path), "container", base_image or backend.base_image)
-        cfg, env = deployer.layout(row)
-        recipe = deployer.recipe(cfg, env)
+        package_recipe = getattr(backend, "package_recipe", None)
+        if package_recipe is None:
+            raise WorkspaceError(f"the {backend.name} backend does not package deployments as images")
+        cfg, recipe = package_recipe(row, base_image)
         try:
             if output is not None:
                 digest = copy_context(recipe, Path(output), log=err)

@@ -19,7 +19,10 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    inspect,
+    text,
 )
+from sqlalchemy.engine import Connection
 
 from mlops_gitops.errors import WorkspaceError
 from mlops_gitops.redact import mask_credentials
@@ -180,6 +183,7 @@ runs = Table(
     Column("finished_at", String(40)),
     Column("submitted_by", Text, nullable=False),
     Column("pid", Integer),
+    Column("owner", Text),  # host:pid:start time of the process running it (is it still alive?)
     Column("source_file", Text),
     Column("apply_id", String(64)),
     Column("snapshot", Text, nullable=False, default="{}"),  # git commit, diff, parameters, environments
@@ -218,6 +222,17 @@ step_cache = Table(
     Column("metrics", Text, nullable=False, default="{}"),
     Column("created_at", String(40), nullable=False),
 )
+
+
+def add_missing_columns(conn: Connection) -> None:
+    """Columns that newer versions added to existing tables (all nullable): ALTER TABLE … ADD COLUMN."""
+    inspector = inspect(conn)
+    for table in metadata.sorted_tables:
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in have:
+                kind = column.type.compile(dialect=conn.dialect)
+                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
 
 
 def loads(text: str | None, where: str, empty: Any = None) -> Any:

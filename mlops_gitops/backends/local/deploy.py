@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlops_gitops.addresses import Address, Kind
 from mlops_gitops.backends.local.environments import EnvResolver, EnvSource, under
+from mlops_gitops.backends.local.hooks import Hooks
 from mlops_gitops.backends.local.serving import ServingController, materialise
+from mlops_gitops.backends.local.store import LocalStore
 from mlops_gitops.errors import WorkspaceError
 from mlops_gitops.fsutil import safe_join
 from mlops_gitops.runtime.containers import ContainerError, Engine
@@ -14,23 +16,21 @@ from mlops_gitops.runtime.packaging import DEFAULT_BASE_IMAGE, ImageRecipe, buil
 from mlops_gitops.runtime.serving.config import DeploymentConfig, EndpointConfig, local_workers
 from mlops_gitops.state import ActualResource, DesiredResource
 
-if TYPE_CHECKING:
-    from mlops_gitops.backends.local.backend import LocalBackend
-
 # Deployment settings that describe Azure compute: accepted, recorded, and not acted on locally.
 AZURE_ONLY = ("instance_type", "app_insights_enabled", "scale_settings", "egress_public_network_access",
               "liveness_probe", "readiness_probe", "resources")
 
 
 class Deployer:
-    def __init__(self, backend: LocalBackend, controller: ServingController, runtime: str = "process",
+    def __init__(self, store: LocalStore, hooks: Hooks, controller: ServingController, runtime: str = "process",
                  base_image: str | None = None) -> None:
-        self.backend = backend
+        self.store = store
+        self.hooks = hooks
         self.controller = controller
         self.runtime = runtime  # process | container
         self.base_image = base_image  # replaces environments' own images (runtime: container, package)
-        self.ws = backend.path
-        self.envs = EnvResolver(backend)
+        self.ws = store.path
+        self.envs = EnvResolver(store, hooks)
 
     # -- hooks called by the backend before it records a change -------------------------------------
 
@@ -57,15 +57,15 @@ class Deployer:
     def endpoint_config(self, name: str, endpoint_spec: dict[str, Any] | None = None,
                         traffic_spec: dict[str, Any] | None = None) -> EndpointConfig:
         if endpoint_spec is None:
-            row = self.backend.get(Address(Kind.ONLINE_ENDPOINT, name))
+            row = self.store.get(Address(Kind.ONLINE_ENDPOINT, name))
             if row is None:
                 raise WorkspaceError(f"online endpoint '{name}' does not exist in the workspace")
             endpoint_spec = row.spec
         if traffic_spec is None:
-            row = self.backend.get(Address(Kind.TRAFFIC, name))
+            row = self.store.get(Address(Kind.TRAFFIC, name))
             traffic_spec = row.spec if row is not None else {}
         auth_mode = str(endpoint_spec.get("auth_mode", "key"))
-        keys = list(self.backend.endpoint_keys(name))  # every mode: aml_token/aad_token are served with keys
+        keys = list(self.store.endpoint_keys(name))  # every mode: aml_token/aad_token are served with keys
         return EndpointConfig(name, auth_mode, keys, dict(traffic_spec.get("traffic") or {}),
                               dict(traffic_spec.get("mirror_traffic") or {}))
 
@@ -86,28 +86,28 @@ class Deployer:
         model_name = model_version = model_dir = None
         if "model" in refs:
             model_name, _, model_version = refs["model"].partition(":")
-            model = self.backend.get(Address(Kind.MODEL, model_name, model_version))
+            model = self.store.get(Address(Kind.MODEL, model_name, model_version))
             if model is None:
                 raise WorkspaceError(f"model {refs['model']} is not registered in the workspace")
-            model_dir = materialise([(f.rel, f.sha256) for f in model.files], self.backend.artifact_path,
+            model_dir = materialise([(f.rel, f.sha256) for f in model.files], self.store.artifact_path,
                                     safe_join(self.ws / "models", model_name, model_version))
         elif isinstance(spec.get("model"), dict):
-            model_dir = materialise(under(files, "model.path/"), self.backend.artifact_path, here / "model")
+            model_dir = materialise(under(files, "model.path/"), self.store.artifact_path, here / "model")
         cc = spec.get("code_configuration") or {}
         code_dir = None
         env = None
         if cc:
-            code_dir = str(materialise(under(files, "code_configuration.code/"), self.backend.artifact_path,
+            code_dir = str(materialise(under(files, "code_configuration.code/"), self.store.artifact_path,
                                        here / "code"))
             env = self.envs.source(spec.get("environment"), refs.get("environment"), files, "environment.", here)
         ignored = [key for key in AZURE_ONLY if spec.get(key) not in (None, False)]
         if ignored:
-            self.backend.warn(f"{res.address}: {', '.join(ignored)} describe Azure compute and do not apply "
+            self.hooks.warn(f"{res.address}: {', '.join(ignored)} describe Azure compute and do not apply "
                               "to the local workspace")
         rs = spec.get("request_settings") or {}
         instances = int(spec.get("instance_count", 1))
         if cc.get("scoring_script") and local_workers(instances) < instances:
-            self.backend.warn(f"{res.address}: instance_count {instances} is more than this machine runs: it gets "
+            self.hooks.warn(f"{res.address}: instance_count {instances} is more than this machine runs: it gets "
                               f"{local_workers(instances)} worker processes locally (MLOPS_GITOPS_MAX_WORKERS "
                               "raises the bound); its concurrency limit is unchanged")
         cfg = DeploymentConfig(
@@ -130,12 +130,12 @@ class Deployer:
         elif self.base_image is None and env.image:
             recipe.base_image = env.image
         elif env.image or env.context:
-            self.backend.warn(f"{env.label}: its {'image' if env.image else 'build context'} is replaced by the "
+            self.hooks.warn(f"{env.label}: its {'image' if env.image else 'build context'} is replaced by the "
                               f"configured base image {self.base_image}")
         if env.resolved is not None and recipe.env_context is None:
             recipe.script_python, recipe.env_requirements = "env", env.resolved.requirements
             if env.resolved.skipped:
-                self.backend.warn(f"{env.label}: conda-only dependencies are not installed in the image: "
+                self.hooks.warn(f"{env.label}: conda-only dependencies are not installed in the image: "
                                   f"{', '.join(env.resolved.skipped)}")
         else:  # the environment's own image (or context) provides the packages, unless it was replaced
             recipe.script_python = "image" if self.base_image is None else "server"
@@ -144,6 +144,6 @@ class Deployer:
     def image(self, cfg: DeploymentConfig, env: EnvSource | None, tag: str | None = None) -> str:
         try:
             engine = Engine.connect()
-            return build_image(engine, self.recipe(cfg, env), tag, log=self.backend.note)
+            return build_image(engine, self.recipe(cfg, env), tag, log=self.hooks.note)
         except ContainerError as exc:
             raise WorkspaceError(str(exc)) from None

@@ -14,16 +14,15 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlops_gitops.addresses import Address, Kind
+from mlops_gitops.backends.local.hooks import Hooks
 from mlops_gitops.backends.local.serving import materialise
+from mlops_gitops.backends.local.store import LocalStore
 from mlops_gitops.errors import WorkspaceError
 from mlops_gitops.runtime.envs import EnvironmentError_, ResolvedEnv, ensure_env, resolve_conda, resolve_requirements
 from mlops_gitops.state import ArtifactFile, DesiredResource
-
-if TYPE_CHECKING:
-    from mlops_gitops.backends.local.backend import LocalBackend
 
 
 @dataclass
@@ -49,19 +48,20 @@ def under(files: Sequence[ArtifactFile], prefix: str) -> list[tuple[str, str]]:
 
 
 class EnvResolver:
-    def __init__(self, backend: LocalBackend, pending: dict[Address, DesiredResource] | None = None,
+    def __init__(self, store: LocalStore, hooks: Hooks, pending: dict[Address, DesiredResource] | None = None,
                  preview: bool = False) -> None:
-        self.backend = backend
+        self.store = store
+        self.hooks = hooks
         self.pending = pending or {}  # resources of the tree not applied yet
         self.preview = preview  # plan: describe environments without writing anything
 
     def reader(self, files: Sequence[ArtifactFile]) -> Callable[[str], Path]:
         local = {f.sha256: f.source for f in files if f.source is not None}
-        return lambda digest: local.get(digest) or self.backend.artifact_path(digest)
+        return lambda digest: local.get(digest) or self.store.artifact_path(digest)
 
     def lookup(self, address: Address) -> tuple[dict[str, Any], list[ArtifactFile], dict[str, str]] | None:
         """Spec, files and resolved references of a resource: the workspace's, else the tree's."""
-        row = self.backend.get(address)
+        row = self.store.get(address)
         if row is not None:
             return row.spec, list(row.files), row.derived.get("refs") or {}
         pending = self.pending.get(address)
@@ -114,13 +114,13 @@ class EnvResolver:
                     else "names only an image")
             raise WorkspaceError(f"{env.label} {what}; the process runtime needs a conda_file or requirements.txt "
                                  "(or use runtime: container)")
-        existed = (self.backend.path / "envs" / env.resolved.digest / ".complete").exists()
+        existed = (self.store.path / "envs" / env.resolved.digest / ".complete").exists()
         try:
-            python = str(ensure_env(self.backend.path / "envs", env.resolved, log=self.backend.note))
+            python = str(ensure_env(self.store.path / "envs", env.resolved, log=self.hooks.note))
         except EnvironmentError_ as exc:
             raise WorkspaceError(f"{env.label}: {exc}") from None
         if not existed:
-            self.backend.emit("environment.built", env.label, {
+            self.hooks.emit("environment.built", env.label, {
                 "digest": env.resolved.digest, "requirements": list(env.resolved.requirements),
                 "skipped": list(env.resolved.skipped)})
         return python

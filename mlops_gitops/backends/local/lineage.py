@@ -10,10 +10,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
 from mlops_gitops.addresses import VERSIONED, Address, Kind
-from mlops_gitops.backends.local import db
 from mlops_gitops.errors import ConfigError, NotFoundError
 from mlops_gitops.lineage.graph import Graph, Node
 from mlops_gitops.spec.references import resolved_job_output
@@ -106,18 +103,14 @@ def _resource_edges(graph: Graph, snapshot: Snapshot, addr: Address, res: Actual
 
 
 def _runs(graph: Graph, backend: LocalBackend) -> None:
-    with backend.engine.connect() as conn:
-        runs = conn.execute(select(db.runs)).fetchall()
-        steps = conn.execute(select(db.run_steps)).fetchall()
-    by_run: dict[str, list[Any]] = {}
-    for s in steps:
-        by_run.setdefault(s.run_id, []).append(s)
+    runs = backend.runs.all()
+    by_run = {run.id: backend.runs.steps(run.id) for run in runs}
     for run in runs:
         node = f"run:{run.id}"
         graph.add(Node(node, "run", f"run {run.id}", {"status": run.status, "started_at": run.started_at}))
         graph.add(Node(str(Address(Kind.JOB, run.pipeline)), "job", str(Address(Kind.JOB, run.pipeline))))
         graph.link(str(Address(Kind.JOB, run.pipeline)), node, "ran")
-        commit = _commit(graph, db.loads(run.snapshot, f"mg_runs.snapshot of run {run.id}"))
+        commit = _commit(graph, run.snapshot)
         if commit is not None:
             graph.link(commit, node, "code at")
         for s in by_run.get(run.id, []):
@@ -125,7 +118,7 @@ def _runs(graph: Graph, backend: LocalBackend) -> None:
                 comp = Address(Kind.COMPONENT, *s.component[len("component:"):].split(":", 1))
                 graph.add(Node(str(comp), "component", str(comp)))
                 graph.link(str(comp), node, f"step {s.step}")
-            for port, inp in db.loads(s.inputs, f"mg_run_steps.inputs of {run.id}/{s.step}").items():
+            for port, inp in s.inputs.items():
                 origin = str(inp.get("data") or "")
                 if origin.startswith("data:"):
                     data = Address(Kind.DATA, *origin[len("data:"):].split(":", 1))

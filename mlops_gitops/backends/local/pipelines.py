@@ -1,26 +1,24 @@
-"""Pipeline jobs on the local workspace: resolve the YAML into steps, run them, keep the records.
+"""Pipeline jobs on the local workspace (an effect): resolve the YAML into steps, run them, record them.
 
 Resolution reads components, environments and data assets from the workspace, or from the tree when
 they are not applied yet (`job run` before `apply`, and plan previews). Runs, their steps and the reuse
-cache live in the metadata store; step outputs go to the content-addressed store.
+cache are kept by RunRecords; step outputs go to the content-addressed store.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import insert, select, update
-
-from mlops_gitops.actor import now, whoami
 from mlops_gitops.addresses import Address, Kind
-from mlops_gitops.backends.local import db
 from mlops_gitops.backends.local.environments import EnvResolver
+from mlops_gitops.backends.local.hooks import Hooks
+from mlops_gitops.backends.local.runs import RunRecords
+from mlops_gitops.backends.local.store import LocalStore
 from mlops_gitops.errors import WorkspaceError
 from mlops_gitops.fsutil import UnsafePathError, safe_join
 from mlops_gitops.hashing import canonical_json, path_manifest
@@ -37,9 +35,6 @@ from mlops_gitops.runtime.pipelines.steps import (
     manifest_digest,
 )
 from mlops_gitops.state import ArtifactFile, DesiredResource
-
-if TYPE_CHECKING:
-    from mlops_gitops.backends.local.backend import LocalBackend
 
 _BINDING = re.compile(r"^\$\{\{\s*parent\.(inputs|outputs|jobs)\.([^}\s]+?)\s*\}\}$")
 
@@ -59,10 +54,10 @@ def _entries(files: list[ArtifactFile], prefix: str, read: Any) -> tuple[FileEnt
 class PipelineResolver:
     """YAML of a pipeline job -> runtime.pipelines.Pipeline."""
 
-    def __init__(self, backend: LocalBackend, pending: dict[Address, DesiredResource] | None = None,
+    def __init__(self, store: LocalStore, hooks: Hooks, pending: dict[Address, DesiredResource] | None = None,
                  preview: bool = False) -> None:
-        self.backend = backend
-        self.envs = EnvResolver(backend, pending, preview)
+        self.store = store
+        self.envs = EnvResolver(store, hooks, pending, preview)
 
     def resolve(self, name: str, spec: dict[str, Any], derived: dict[str, Any], files: list[ArtifactFile],
                 source_file: str = "") -> Pipeline:
@@ -89,7 +84,7 @@ class PipelineResolver:
                 refs.get(f"jobs.{step_name}.environment")
             env_prefix = "environment." if label.startswith("component:") else f"jobs.{step_name}.environment."
             env = self.envs.source(step.get("environment") or comp.get("environment"), env_ref, comp_files,
-                                   env_prefix, safe_join(self.backend.path / "pipelines", name, step_name))
+                                   env_prefix, safe_join(self.store.path / "pipelines", name, step_name))
             timeout = ((step.get("limits") or {}).get("timeout")) or None
             runtime_step = Step(
                 name=step_name, command=str(step.get("command") or comp.get("command") or ""),
@@ -220,24 +215,16 @@ def _inline_component(step: dict[str, Any]) -> dict[str, Any]:
 
 
 class LocalRunStore:
-    """RunStore over the metadata store and the artifact store."""
+    """The runner's RunStore: records through RunRecords, outputs into the content-addressed store."""
 
-    def __init__(self, backend: LocalBackend, run_id: str) -> None:
-        self.backend = backend
+    def __init__(self, store: LocalStore, records: RunRecords, envs: EnvResolver, run_id: str) -> None:
+        self.store = store
+        self.records = records
+        self.envs = envs
         self.run_id = run_id
-        self.envs = EnvResolver(backend)
 
     def cached(self, key: str) -> tuple[dict[str, OutputRecord], dict[str, Any], str] | None:
-        if not self.backend.has_state():
-            return None
-        with self.backend.engine.connect() as conn:
-            row = conn.execute(select(db.step_cache).where(db.step_cache.c.key == key)).first()
-        if row is None:
-            return None
-        outputs = decode_outputs(row.outputs, self.backend.artifact_path)
-        if any(not f.source.is_file() for _, files in outputs.values() for f in files):
-            return None  # collected as garbage since: run again
-        return outputs, _json(row.metrics), f"{row.run_id}/{row.step}"
+        return self.records.cached(key)
 
     def store_outputs(self, step: Step, paths: dict[str, Path]) -> dict[str, OutputRecord]:
         out: dict[str, OutputRecord] = {}
@@ -246,63 +233,27 @@ class LocalRunStore:
                          if path.exists() or path.is_symlink() else [] for name, path in paths.items()}
         except UnsafePathError as exc:
             raise PipelineError(f"step '{step.name}': {exc}") from None
-        self.backend.record_blobs([digest for m in manifests.values() for _, digest, _ in m])
+        self.store.record_blobs([digest for m in manifests.values() for _, digest, _ in m])
         for name, path in paths.items():
-            manifest = manifests[name]
             base = path if path.is_dir() else path.parent
             entries = []
-            for rel, digest, size in manifest:
-                stored = self.backend.artifacts.put(base / rel, digest)
+            for rel, digest, size in manifests[name]:
+                stored = self.store.artifacts.put(base / rel, digest)
                 entries.append(FileEntry(rel, digest, size, stored))
             out[name] = (step.outputs[name], tuple(entries))
         return out
 
     def save_cache(self, key: str, step: str, outputs: dict[str, OutputRecord], metrics: dict[str, Any]) -> None:
-        with self.backend.writing() as conn:
-            if conn.execute(select(db.step_cache.c.key).where(db.step_cache.c.key == key)).first() is None:
-                conn.execute(insert(db.step_cache).values(key=key, run_id=self.run_id, step=step,
-                                                          outputs=encode_outputs(outputs),
-                                                          metrics=canonical_json(metrics), created_at=now()))
+        self.records.save_cache(key, self.run_id, step, outputs, metrics)
 
     def python_for(self, step: Step) -> str:
         return self.envs.python(step.env)
 
     def step_event(self, step: str, status: str, **fields: Any) -> None:
-        values: dict[str, Any] = {"status": status}
-        for key in ("key", "pid", "exit_code", "message", "log", "reused_from"):
-            if key in fields:
-                values[key] = fields[key]
-        if "outputs" in fields:
-            values["outputs"] = encode_outputs(fields["outputs"])
-        if "metrics" in fields:
-            values["metrics"] = canonical_json(fields["metrics"])
-        if status in ("preparing", "reused"):
-            values["started_at"] = now()
-        if status in ("completed", "reused", "failed", "skipped", "cancelled"):
-            values["finished_at"] = now()
-        with self.backend.writing() as conn:
-            conn.execute(update(db.run_steps).where(db.run_steps.c.run_id == self.run_id)
-                         .where(db.run_steps.c.step == step).values(**values))
+        self.records.step_event(self.run_id, step, status, **fields)
 
     def cancel_requested(self) -> bool:
-        with self.backend.engine.connect() as conn:
-            return bool(conn.execute(select(db.runs.c.cancel_requested).where(db.runs.c.id == self.run_id)).scalar())
-
-
-def encode_outputs(outputs: dict[str, OutputRecord]) -> str:
-    return canonical_json({name: {"type": type_, "sha256": manifest_digest(files),
-                                  "files": [[f.rel, f.sha256, f.size] for f in files]}
-                           for name, (type_, files) in outputs.items()})
-
-
-def decode_outputs(text: str, path_of: Any) -> dict[str, OutputRecord]:
-    data = _json(text)
-    return {name: (str(rec["type"]), tuple(FileEntry(rel, sha, size, path_of(sha)) for rel, sha, size in rec["files"]))
-            for name, rec in data.items()}
-
-
-def _json(text: str | None) -> Any:
-    return db.loads(text, "a run record")
+        return self.records.cancel_requested(self.run_id)
 
 
 def new_run_id(pipeline: str) -> str:
@@ -310,9 +261,8 @@ def new_run_id(pipeline: str) -> str:
     return f"{pipeline}-{stamp}-{secrets.token_hex(2)}"
 
 
-def preview(backend: LocalBackend, pipeline: Pipeline, force: bool = False) -> list[StepPreview]:
+def preview(records: RunRecords, pipeline: Pipeline, force: bool = False) -> list[StepPreview]:
     """What a run would do now: reuse each step whose key has outputs recorded, run the others."""
-    store = LocalRunStore(backend, "")
     known: dict[tuple[str, str], str] = {}
     out = []
     runs: set[str] = set()
@@ -324,11 +274,11 @@ def preview(backend: LocalBackend, pipeline: Pipeline, force: bool = False) -> l
             out.append(StepPreview(name, "run", f"after {', '.join(after)}; reused if their outputs come out the same"))
             continue
         key = step.key({k: v for k, v in known.items() if k[0] in step.upstream})
-        hit = None if (force or pipeline.force_rerun or not step.deterministic) else store.cached(key)
+        hit = None if (force or pipeline.force_rerun or not step.deterministic) else records.cached(key)
         if hit is None:
             runs.add(name)
             reason = ("forced" if force or pipeline.force_rerun else "not deterministic" if not step.deterministic
-                      else _what_changed(backend, pipeline.name, step))
+                      else _what_changed(records, pipeline.name, step))
             out.append(StepPreview(name, "run", reason))
         else:
             for port, (_, files) in hit[0].items():
@@ -337,20 +287,13 @@ def preview(backend: LocalBackend, pipeline: Pipeline, force: bool = False) -> l
     return out
 
 
-def _what_changed(backend: LocalBackend, pipeline: str, step: Step) -> str:
+def _what_changed(records: RunRecords, pipeline: str, step: Step) -> str:
     """Why a step's key is new, against its last successful run in this workspace."""
-    if not backend.has_state():
-        return "never run in this workspace"
-    with backend.engine.connect() as conn:
-        last = conn.execute(
-            select(db.run_steps).join(db.runs, db.runs.c.id == db.run_steps.c.run_id)
-            .where(db.runs.c.pipeline == pipeline, db.run_steps.c.step == step.name,
-                   db.run_steps.c.status.in_(("completed", "reused")))
-            .order_by(db.run_steps.c.finished_at.desc()).limit(1)).first()
+    last = records.last_success(pipeline, step.name)
     if last is None:
         return "never run in this workspace"
     changes = []
-    before, now_inputs = _json(last.inputs), describe_inputs(step)
+    before, now_inputs = last.inputs, describe_inputs(step)
     for port in sorted(set(before) | set(now_inputs)):
         old, new = before.get(port), now_inputs.get(port)
         if old != new:
@@ -362,45 +305,36 @@ def _what_changed(backend: LocalBackend, pipeline: str, step: Step) -> str:
                 changes.append(f"input {port} changed")
     if last.component != step.component:
         changes.append(f"{last.component or 'component'} -> {step.component}")
-    if _json(last.environment).get("digest", "host") != step.env_key:
+    if last.environment.get("digest", "host") != step.env_key:
         changes.append("environment changed")
     if not changes:
         changes.append("command, code or outputs changed")
     return "; ".join(changes)
 
 
-def run_pipeline(backend: LocalBackend, pipeline: Pipeline, snapshot: dict[str, Any], force_rerun: bool = False,
-                 parallelism: int = 4, apply_id: str | None = None,
+def run_pipeline(store: LocalStore, hooks: Hooks, pipeline: Pipeline, snapshot: dict[str, Any],
+                 force_rerun: bool = False, parallelism: int = 4, apply_id: str | None = None,
                  log: Any = None) -> tuple[str, RunResult]:
     """Run (or reuse) every step, recording the run as it goes; returns the run ID and the result."""
-    backend.ensure()
+    store.ensure()
+    records = RunRecords(store)
     run_id = new_run_id(pipeline.name)
     order = pipeline.order()
-    with backend.writing() as conn:
-        conn.execute(insert(db.runs).values(
-            id=run_id, pipeline=pipeline.name, status="running", started_at=now(), submitted_by=whoami(),
-            pid=os.getpid(), source_file=pipeline.source_file, apply_id=apply_id,
-            snapshot=canonical_json({**snapshot, **describe(pipeline)}), outputs="{}"))
-        conn.execute(insert(db.run_steps), [
-            {"run_id": run_id, "step": name, "status": "queued", "component": pipeline.steps[name].component,
-             "inputs": canonical_json(describe_inputs(pipeline.steps[name])),
-             "environment": canonical_json(describe_env(pipeline.steps[name]))} for name in order])
-    run_dir = safe_join(backend.path / "runs", run_id)
-    runner = PipelineRunner(pipeline, LocalRunStore(backend, run_id), run_dir, parallelism, force_rerun,
-                            log=log or backend.note)
+    records.start(run_id, pipeline.name, pipeline.source_file, apply_id, {**snapshot, **describe(pipeline)}, [
+        {"step": name, "component": pipeline.steps[name].component,
+         "inputs": canonical_json(describe_inputs(pipeline.steps[name])),
+         "environment": canonical_json(describe_env(pipeline.steps[name]))} for name in order])
+    run_dir = safe_join(store.path / "runs", run_id)
+    run_store = LocalRunStore(store, records, EnvResolver(store, hooks), run_id)
+    runner = PipelineRunner(pipeline, run_store, run_dir, parallelism, force_rerun, log=log or hooks.note)
     try:
         result = runner.run()
     except BaseException:
-        with backend.writing() as conn:
-            conn.execute(update(db.runs).where(db.runs.c.id == run_id).values(
-                status="failed", finished_at=now(), message="interrupted"))
+        records.finish(run_id, "failed", {}, "interrupted")
         raise
     failed = [f"{name}: {r.message}" for name, r in result.steps.items() if r.status == "failed"]
-    with backend.writing() as conn:
-        conn.execute(update(db.runs).where(db.runs.c.id == run_id).values(
-            status=result.status, finished_at=now(), outputs=encode_outputs(result.outputs),
-            message="\n".join(failed)))
-    backend.emit("job.completed" if result.status == "completed" else "job.failed", f"run:{run_id}", {
+    records.finish(run_id, result.status, result.outputs, "\n".join(failed))
+    hooks.emit("job.completed" if result.status == "completed" else "job.failed", f"run:{run_id}", {
         "job": pipeline.name, "status": result.status, "steps": {n: r.status for n, r in result.steps.items()},
         "metrics": {f"{n}.{k}": v for n, r in result.steps.items() for k, v in r.metrics.items()},
         "git.commit": snapshot.get("git.commit"), "failures": [f.splitlines()[0] for f in failed]})
@@ -436,28 +370,3 @@ def describe(pipeline: Pipeline) -> dict[str, Any]:
 def require_pipeline(spec: dict[str, Any], label: str) -> None:
     if spec.get("type", "command") not in ("pipeline", "command"):
         raise WorkspaceError(f"{label} is a {spec.get('type')} job; `job run` runs command and pipeline jobs")
-
-
-def metrics_at(backend: LocalBackend, commit: str, pipeline: str | None = None) -> tuple[dict[str, Any], list[str]]:
-    """Metrics of the latest completed run of each pipeline at `commit` (runs of a clean tree first):
-    {"<pipeline>.<step>.<metric>": value}, and the run IDs they came from."""
-    if not backend.has_state():
-        return {}, []
-    with backend.engine.connect() as conn:
-        q = select(db.runs).where(db.runs.c.status == "completed").order_by(db.runs.c.finished_at)
-        if pipeline:
-            q = q.where(db.runs.c.pipeline == pipeline)
-        chosen: dict[str, tuple[bool, Any]] = {}
-        for run in conn.execute(q):
-            snap = db.loads(run.snapshot, f"mg_runs.snapshot of run {run.id}")
-            if snap.get("git.commit") != commit:
-                continue
-            clean = not snap.get("git.diff")
-            if run.pipeline not in chosen or clean or not chosen[run.pipeline][0]:
-                chosen[run.pipeline] = (clean, run)
-        out: dict[str, Any] = {}
-        for name, (_, run) in sorted(chosen.items()):
-            for step in conn.execute(select(db.run_steps).where(db.run_steps.c.run_id == run.id)):
-                for key, value in db.loads(step.metrics, f"mg_run_steps.metrics of {run.id}/{step.step}").items():
-                    out[f"{name}.{step.step}.{key}"] = value
-    return out, [run.id for _, run in chosen.values()]
