@@ -14,14 +14,11 @@ import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlops_gitops.commands.common import EXIT_ERROR, EXIT_OK, err, open_project, out, runner_command, workspace_config
 from mlops_gitops.errors import ConfigError, GitOpsError
 from mlops_gitops.textsafe import github_data
-
-if TYPE_CHECKING:
-    from mlops_gitops.plan.model import Plan
 
 
 @dataclass
@@ -112,16 +109,6 @@ def ci(path: str = ".", workspace: str | None = None, command: str | None = None
     raise ConfigError(f"unknown ci command '{chosen}' (validate, plan, apply or drift)")
 
 
-def plan_documents(plan: Plan, folder: Path) -> tuple[str, Path]:
-    """The plan as Markdown (comments, summaries) and as JSON in `folder` (for later steps), for any CI system."""
-    from mlops_gitops.plan.render.jsonout import plan_to_dict
-    from mlops_gitops.plan.render.markdown import render_markdown
-
-    plan_file = folder / "mlops-plan.json"
-    plan_file.write_text(json.dumps(plan_to_dict(plan), indent=2), encoding="utf-8")
-    return render_markdown(plan), plan_file
-
-
 def _github(run: GitHubRun) -> Any:
     from mlops_gitops.integrations.github import GitHub
 
@@ -132,6 +119,7 @@ def _plan(run: GitHubRun, path: str, workspace: str | None, name: str, plan: boo
     from mlops_gitops.commands.plan import plan_read_only
     from mlops_gitops.commands.validate import validate
     from mlops_gitops.integrations.github import truncate
+    from mlops_gitops.plan.render.documents import plan_documents
     from mlops_gitops.plan.render.markdown import MARKER
 
     code = validate([path], fmt="github", workspace=workspace, offline=True)  # ::error lines: annotations

@@ -72,9 +72,9 @@ def azure_ci(path: str, workspace: str | None, command: str | None) -> int:
 
 
 def _plan(env: dict[str, str], path: str, workspace: str | None, name: str, plan: bool) -> int:
-    from mlops_gitops.commands.ci import plan_documents
     from mlops_gitops.commands.plan import plan_read_only
     from mlops_gitops.commands.validate import validate
+    from mlops_gitops.plan.render.documents import plan_documents
     from mlops_gitops.plan.render.markdown import MARKER
 
     code = validate([path], fmt="azure", workspace=workspace, offline=True)
