@@ -167,3 +167,48 @@ class ChangeRecord:
     after_hash: str | None
     source_file: str | None
     provenance: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    pipeline: str
+    status: str  # running | completed | failed | cancelled | interrupted
+    started_at: str
+    finished_at: str | None
+    submitted_by: str
+    source_file: str | None
+    apply_id: str | None
+    snapshot: dict[str, Any] = field(default_factory=dict)  # git commit, diff, parameters, code digests
+    outputs: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+    owner: str = ""  # host:pid:start of the process that runs it
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    run_id: str
+    step: str
+    status: str
+    key: str = ""
+    component: str = ""
+    exit_code: int | None = None
+    pid: int | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+    reused_from: str = ""
+    log: str = ""  # where its log is kept
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    seq: int
+    at: str
+    type: str
+    subject: str
+    document: str  # the CloudEvent as delivered (JSON)

@@ -32,7 +32,7 @@ def test_internal_errors_are_reported_without_traceback(cli: Cli, example: Path,
     def boom(*_a: object, **_k: object) -> None:
         raise RuntimeError("kaboom")
 
-    monkeypatch.setattr("mlops_gitops.commands.plan.make_plan", boom)
+    monkeypatch.setattr("mlops_gitops.apply.planning.make_plan", boom)
     res = cli("plan", str(example))
     assert res.code == 3 and "This is a bug" in res.err and "kaboom" in res.err and "Traceback" not in res.err
     res = cli("--debug", "plan", str(example))

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from mlops_gitops.addresses import Address, Kind
+from mlops_gitops.apply.planning import plan_read_only
 from mlops_gitops.backends.local import LocalBackend
 from mlops_gitops.commands.apply import apply
-from mlops_gitops.commands.plan import plan_read_only
+from mlops_gitops.spec.project import open_project
 from tests.helpers import AZ, commit_all, git, write
 from tests.pipeline_helpers import pipeline_tree
 
@@ -53,7 +54,7 @@ def tracked_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_a_dvc_tracked_data_asset_is_versioned_by_its_dvc_hash(tracked_repo: Path) -> None:
     md5 = md5_of(tracked_repo / "data" / "rows.csv.dvc")
-    planned = plan_read_only(str(tracked_repo), None, None, False).plan
+    planned = plan_read_only(open_project(tracked_repo), None).plan
     data = next(c for c in planned.changes if c.address == Address(Kind.DATA, "rows", "1"))
     assert f"dvc md5:{md5[:12]}" in str([f.after for f in data.fields])
     assert apply(str(tracked_repo), auto_approve=True) == 0
@@ -105,7 +106,7 @@ def test_new_training_data_in_a_commit_runs_the_pipeline_and_registers_a_model(t
     dvc(tracked_repo, "push", "-q")
     commit = commit_all(tracked_repo, "Fresh training data", author="Grace Hopper <grace@example.com>")
     new_md5 = md5_of(tracked_repo / "data" / "rows.csv.dvc")
-    planned = plan_read_only(str(tracked_repo), None, None, False).plan
+    planned = plan_read_only(open_project(tracked_repo), None).plan
     assert [(str(c.address), c.action.value) for c in planned.actionable] == [
         ("data:rows:2", "create"), ("job:demo", "run"), ("model:counts:2", "create")]
     assert apply(str(tracked_repo), auto_approve=True) == 0

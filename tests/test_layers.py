@@ -15,7 +15,7 @@ LAYERS = [
      "resources", "jsonload", "textsafe"},
     {"spec", "runtime", "events"},  # events: the event model and sinks, emitted by backends and commands
     {"validate"},
-    {"state", "lineage"},
+    {"state", "lineage", "vcs"},
     {"backends"},
     {"plan"},
     {"apply", "monitor"},

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from mlops_gitops.apply.planning import plan_read_only
 from mlops_gitops.commands.apply import apply
 from mlops_gitops.commands.jobs import describe_run
-from mlops_gitops.commands.plan import plan_read_only
 from mlops_gitops.plan.model import Action
+from mlops_gitops.spec.project import open_project
 from tests.helpers import Result, commit_all, write
 from tests.pipeline_helpers import executed, pipeline_tree
 
@@ -77,15 +78,15 @@ def test_job_run_runs_steps_in_order_then_reuses_them(repo: Path, cli: Cli, tmp_
 
 def test_plan_says_which_steps_run_and_apply_runs_only_those(repo: Path, cli: Cli, tmp_path: Path) -> None:
     counter = tmp_path / "count.txt"
-    planned = plan_read_only(str(repo), None, None, False).plan
+    planned = plan_read_only(open_project(repo), None).plan
     job = next(c for c in planned.changes if c.address.kind.value == "job")
     assert job.action is Action.RUN and [s["action"] for s in job.steps] == ["run", "run", "run"]
     assert apply(str(repo), auto_approve=True) == 0 and len(executed(counter)) == 3
-    assert not plan_read_only(str(repo), None, None, False).plan.has_changes
+    assert not plan_read_only(open_project(repo), None).plan.has_changes
 
     write(repo / "src" / "b" / "b.py", (repo / "src" / "b" / "b.py").read_text().replace('"rows"', '"row_count"'))
     commit_all(repo, "Rename the metric")
-    planned = plan_read_only(str(repo), None, None, False).plan
+    planned = plan_read_only(open_project(repo), None).plan
     job = next(c for c in planned.changes if c.address.kind.value == "job")
     by_step = {s["step"]: s for s in job.steps}
     assert job.action is Action.RUN and "step(s) run" in job.reason
@@ -102,7 +103,7 @@ def test_plan_says_which_steps_run_and_apply_runs_only_those(repo: Path, cli: Cl
 
     write(repo / "data" / "rows.csv", "".join(f"new{i}\n" for i in range(10)))
     commit_all(repo, "New data")
-    job = next(c for c in plan_read_only(str(repo), None, None, False).plan.changes if c.address.kind.value == "job")
+    job = next(c for c in plan_read_only(open_project(repo), None).plan.changes if c.address.kind.value == "job")
     by_step = {s["step"]: s for s in job.steps}
     assert by_step["a"]["reason"] == "input raw: data:rows:1 -> data:rows:2"
     assert by_step["b"]["action"] == "run" and by_step["b"]["reason"].startswith("after a")
@@ -201,7 +202,7 @@ def test_a_model_made_by_the_pipeline_gets_a_version_per_changed_run(repo: Path,
     write(repo / "models" / "counts.yml", f"$schema: {AZ}/model.schema.json\nname: counts\n"
                                          "path: azureml://jobs/demo/outputs/result\n")
     commit_all(repo, "Register what the pipeline makes")
-    planned = plan_read_only(str(repo), None, None, False).plan
+    planned = plan_read_only(open_project(repo), None).plan
     model = next(c for c in planned.changes if c.address.kind is Kind.MODEL)
     assert model.address == Address(Kind.MODEL, "counts", "1") and "run of job:demo" in model.reason
     assert Address(Kind.JOB, "demo") in model.depends_on
@@ -211,11 +212,11 @@ def test_a_model_made_by_the_pipeline_gets_a_version_per_changed_run(repo: Path,
     assert first is not None and [f.rel for f in first.files] == ["first.txt", "metrics.json"]
     assert first.provenance["run.id"] == runs(cli, repo)[0]["id"]
     assert first.provenance["run.metrics"] == {"rows": 4, "flag": "none"}
-    assert not plan_read_only(str(repo), None, None, False).plan.has_changes
+    assert not plan_read_only(open_project(repo), None).plan.has_changes
 
     write(repo / "pipelines" / "p.yml", (repo / "pipelines" / "p.yml").read_text().replace("n: 4", "n: 6"))
     commit_all(repo, "Use six rows")
-    planned = plan_read_only(str(repo), None, None, False).plan
+    planned = plan_read_only(open_project(repo), None).plan
     assert [str(c.address) for c in planned.actionable] == ["job:demo", "model:counts:2"]
     assert apply(str(repo), auto_approve=True) == 0
     second = backend.get(Address(Kind.MODEL, "counts", "2"))
@@ -227,14 +228,14 @@ def test_a_model_made_by_the_pipeline_gets_a_version_per_changed_run(repo: Path,
     write(repo / "src" / "a" / "a.py", "# a comment changes the code, not the output\n" +
           (repo / "src" / "a" / "a.py").read_text())
     commit_all(repo, "Comment a.py")
-    planned = plan_read_only(str(repo), None, None, False).plan
+    planned = plan_read_only(open_project(repo), None).plan
     assert [str(c.address) for c in planned.actionable] == ["component:step_a:2", "job:demo", "model:counts:3"]
     res = cli("apply", "--auto-approve", cwd=repo)
     assert res.code == 0, res.err
     assert "model:counts:3: unchanged: the run reproduced the files of model:counts:2" in res.out
     assert "Resources: 1 added" in res.out, "the new component version only"
     assert backend.get(Address(Kind.MODEL, "counts", "3")) is None
-    assert not plan_read_only(str(repo), None, None, False).plan.has_changes
+    assert not plan_read_only(open_project(repo), None).plan.has_changes
 
 
 def test_a_job_output_reference_must_name_a_job_and_an_output(repo: Path, cli: Cli) -> None:

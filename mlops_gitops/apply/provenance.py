@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mlops_gitops.actor import whoami
-from mlops_gitops.lineage.git import GitInfo
 from mlops_gitops.plan.model import Change
+from mlops_gitops.vcs.git import GitInfo
 
 
 def base_provenance(git: GitInfo, workspace: str, apply_id: str) -> dict[str, Any]:

@@ -2,71 +2,41 @@
 
 `Backend` is what every backend provides: read actual state, take the lock, write one resource at a time
 (each write atomic and journaled), keep the change log and the events. Capabilities that not every
-backend has — runs of pipeline jobs, serving endpoints — are separate protocols a backend may offer
-(`Backend.runs`, `Backend.serving` are None when it does not).
+backend has are separate protocols a backend may offer: `runs` (pipeline and command jobs), `serving`
+(online endpoints it serves), `packager` (deployments as images); each is None when it does not.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from mlops_gitops.addresses import Address
 from mlops_gitops.redact import Masker
+from mlops_gitops.runtime.packaging import ImageRecipe
 from mlops_gitops.runtime.pipelines.runner import RunResult
-from mlops_gitops.state import ActualResource, ChangeRecord, DesiredResource, LockInfo, Snapshot
+from mlops_gitops.runtime.serving.config import DeploymentConfig
+from mlops_gitops.state import (
+    ActualResource,
+    ChangeRecord,
+    DesiredResource,
+    EventRecord,
+    LockInfo,
+    RunRecord,
+    Snapshot,
+    StepRecord,
+)
 
-
-@dataclass(frozen=True)
-class RunRecord:
-    id: str
-    pipeline: str
-    status: str  # running | completed | failed | cancelled | interrupted
-    started_at: str
-    finished_at: str | None
-    submitted_by: str
-    source_file: str | None
-    apply_id: str | None
-    snapshot: dict[str, Any] = field(default_factory=dict)  # git commit, diff, parameters, code digests
-    outputs: dict[str, Any] = field(default_factory=dict)
-    message: str = ""
-    owner: str = ""  # host:pid:start of the process that runs it
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    run_id: str
-    step: str
-    status: str
-    key: str = ""
-    component: str = ""
-    exit_code: int | None = None
-    pid: int | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
-    inputs: dict[str, Any] = field(default_factory=dict)
-    outputs: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    environment: dict[str, Any] = field(default_factory=dict)
-    reused_from: str = ""
-    log: str = ""  # where its log is kept
-    message: str = ""
-
-
-@dataclass(frozen=True)
-class EventRecord:
-    seq: int
-    at: str
-    type: str
-    subject: str
-    document: str  # the CloudEvent as delivered (JSON)
+# A pipeline job's steps as a run would treat them now: [{step, action: run|reuse, reason}], or a reason
+# why the pipeline cannot be previewed (it then plans to run, and the run reports the problem).
+StepPreview = list[dict[str, str]] | str
 
 
 class Runs(Protocol):
-    """Runs of pipeline and command jobs: their records, logs and cancellation."""
+    """Runs of pipeline and command jobs: their records, logs and cancellation, and running them."""
 
     def all(self, pipeline: str | None = None) -> list[RunRecord]: ...
 
@@ -80,15 +50,85 @@ class Runs(Protocol):
 
     def metrics_at(self, commit: str, pipeline: str | None = None) -> tuple[dict[str, Any], list[str]]: ...
 
+    def preview(self, job: DesiredResource, pending: dict[Address, DesiredResource]) -> StepPreview | None:
+        """Which steps a run would run or reuse now; None where applying a job only records it."""
+        ...
+
     def run(self, job: DesiredResource, pending: dict[Address, DesiredResource], snapshot: dict[str, Any],
             force_rerun: bool = False, parallelism: int = 4,
             log: Callable[[str], None] | None = None) -> tuple[str, RunResult]: ...
 
 
+@dataclass(frozen=True)
+class HostInfo:
+    """An endpoint host that serves the workspace."""
+
+    url: str
+    pid: int | None = None
+
+
+class Serving(Protocol):
+    """Online endpoints as the backend serves them: the host, requests, keys and logs."""
+
+    def host(self) -> HostInfo | None:
+        """The running host, or None."""
+        ...
+
+    def start(self) -> HostInfo: ...
+
+    def stop(self) -> int | None:
+        """Stop the host; its pid, or None when none ran."""
+        ...
+
+    def ensure_serving(self) -> HostInfo | None:
+        """Start the host when endpoints should be served and none runs; the host when it was started now."""
+        ...
+
+    def served_endpoints(self) -> list[str]: ...
+
+    def status(self) -> dict[str, Any] | None:
+        """What the host reports of its deployments ({"deployments": {endpoint/name: {...}}}), None if stopped."""
+        ...
+
+    def score(self, endpoint: str, body: bytes, deployment: str | None = None) -> tuple[int, str | None, str]:
+        """Send a request as a client would: status, the deployment that answered, the body."""
+        ...
+
+    def endpoint_keys(self, endpoint: str) -> tuple[str, str]: ...
+
+    def regenerate_key(self, endpoint: str, which: str) -> tuple[str, str]: ...
+
+    def metrics_credentials(self) -> dict[str, str]: ...
+
+    def logs(self, endpoint: str, deployment: str | None, lines: int) -> list[tuple[str, list[str]]]:
+        """The last lines of the endpoint's logs, per log (name, lines)."""
+        ...
+
+
+class Packager(Protocol):
+    def recipe(self, deployment: ActualResource, base_image: str | None) -> tuple[DeploymentConfig, ImageRecipe]:
+        """A deployment of the workspace as an image recipe: its files laid out, no engine needed."""
+        ...
+
+
 class Backend(Protocol):
     """Read actual state; write one resource at a time, each write atomic and journaled."""
 
-    name: str
+    name: str  # the kind of backend: local, azureml, ...
+
+    @property
+    def location(self) -> str:
+        """Where its state is, for messages (a folder, a URL with its password masked)."""
+        ...
+
+    @property
+    def runs(self) -> Runs | None: ...
+
+    @property
+    def serving(self) -> Serving | None: ...
+
+    @property
+    def packager(self) -> Packager | None: ...
 
     # actual state
     def has_state(self) -> bool: ...

@@ -16,7 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops_gitops.commands.common import EXIT_ERROR, EXIT_OK, err, open_project, out, runner_command, workspace_config
+from mlops_gitops.commands.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    err,
+    open_project,
+    out,
+    print_warnings,
+    runner_command,
+    workspace_config,
+)
 from mlops_gitops.errors import ConfigError, GitOpsError
 from mlops_gitops.textsafe import github_data
 
@@ -116,7 +125,7 @@ def _github(run: GitHubRun) -> Any:
 
 
 def _plan(run: GitHubRun, path: str, workspace: str | None, name: str, plan: bool) -> int:
-    from mlops_gitops.commands.plan import plan_read_only
+    from mlops_gitops.apply.planning import plan_read_only
     from mlops_gitops.commands.validate import validate
     from mlops_gitops.integrations.github import truncate
     from mlops_gitops.plan.render.documents import plan_documents
@@ -134,7 +143,8 @@ def _plan(run: GitHubRun, path: str, workspace: str | None, name: str, plan: boo
         summary, body, state = "Validation passed.", "", "success"
     else:
         try:
-            planned = plan_read_only(path, workspace, None, False)
+            planned = plan_read_only(open_project(path), workspace, None)
+            print_warnings(planned.warnings, len(planned.tree.documents))
         except GitOpsError as exc:
             summary, state = f"Plan failed: {exc}", "failure"
             body = f"{MARKER}\n### mlops-gitops plan failed for workspace `{name}`\n\n```\n{exc}\n```"
@@ -181,10 +191,10 @@ def _apply(run: GitHubRun, path: str, workspace: str | None, name: str) -> int:
 
 
 def _drift(run: GitHubRun, path: str, workspace: str | None, name: str) -> int:
+    from mlops_gitops.apply.planning import plan_read_only
     from mlops_gitops.commands.drift import drift_body
-    from mlops_gitops.commands.plan import plan_read_only
 
-    planned = plan_read_only(path, workspace, False, False)
+    planned = plan_read_only(open_project(path), workspace, False)
     drifted = bool(planned.plan.drift)
     _set_output("has-changes", "true" if drifted else "false")
     _set_output("summary", f"{len(planned.plan.drift)} resource(s) drifted" if drifted else "no drift")

@@ -9,7 +9,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mlops_gitops.commands.common import EXIT_ERROR, EXIT_OK, open_project, out, runner_command, workspace_config
+from mlops_gitops.commands.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    open_project,
+    out,
+    print_warnings,
+    runner_command,
+    workspace_config,
+)
 from mlops_gitops.errors import ConfigError, GitOpsError
 from mlops_gitops.integrations.azure import AzureRepos, setvariable
 from mlops_gitops.textsafe import azure_data
@@ -61,9 +69,9 @@ def azure_ci(path: str, workspace: str | None, command: str | None) -> int:
         runner_command(setvariable("summary", "applied" if code == EXIT_OK else "apply failed"))
         return code
     if chosen == "drift":
-        from mlops_gitops.commands.plan import plan_read_only
+        from mlops_gitops.apply.planning import plan_read_only
 
-        drift = plan_read_only(path, workspace, False, False).plan.drift
+        drift = plan_read_only(open_project(path), workspace, False).plan.drift
         runner_command(setvariable("hasChanges", "true" if drift else "false"))
         for d in drift:
             _warn(f"{d.address} was {d.what} outside the repository by {d.changed_by} at {d.changed_at}")
@@ -72,7 +80,7 @@ def azure_ci(path: str, workspace: str | None, command: str | None) -> int:
 
 
 def _plan(env: dict[str, str], path: str, workspace: str | None, name: str, plan: bool) -> int:
-    from mlops_gitops.commands.plan import plan_read_only
+    from mlops_gitops.apply.planning import plan_read_only
     from mlops_gitops.commands.validate import validate
     from mlops_gitops.plan.render.documents import plan_documents
     from mlops_gitops.plan.render.markdown import MARKER
@@ -84,7 +92,8 @@ def _plan(env: dict[str, str], path: str, workspace: str | None, name: str, plan
     elif not plan:
         summary, body = "Validation passed.", ""
     else:
-        planned = plan_read_only(path, workspace, None, False)
+        planned = plan_read_only(open_project(path), workspace, None)
+        print_warnings(planned.warnings, len(planned.tree.documents))
         summary = planned.plan.summary_line()
         body, plan_file = plan_documents(planned.plan, Path(env.get("AGENT_TEMPDIRECTORY") or "."))
         _summary_file(body, env)

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import json
 
-from mlops_gitops.commands.common import EXIT_CHANGES, EXIT_OK, open_project, out, use_color, workspace_backend
-from mlops_gitops.commands.plan import plan_read_only
+from mlops_gitops.apply.planning import plan_read_only
+from mlops_gitops.commands.common import (
+    EXIT_CHANGES,
+    EXIT_OK,
+    open_project,
+    out,
+    print_warnings,
+    use_color,
+    workspace_backend,
+)
 from mlops_gitops.plan.model import Plan
 from mlops_gitops.plan.render.jsonout import plan_to_dict
 from mlops_gitops.plan.render.markdown import inline
@@ -46,7 +54,9 @@ def drift_body(plan: Plan, run_url: str) -> str:
 
 
 def drift(path: str = ".", workspace: str | None = None, fmt: str = "text", color: bool | None = None) -> int:
-    plan = plan_read_only(path, workspace, False, False).plan
+    planned = plan_read_only(open_project(path), workspace, False)
+    print_warnings(planned.warnings, len(planned.tree.documents))
+    plan = planned.plan
     name = plan.workspace
     if fmt == "json":
         data = plan_to_dict(plan)

@@ -8,10 +8,11 @@ from typing import Any
 
 from mlops_gitops.actor import whoami
 from mlops_gitops.addresses import Address, Kind
-from mlops_gitops.commands.common import EXIT_OK, err, open_project, out, workspace_backend, workspace_location
+from mlops_gitops.backends.base import Backend, Serving
+from mlops_gitops.commands.common import EXIT_OK, err, open_project, out, workspace_backend
 from mlops_gitops.errors import ConfigError, GitOpsError, NotFoundError
-from mlops_gitops.fsutil import UnsafePathError, safe_join
 from mlops_gitops.hashing import spec_hash
+from mlops_gitops.state import ActualResource
 
 
 def parse_traffic(pairs: list[str]) -> dict[str, int]:
@@ -78,7 +79,15 @@ def endpoint_list(path: str = ".", workspace: str | None = None, fmt: str = "tex
     return EXIT_OK
 
 
-def _online(backend: Any, endpoint: str) -> Any:
+def serving_of(name: str, backend: Backend) -> Serving:
+    serving = backend.serving
+    if serving is None:
+        raise ConfigError(f"workspace '{name}' records endpoints without serving them (its {backend.name} "
+                          "backend does not serve)")
+    return serving
+
+
+def _online(backend: Backend, endpoint: str) -> ActualResource:
     row = backend.get(Address(Kind.ONLINE_ENDPOINT, endpoint))
     if row is None:
         raise NotFoundError(f"online endpoint '{endpoint}' does not exist in the workspace")
@@ -86,14 +95,12 @@ def _online(backend: Any, endpoint: str) -> Any:
 
 
 def endpoint_show(endpoint: str, path: str = ".", workspace: str | None = None) -> int:
-    from mlops_gitops.commands.serve import controller_of
-
     with workspace_backend(open_project(path), workspace) as (name, backend):
         row = _online(backend, endpoint)
         traffic = backend.get(Address(Kind.TRAFFIC, endpoint))
-        controller = controller_of(name, backend)
-    info = controller.info()
-    status = controller.status() or {}
+        serving = serving_of(name, backend)
+        info = serving.host()
+        status = serving.status() or {}
     deployments = {k.split("/", 1)[1]: v for k, v in (status.get("deployments") or {}).items()
                    if k.startswith(endpoint + "/")}
     out(json.dumps({
@@ -110,16 +117,16 @@ def endpoint_show(endpoint: str, path: str = ".", workspace: str | None = None) 
 
 def get_credentials(endpoint: str | None, path: str = ".", workspace: str | None = None,
                     metrics: bool = False) -> int:
-    with workspace_backend(open_project(path), workspace) as (_, backend):
+    with workspace_backend(open_project(path), workspace) as (name, backend):
+        serving = serving_of(name, backend)
         if metrics:
-            out(json.dumps({"metricsKey": backend.metrics_key(),
-                            "file": str(backend.path / "metrics.key")}, indent=2))
+            out(json.dumps(serving.metrics_credentials(), indent=2))
             return EXIT_OK
         if endpoint is None:
             raise ConfigError("name an endpoint, or pass --metrics for the endpoint host's metrics key")
         row = _online(backend, endpoint)
         mode = row.spec.get("auth_mode", "key")
-        primary, secondary = backend.endpoint_keys(endpoint)
+        primary, secondary = serving.endpoint_keys(endpoint)
     if mode != "key":
         err(f"endpoint '{endpoint}' uses auth_mode {mode}, which needs Azure's identity platform; the local "
             "workspace serves it only with these keys")
@@ -128,26 +135,22 @@ def get_credentials(endpoint: str | None, path: str = ".", workspace: str | None
 
 
 def regenerate_keys(endpoint: str, which: str, path: str = ".", workspace: str | None = None) -> int:
-    with workspace_backend(open_project(path), workspace) as (_, backend):
+    with workspace_backend(open_project(path), workspace) as (name, backend):
         _online(backend, endpoint)
-        backend.regenerate_key(endpoint, which)
+        serving_of(name, backend).regenerate_key(endpoint, which)
     out(f"Regenerated the {which} key of endpoint '{endpoint}' (mlops-gitops endpoint get-credentials shows it).")
     return EXIT_OK
 
 
 def invoke(endpoint: str, request_file: str, deployment: str | None = None, path: str = ".",
            workspace: str | None = None) -> int:
-    from mlops_gitops.commands.serve import controller_of
-
     try:
         body = Path(request_file).read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read request file {request_file}: {exc.strerror}") from None
     with workspace_backend(open_project(path), workspace) as (name, backend):
         _online(backend, endpoint)
-        keys = backend.endpoint_keys(endpoint)
-        controller = controller_of(name, backend)
-    status, served_by, data = controller.score(endpoint, body, keys[0] if keys else None, deployment)
+        status, served_by, data = serving_of(name, backend).score(endpoint, body, deployment)
     if status >= 400:
         raise GitOpsError(f"endpoint '{endpoint}' answered {status}: {data}")
     out(data)
@@ -158,24 +161,11 @@ def invoke(endpoint: str, request_file: str, deployment: str | None = None, path
 
 def logs(endpoint: str, deployment: str | None = None, lines: int = 50, path: str = ".",
          workspace: str | None = None) -> int:
-    name, ws_path, _ = workspace_location(open_project(path), workspace)
-    try:
-        folder = safe_join(ws_path / "logs", endpoint, what="endpoint name")
-        source = ([ws_path / "logs" / "host.log", *sorted(folder.glob("*.log"))] if deployment is None
-                  else [safe_join(folder, f"{deployment}.log", what="deployment name")])
-    except UnsafePathError as exc:
-        raise ConfigError(str(exc)) from None
-    shown = False
-    for file in source:
-        if not file.exists():
-            continue
-        tail = file.read_text(errors="replace").splitlines()[-lines:]
-        if file.name == "host.log":
-            tail = [line for line in tail if f" {endpoint}" in line or f"{endpoint}/" in line]
-        if tail:
-            out(f"==> {file.relative_to(ws_path)} <==")
-            out("\n".join(tail))
-            shown = True
+    with workspace_backend(open_project(path), workspace) as (name, backend):
+        shown = serving_of(name, backend).logs(endpoint, deployment, lines)
+    for source, tail in shown:
+        out(f"==> {source} <==")
+        out("\n".join(tail))
     if not shown:
         out(f"No logs yet for endpoint '{endpoint}'" + (f" deployment '{deployment}'" if deployment else "") +
             f" in workspace '{name}'.")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from mlops_gitops.backends.base import Backend, EventRecord
+from mlops_gitops.backends.base import Backend
 from mlops_gitops.commands.common import EXIT_OK, open_project, out, workspace_backend
 from mlops_gitops.events.model import matches
 from mlops_gitops.jsonload import loads
+from mlops_gitops.state import EventRecord
 from mlops_gitops.textsafe import escape
 
 

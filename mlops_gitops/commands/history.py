@@ -8,11 +8,11 @@ from pathlib import Path
 from mlops_gitops.addresses import Address
 from mlops_gitops.commands.common import EXIT_OK, open_project, out, workspace_backend
 from mlops_gitops.errors import ConfigError, NotFoundError
-from mlops_gitops.lineage.git import FileCommit, file_history
 from mlops_gitops.spec.references import check_local_path, is_remote
 from mlops_gitops.spec.tree import load_tree
 from mlops_gitops.state import ChangeRecord
 from mlops_gitops.textsafe import escape
+from mlops_gitops.vcs.git import FileCommit, file_history
 
 
 def _target(resource: str, root: Path) -> tuple[Address | None, str | None]:

@@ -10,15 +10,15 @@ from mlops_gitops.addresses import Kind
 from mlops_gitops.backends.base import Backend, Runs
 from mlops_gitops.commands.common import EXIT_ERROR, EXIT_OK, err, open_project, out, workspace_backend
 from mlops_gitops.errors import ConfigError, NotFoundError, SpecError, WorkspaceError
-from mlops_gitops.lineage.git import repo_info, uncommitted_diff
 from mlops_gitops.plan.desired import build_desired
 from mlops_gitops.spec.tree import load_tree
 from mlops_gitops.textsafe import escape
 from mlops_gitops.validate import validate_tree
+from mlops_gitops.vcs.git import repo_info, uncommitted_diff
 
 
 def runs_of(backend: Backend) -> Runs:
-    runs: Runs | None = getattr(backend, "runs", None)
+    runs = backend.runs
     if runs is None:
         raise WorkspaceError(f"the {backend.name} backend does not run jobs")
     return runs

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from mlops_gitops.backends.local.lineage import build_lineage
 from mlops_gitops.commands.common import EXIT_OK, open_project, out, workspace_backend
+from mlops_gitops.lineage.build import build_lineage, health_of
 from mlops_gitops.lineage.graph import RENDERERS
 
 
 def lineage(resource: str, path: str = ".", workspace: str | None = None, fmt: str = "text", depth: int = 4) -> int:
     with workspace_backend(open_project(path), workspace) as (_, backend):
-        graph = build_lineage(backend, resource, depth)
-    out(RENDERERS[fmt](graph))
+        snapshot = backend.read()
+        runs = backend.runs
+        records = [(r, runs.steps(r.id)) for r in runs.all()] if runs is not None and backend.has_state() else []
+        serving = backend.serving
+        health = health_of(serving.status() if serving is not None else None, serving is not None)
+    out(RENDERERS[fmt](build_lineage(snapshot, records, health, resource, depth)))
     return EXIT_OK

@@ -7,7 +7,7 @@ from typing import Any
 
 from mlops_gitops.commands.common import EXIT_OK, open_project, out, workspace_backend
 from mlops_gitops.errors import ConfigError
-from mlops_gitops.lineage.git import resolve_revision
+from mlops_gitops.vcs.git import resolve_revision
 
 
 def _change(old: Any, new: Any) -> Any:

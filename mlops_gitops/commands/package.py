@@ -25,10 +25,10 @@ def package(target: str, tag: str | None = None, path: str = ".", workspace: str
         row = backend.get(Address(Kind.ONLINE_DEPLOYMENT, target))
         if row is None or row.status != "active":
             raise WorkspaceError(f"deployment {target} is not in workspace '{ws_name}'; apply the repository first")
-        package_recipe = getattr(backend, "package_recipe", None)
-        if package_recipe is None:
+        packager = backend.packager
+        if packager is None:
             raise WorkspaceError(f"the {backend.name} backend does not package deployments as images")
-        cfg, recipe = package_recipe(row, base_image)
+        cfg, recipe = packager.recipe(row, base_image)
         try:
             if output is not None:
                 digest = copy_context(recipe, Path(output), log=err)

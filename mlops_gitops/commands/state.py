@@ -35,12 +35,12 @@ def state_show(address: str | None = None, path: str = ".", workspace: str | Non
         return EXIT_OK
     resources = sorted(snap.resources.values(), key=lambda r: r.address.sort_key())
     if fmt == "json":
-        out(json.dumps({"workspace": name, "path": str(backend.path), "lineage": snap.lineage, "serial": snap.serial,
+        out(json.dumps({"workspace": name, "location": backend.location, "lineage": snap.lineage, "serial": snap.serial,
                         "lock": holder.__dict__ if holder else None, "interrupted_applies": interrupted,
                         "resources": [{"address": str(r.address), "status": r.status, "managed": r.managed,
                                        "drifted": r.drifted} for r in resources]}, indent=2))
         return EXIT_OK
-    out(f"Workspace '{name}' at {backend.path}")
+    out(f"Workspace '{name}' at {backend.location}")
     if snap.lineage is None:
         out("  empty: nothing has been applied yet")
         return EXIT_OK

@@ -10,9 +10,9 @@ from mlops_gitops.commands.common import (
     EXIT_OK,
     open_project,
     out,
+    resolve_workspace,
     runner_command,
     workspace_backend,
-    workspace_location,
 )
 from mlops_gitops.diagnostics import Diagnostic, Diagnostics
 from mlops_gitops.errors import ConfigError
@@ -41,9 +41,10 @@ def validate(paths: list[str], strict: bool = False, fmt: str = "text", workspac
     root = project.root
     tree = load_tree(root, strict)
     snapshot = Snapshot(None, 0)
-    _, ws_path, database = workspace_location(project, workspace)
+    settings = resolve_workspace(project, workspace)
     # A SQLite workspace that was never written has nothing to check against: skip opening it.
-    if not offline and (database is not None or (ws_path / "state.db").exists()):
+    if not offline and (settings.backend != "local" or settings.database is not None
+                        or (settings.path / "state.db").exists()):
         with workspace_backend(project, workspace) as (_, backend):
             snapshot = backend.read()
     diags = validate_tree(tree, snapshot.index())

@@ -1,1 +1,1 @@
-"""Facts from Git and DVC: commits, authors, content hashes."""
+"""The lineage graph: where a model, data asset, run or deployment came from and what uses it."""

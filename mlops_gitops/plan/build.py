@@ -20,8 +20,9 @@ CONSUMERS = (Kind.ONLINE_DEPLOYMENT, Kind.BATCH_DEPLOYMENT, Kind.JOB, Kind.SCHED
 
 
 # A pipeline job's steps as a run would treat them now: [{step, action: run|reuse, reason}], or a reason
-# why the pipeline cannot be previewed (it then plans to run, and the run reports the problem).
-PipelinePreview = Callable[[DesiredResource, dict[Address, DesiredResource]], list[dict[str, str]] | str]
+# why the pipeline cannot be previewed (it then plans to run, and the run reports the problem); None where
+# applying a job only records it.
+PipelinePreview = Callable[[DesiredResource, dict[Address, DesiredResource]], list[dict[str, str]] | str | None]
 
 
 def _with_run(change: Change, desired: DesiredState, preview: PipelinePreview | None) -> Change:
@@ -30,6 +31,8 @@ def _with_run(change: Change, desired: DesiredState, preview: PipelinePreview | 
             res.spec.get("type", "command") not in ("pipeline", "command"):
         return change
     steps = preview(res, desired.resources)
+    if steps is None:
+        return change
     if isinstance(steps, str):
         change.action, change.reason = Action.RUN, f"{change.reason}; {steps}"
         return change

@@ -82,7 +82,7 @@ def _hash_paths(state: DesiredState, res: SpecResource, root: Path) -> tuple[dic
 
 
 def _dvc(state: DesiredState, res: SpecResource, path: Path, root: Path) -> dict[str, Any] | None:
-    from mlops_gitops.lineage.dvc import DvcError, matches, might_be_tracked, tracked
+    from mlops_gitops.vcs.dvc import DvcError, matches, might_be_tracked, tracked
 
     if not might_be_tracked(path):
         return None

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from mlops_gitops.diagnostics import Diagnostics
-from mlops_gitops.lineage.git import GitInfo
 from mlops_gitops.plan.build import PipelinePreview, build_plan
 from mlops_gitops.plan.desired import build_desired
 from mlops_gitops.plan.model import Plan
 from mlops_gitops.spec.tree import Tree
 from mlops_gitops.state import Snapshot
 from mlops_gitops.validate import validate_tree
+from mlops_gitops.vcs.git import GitInfo
 
 
 def make_plan(tree: Tree, snapshot: Snapshot, workspace: str, prune: bool, git: GitInfo,

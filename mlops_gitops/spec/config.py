@@ -22,6 +22,9 @@ class WorkspaceConfig(Strict):
     database: str | None = Field(
         None, description="SQLAlchemy URL of the metadata store; default sqlite:///<path>/state.db."
     )
+    artifacts: str | None = Field(
+        None, description="Where the workspace keeps its files (content-addressed): an object store URL such as "
+                          "az://container/prefix or s3://bucket/prefix (through fsspec); default <path>/artifacts.")
     runtime: Literal["process", "container", "none"] = Field(
         "process", description="process: serve online deployments as local processes; container: as containers "
                                "of their images (Docker Engine API, DOCKER_HOST); none: record them only.")

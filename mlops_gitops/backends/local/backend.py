@@ -14,15 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from mlops_gitops.addresses import Address, Kind
-from mlops_gitops.backends.base import EventRecord, RunRecord, StepRecord
+from mlops_gitops.backends.base import StepPreview
+from mlops_gitops.backends.local import db
 from mlops_gitops.backends.local.datafetch import with_dvc_data
 from mlops_gitops.backends.local.deploy import Deployer
 from mlops_gitops.backends.local.hooks import Hooks
+from mlops_gitops.backends.local.hosting import LocalServing
 from mlops_gitops.backends.local.registration import from_latest_run
 from mlops_gitops.backends.local.runs import RunRecords
 from mlops_gitops.backends.local.serving import ServingController
 from mlops_gitops.backends.local.store import LocalStore
-from mlops_gitops.errors import WorkspaceError
+from mlops_gitops.errors import ConfigError, WorkspaceError
 from mlops_gitops.events.model import Event
 from mlops_gitops.events.sinks import Dispatcher, Sink
 from mlops_gitops.fsutil import safe_join
@@ -31,7 +33,16 @@ from mlops_gitops.runtime.packaging import ImageRecipe
 from mlops_gitops.runtime.pipelines.runner import RunResult
 from mlops_gitops.runtime.serving.config import DeploymentConfig
 from mlops_gitops.spec.references import resolved_job_output
-from mlops_gitops.state import ActualResource, ChangeRecord, DesiredResource, LockInfo, Snapshot
+from mlops_gitops.state import (
+    ActualResource,
+    ChangeRecord,
+    DesiredResource,
+    EventRecord,
+    LockInfo,
+    RunRecord,
+    Snapshot,
+    StepRecord,
+)
 from mlops_gitops.textsafe import defuse_text
 
 SERVED = frozenset({Kind.ONLINE_ENDPOINT, Kind.ONLINE_DEPLOYMENT, Kind.TRAFFIC})
@@ -51,21 +62,54 @@ class LocalBackend:
 
     def __init__(self, path: Path, database: str | None = None, warn: Callable[[str], None] = _warn,
                  runtime: str = "none", port: int = 0, base_image: str | None = None,
-                 sinks: list[Sink] | None = None, source: str | None = None) -> None:
+                 sinks: list[Sink] | None = None, source: str | None = None, tree_root: Path | None = None,
+                 artifacts: str | None = None, where: Callable[[str], str] = lambda key: key) -> None:
+        if artifacts is not None:
+            raise ConfigError(f"{where('artifacts')}: object storage for artifacts is not supported yet")
+        if runtime not in ("process", "container", "none"):
+            raise WorkspaceError(f"unknown runtime '{runtime}': use process, container or none")
         self.store = LocalStore(path, database)
         self.runtime = runtime  # process | container: online endpoints are served; none: recorded only
         self.port = port
         self.base_image = base_image
-        self.tree_root: Path | None = None  # the repository tree being applied (run snapshots diff it)
+        self.tree_root = tree_root  # the repository tree being applied (run snapshots diff it, DVC fetches)
         self.source = source or f"mlops-gitops://local/{path.name}"  # CloudEvents source of its events
         self.dispatcher = Dispatcher(sinks or [], path / "events" / "dead-letter.jsonl", lambda m: self.hooks.warn(m))
         self.hooks = Hooks(note=_note, warn=warn, emit=self.emit)
-        self.runs = LocalRuns(self.store, self.hooks)
+        self._runs = LocalRuns(self.store, self.hooks, executes=runtime != "none")
         self._deployer: Deployer | None = None
+        self._serving: LocalServing | None = None
 
     @property
     def path(self) -> Path:
         return self.store.path
+
+    @property
+    def location(self) -> str:
+        url = self.store.url
+        return str(self.path) if url.startswith("sqlite:") else f"{self.path} ({db.mask_url(url)})"
+
+    @property
+    def runs(self) -> LocalRuns:
+        return self._runs
+
+    @property
+    def serving(self) -> LocalServing:
+        if self._serving is None:
+            deployer = self.deployer
+
+            def keys_changed(endpoint: str) -> None:
+                if deployer is not None:
+                    deployer.controller.put_endpoint(deployer.endpoint_config(endpoint))
+
+            controller = deployer.controller if deployer is not None else ServingController(self.path)
+            self._serving = LocalServing(self.store, controller, serves=deployer is not None,
+                                         on_key_change=keys_changed)
+        return self._serving
+
+    @property
+    def packager(self) -> LocalBackend:
+        return self
 
     @property
     def warn(self) -> Callable[[str], None]:
@@ -88,8 +132,6 @@ class LocalBackend:
         """What serves online endpoints, or None when this workspace only records them."""
         if self.runtime == "none":
             return None
-        if self.runtime not in ("process", "container"):
-            raise WorkspaceError(f"unknown runtime '{self.runtime}': use process, container or none")
         if self._deployer is None:
             controller = ServingController(self.path, self.port, metrics_key=self.store.metrics_key)
             self._deployer = Deployer(self.store, self.hooks, controller, self.runtime, self.base_image)
@@ -128,24 +170,12 @@ class LocalBackend:
     def artifact_path(self, sha256: str) -> Path:
         return self.store.artifact_path(sha256)
 
-    def endpoint_keys(self, endpoint: str) -> tuple[str, str]:
-        return self.store.endpoint_keys(endpoint)
-
-    def metrics_key(self) -> str:
-        return self.store.metrics_key()
-
-    def regenerate_key(self, endpoint: str, which: str) -> tuple[str, str]:
-        keys = self.store.regenerate_key(endpoint, which)
-        if self.deployer is not None and self.deployer.controller.info() is not None:
-            self.deployer.controller.put_endpoint(self.deployer.endpoint_config(endpoint))
-        return keys
-
     # -- the lock, applies and the journal ----------------------------------------------------------
 
     @contextmanager
     def lock(self, operation: str, reason: str = "", timeout: float = 0.0) -> Iterator[LockInfo]:
         with self.store.lock(operation, reason, timeout, self.hooks.warn) as info:
-            self.runs.reap()
+            self._runs.reap()
             yield info
 
     def lock_holder(self) -> LockInfo | None:
@@ -214,7 +244,7 @@ class LocalBackend:
             if isinstance(resolved, ActualResource):
                 return resolved
             desired, provenance = resolved, {**provenance, "run.id": run_id,
-                                             "run.metrics": self.runs.records.metrics(run_id)}
+                                             "run.metrics": self._runs.records.metrics(run_id)}
         desired = with_dvc_data(desired, self.tree_root, self.hooks)
         self.store.store_files(desired.artifacts)
         addr = desired.address
@@ -227,8 +257,8 @@ class LocalBackend:
                                                                "git.commit": provenance.get("git.commit")})
                 raise
         if addr.kind is Kind.JOB and desired.spec.get("type", "command") in RUNNABLE and self.runtime != "none":
-            provenance = {**provenance, "run.id": self.runs.run_for_apply(desired, provenance, apply_id,
-                                                                          self.tree_root)}
+            provenance = {**provenance, "run.id": self._runs.run_for_apply(desired, provenance, apply_id,
+                                                                           self.tree_root)}
         return desired, provenance
 
     def _announce(self, desired: DesiredResource, created: bool, provenance: dict[str, Any]) -> None:
@@ -262,27 +292,21 @@ class LocalBackend:
             self.deployer.before_delete(address)
         self.store.remove(address, provenance, apply_id, origin)
 
-    def package_recipe(self, deployment: ActualResource,
-                       base_image: str | None) -> tuple[DeploymentConfig, ImageRecipe]:
+    def recipe(self, deployment: ActualResource,
+               base_image: str | None) -> tuple[DeploymentConfig, ImageRecipe]:
         """A deployment of the workspace as an image recipe (`package`): its files laid out, no engine needed."""
         deployer = Deployer(self.store, self.hooks, ServingController(self.path), "container",
                             base_image or self.base_image)
         cfg, env = deployer.layout(deployment)
         return cfg, deployer.recipe(cfg, env)
 
-    # -- pipelines -------------------------------------------------------------------------------
-
-    def pipeline_preview(self, desired: DesiredResource,
-                         pending: dict[Address, DesiredResource]) -> list[dict[str, str]] | str:
-        return self.runs.preview(desired, pending)
-
-
 class LocalRuns:
     """Runs of the local workspace: records (RunRecords) and the pipeline effect that makes them."""
 
-    def __init__(self, store: LocalStore, hooks: Hooks) -> None:
+    def __init__(self, store: LocalStore, hooks: Hooks, executes: bool = True) -> None:
         self.store = store
         self.hooks = hooks
+        self.executes = executes  # runtime none: applying a job records it, nothing runs
         self.records = RunRecords(store)
 
     def all(self, pipeline: str | None = None) -> list[RunRecord]:
@@ -337,9 +361,10 @@ class LocalRuns:
     def reap(self) -> int:
         return self.records.reap()
 
-    def preview(self, desired: DesiredResource,
-                pending: dict[Address, DesiredResource]) -> list[dict[str, str]] | str:
+    def preview(self, desired: DesiredResource, pending: dict[Address, DesiredResource]) -> StepPreview | None:
         """Which steps of a pipeline job a run would run or reuse now (for plan)."""
+        if not self.executes:
+            return None
         from mlops_gitops.backends.local.pipelines import PipelineResolver, preview
         from mlops_gitops.runtime.pipelines.steps import PipelineError
 
@@ -363,7 +388,7 @@ class LocalRuns:
             raise WorkspaceError(f"{desired.source_file}: {exc}") from None
         snapshot: dict[str, Any] = {k: v for k, v in provenance.items() if k.startswith("git.")}
         if tree_root is not None:
-            from mlops_gitops.lineage.git import uncommitted_diff
+            from mlops_gitops.vcs.git import uncommitted_diff
 
             snapshot["git.diff"] = uncommitted_diff(tree_root, [])
         run_id, result = run_pipeline(self.store, self.hooks, pipeline, snapshot, apply_id=apply_id)

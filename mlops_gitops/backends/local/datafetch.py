@@ -18,7 +18,7 @@ def with_dvc_data(desired: DesiredResource, tree_root: Path | None, hooks: Hooks
     info = (desired.derived.get("paths") or {}).get("path") or {}
     if "tracked" not in info or desired.artifacts or desired.address.kind not in (Kind.MODEL, Kind.DATA):
         return desired
-    from mlops_gitops.lineage.dvc import DvcError, fetch, tracked
+    from mlops_gitops.vcs.dvc import DvcError, fetch, tracked
 
     if tree_root is None:
         raise WorkspaceError(f"its data ({info['tracked']}) must be fetched with DVC; apply it from its repository")

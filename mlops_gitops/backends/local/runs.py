@@ -14,13 +14,13 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from mlops_gitops.actor import now, whoami
-from mlops_gitops.backends.base import RunRecord, StepRecord
 from mlops_gitops.backends.local import db
 from mlops_gitops.backends.local.store import LocalStore
 from mlops_gitops.errors import NotFoundError
 from mlops_gitops.hashing import canonical_json
 from mlops_gitops.runtime.pipelines.runner import OutputRecord
 from mlops_gitops.runtime.pipelines.steps import FileEntry, manifest_digest
+from mlops_gitops.state import RunRecord, StepRecord
 
 FINISHED = ("completed", "reused", "failed", "skipped", "cancelled", "interrupted")
 

@@ -1,4 +1,4 @@
-"""The lineage graph of a local workspace: resources, runs, commits and DVC hashes, and how they connect.
+"""The lineage graph of a workspace: resources, runs, commits and DVC hashes, and how they connect.
 
 Upstream of a model version: the run that produced it, that run's data (with DVC hashes), code
 (component versions) and commit, the commit and pull request that applied it. Downstream: the runs
@@ -8,16 +8,17 @@ and resources that use it, the deployments serving it and their health.
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlops_gitops.addresses import VERSIONED, Address, Kind
 from mlops_gitops.errors import ConfigError, NotFoundError
 from mlops_gitops.lineage.graph import Graph, Node
 from mlops_gitops.spec.references import resolved_job_output
-from mlops_gitops.state import ActualResource, Snapshot
+from mlops_gitops.state import ActualResource, RunRecord, Snapshot, StepRecord
 
-if TYPE_CHECKING:
-    from mlops_gitops.backends.local.backend import LocalBackend
+# What the serving side reports of each deployment (endpoint/name -> attributes such as health);
+# "*" applies to all of them (the host is not running).
+Health = dict[str, dict[str, Any]]
 
 _BY_KEY = {"model": Kind.MODEL, "environment": Kind.ENVIRONMENT, "component": Kind.COMPONENT, "path": Kind.DATA}
 
@@ -45,20 +46,18 @@ def _commit(graph: Graph, facts: dict[str, Any]) -> str | None:
     return node.id
 
 
-def _health(backend: LocalBackend) -> dict[str, dict[str, Any]]:
-    deployer = backend.deployer if backend.runtime != "none" else None
-    if deployer is None:
+def health_of(status: dict[str, Any] | None, serving: bool) -> Health:
+    """Deployment health from the serving side's status (None: the host is not running)."""
+    if not serving:
         return {}
-    status = deployer.controller.status()
     if status is None:
         return {"*": {"health": "endpoint host not running"}}
     return {key: {"health": "ready" if d.get("ready") else "not ready", "served": d.get("served")}
             for key, d in (status.get("deployments") or {}).items()}
 
 
-def _resources(graph: Graph, snapshot: Snapshot, backend: LocalBackend) -> None:
+def _resources(graph: Graph, snapshot: Snapshot, health: Health) -> None:
     traffic = {a.name: r.spec for a, r in snapshot.resources.items() if a.kind is Kind.TRAFFIC}
-    health = _health(backend)
     for addr, res in snapshot.resources.items():
         if addr.kind is Kind.TRAFFIC:
             continue
@@ -102,10 +101,9 @@ def _resource_edges(graph: Graph, snapshot: Snapshot, addr: Address, res: Actual
             graph.link(f"run:{run}", str(addr), "produced")
 
 
-def _runs(graph: Graph, backend: LocalBackend) -> None:
-    runs = backend.runs.all()
-    by_run = {run.id: backend.runs.steps(run.id) for run in runs}
-    for run in runs:
+def _runs(graph: Graph, runs: list[tuple[RunRecord, list[StepRecord]]]) -> None:
+    by_run = {run.id: steps for run, steps in runs}
+    for run, _ in runs:
         node = f"run:{run.id}"
         graph.add(Node(node, "run", f"run {run.id}", {"status": run.status, "started_at": run.started_at}))
         graph.add(Node(str(Address(Kind.JOB, run.pipeline)), "job", str(Address(Kind.JOB, run.pipeline))))
@@ -145,12 +143,12 @@ def _root(text: str, snapshot: Snapshot, graph: Graph) -> str:
     return str(addr)
 
 
-def build_lineage(backend: LocalBackend, start: str, depth: int = 4) -> Graph:
-    snapshot = backend.read()
+def build_lineage(snapshot: Snapshot, runs: list[tuple[RunRecord, list[StepRecord]]], health: Health, start: str,
+                  depth: int = 4) -> Graph:
+    """The graph around `start` (an address or a run ID), `depth` steps upstream and downstream."""
     full = Graph(root="")
-    _resources(full, snapshot, backend)
-    if backend.has_state():
-        _runs(full, backend)
+    _resources(full, snapshot, health)
+    _runs(full, runs)
     root = _root(start, snapshot, full)
     graph = Graph(root=root)
     graph.add(full.nodes[root])

@@ -1,0 +1,67 @@
+"""Build the backend a workspace names (`backend:` in mlops.yaml), with the notification sinks of the project."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlops_gitops.errors import ConfigError
+from mlops_gitops.spec.project import Project, WorkspaceSettings, resolve_workspace
+
+if TYPE_CHECKING:
+    from mlops_gitops.backends.base import Backend
+    from mlops_gitops.events.sinks import Sink
+
+
+def _local(project: Project, settings: WorkspaceSettings, sinks: list[Sink]) -> Backend:
+    from mlops_gitops.backends.local.backend import LocalBackend  # SQLAlchemy costs ~0.2 s to import
+
+    return LocalBackend(settings.path, settings.database, runtime=settings.runtime, port=settings.port,
+                        base_image=settings.base_image, sinks=sinks, source=f"mlops-gitops://local/{settings.name}",
+                        tree_root=project.root, artifacts=settings.artifacts,
+                        where=lambda key: project.config.where("workspaces", settings.name, key))
+
+
+BACKENDS: dict[str, Callable[[Project, WorkspaceSettings, list[Sink]], Backend]] = {"local": _local}
+
+
+def open_backend(project: Project, workspace: str | None) -> tuple[str, Backend]:
+    settings = resolve_workspace(project, workspace)
+    make = BACKENDS.get(settings.backend)
+    if make is None:
+        raise ConfigError(f"{project.config.where('workspaces', settings.name, 'backend')}: unknown backend "
+                          f"'{settings.backend}' (available: {', '.join(sorted(BACKENDS))})")
+    return settings.name, make(project, settings, sinks_for(project))
+
+
+@contextmanager
+def workspace_backend(project: Project, workspace: str | None) -> Iterator[tuple[str, Backend]]:
+    """The chosen workspace's backend, closed (its connections released) when the block ends."""
+    name, backend = open_backend(project, workspace)
+    try:
+        yield name, backend
+    finally:
+        backend.close()
+
+
+def sinks_for(project: Project) -> list[Sink]:
+    """The notification sinks of mlops.yaml (`${VAR}` expanded: secrets stay out of the repository)."""
+    from mlops_gitops.events.sinks import CommandSink, FileSink, WebhookSink
+
+    sinks: list[Sink] = []
+    config = project.config
+    for i, n in enumerate(config.notifications):
+        if n.type == "webhook" and n.url:
+            url = config.expand(n.url, "notifications", i, "url")
+            if not url:
+                continue  # `${MLOPS_WEBHOOK_URL:-}`: this sink is off where the variable is unset
+            secret = config.expand(n.secret, "notifications", i, "secret") if n.secret else None
+            sinks.append(WebhookSink(url, secret, list(n.events)))
+        elif n.type == "file" and n.path:
+            path = Path(config.expand(n.path, "notifications", i, "path"))
+            sinks.append(FileSink(path if path.is_absolute() else project.root / path, list(n.events)))
+        elif n.type == "command" and n.command:
+            sinks.append(CommandSink(n.command, list(n.events)))
+    return sinks  # type github: delivered by the GitHub integration, not here
