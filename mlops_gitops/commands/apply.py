@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from mlops_gitops.apply.executor import ApplyResult, Outcome
 from mlops_gitops.apply.session import ApplyListener, apply_project
+from mlops_gitops.commands import args
 from mlops_gitops.commands.common import EXIT_ERROR, EXIT_OK, err, open_project, out, print_warnings
 from mlops_gitops.commands.plan import show
 from mlops_gitops.errors import ConfigError
@@ -87,3 +89,17 @@ def _summarise(result: ApplyResult) -> int:
     for o in failed:
         err(f"Error: {o.change.address}: {o.message}")
     return EXIT_ERROR
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", nargs="?", default=".", help="repository folder or saved plan file")
+    args.workspace(p)
+    args.prune(p)
+    args.color(p)
+    p.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--lock-timeout", type=float, default=0.0, metavar="SECONDS",
+                   help="wait this long for the workspace lock (default: fail at once)")
+    p.add_argument("--parallelism", type=int, default=4, help="independent actions at once (default 4)")
+    p.add_argument("--reason", default="", help="recorded with the lock")
+    p.add_argument("--strict", action="store_true")
+    p.set_defaults(run=apply)

@@ -9,6 +9,7 @@ GitHub API failure is reported as a warning and never turns a failed apply into 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import uuid
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlops_gitops.commands import args
 from mlops_gitops.commands.common import (
     EXIT_ERROR,
     EXIT_OK,
@@ -208,3 +210,11 @@ def _drift(run: GitHubRun, path: str, workspace: str | None, name: str) -> int:
     except GitOpsError as exc:
         _warn(str(exc))
     return EXIT_OK
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--command", choices=["validate", "plan", "apply", "drift"],
+                   help="what to do (default: from the event)")
+    p.add_argument("path", nargs="?", default=".", help="repository (default: current folder)")
+    args.workspace(p)
+    p.set_defaults(run=ci)

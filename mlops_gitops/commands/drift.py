@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from mlops_gitops.apply.planning import plan_read_only
+from mlops_gitops.commands import args
 from mlops_gitops.commands.common import (
     EXIT_CHANGES,
     EXIT_OK,
@@ -70,3 +72,11 @@ def drift(path: str = ".", workspace: str | None = None, fmt: str = "text", colo
                 "workspace": name, "resources": [{"address": str(d.address), "what": d.what, "by": d.changed_by,
                                                   "at": d.changed_at} for d in plan.drift]})
     return EXIT_CHANGES if plan.drift else EXIT_OK
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", nargs="?", default=".")
+    args.workspace(p)
+    args.color(p)
+    args.fmt(p)
+    p.set_defaults(run=drift)

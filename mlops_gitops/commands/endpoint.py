@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from mlops_gitops.actor import whoami
 from mlops_gitops.addresses import Address, Kind
 from mlops_gitops.backends.base import Backend, Serving
+from mlops_gitops.commands import args
 from mlops_gitops.commands.common import EXIT_OK, err, open_project, out, workspace_backend
 from mlops_gitops.errors import ConfigError, GitOpsError, NotFoundError
 from mlops_gitops.hashing import spec_hash
@@ -170,3 +172,42 @@ def logs(endpoint: str, deployment: str | None = None, lines: int = 50, path: st
         out(f"No logs yet for endpoint '{endpoint}'" + (f" deployment '{deployment}'" if deployment else "") +
             f" in workspace '{name}'.")
     return EXIT_OK
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = args.actions(p, "_action")
+    a = sub.add_parser("list", help="endpoints, deployments and traffic")
+    args.fmt(a)
+    args.workspace(a)
+    a.set_defaults(run=endpoint_list)
+    a = sub.add_parser("set-traffic", help="change traffic outside Git (plan then reports it as drift)")
+    a.add_argument("endpoint")
+    a.add_argument("pairs", nargs="+", metavar="DEPLOYMENT=PERCENT")
+    args.workspace(a)
+    a.set_defaults(run=set_traffic)
+    a = sub.add_parser("show", help="scoring URI, traffic, deployments and their state")
+    a.add_argument("endpoint")
+    args.workspace(a)
+    a.set_defaults(run=endpoint_show)
+    a = sub.add_parser("invoke", help="send a request file to the endpoint (or one deployment)")
+    a.add_argument("endpoint")
+    a.add_argument("--request-file", required=True)
+    a.add_argument("--deployment", help="pin a deployment (the azureml-model-deployment header)")
+    args.workspace(a)
+    a.set_defaults(run=invoke)
+    a = sub.add_parser("logs", help="the host's and the deployments' logs")
+    a.add_argument("endpoint")
+    a.add_argument("--deployment")
+    a.add_argument("--lines", type=int, default=50)
+    args.workspace(a)
+    a.set_defaults(run=logs)
+    a = sub.add_parser("get-credentials", help="the endpoint's two keys (or the host's metrics key)")
+    a.add_argument("endpoint", nargs="?")
+    a.add_argument("--metrics", action="store_true", help="the workspace's key of the endpoint host's /metrics")
+    args.workspace(a)
+    a.set_defaults(run=get_credentials)
+    a = sub.add_parser("regenerate-keys", help="replace one of the endpoint's keys")
+    a.add_argument("endpoint")
+    a.add_argument("--key-type", dest="which", choices=["primary", "secondary"], default="primary")
+    args.workspace(a)
+    a.set_defaults(run=regenerate_keys)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 from typing import Any
 
 from mlops_gitops.backends.base import Backend
+from mlops_gitops.commands import args
 from mlops_gitops.commands.common import EXIT_OK, open_project, out, workspace_backend
 from mlops_gitops.events.model import matches
 from mlops_gitops.jsonload import loads
@@ -62,3 +64,20 @@ def events_tail(path: str = ".", workspace: str | None = None, types: list[str] 
                 _show(fresh, fmt, types or [])
                 last = fresh[-1].seq
     return EXIT_OK
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = args.actions(p, "_action")
+    a = sub.add_parser("list", help="recorded events, oldest first (CloudEvents 1.0 with --format json)")
+    a.add_argument("--type", action="append", dest="types", metavar="PATTERN", help="e.g. model.* (repeatable)")
+    a.add_argument("--limit", type=int, default=50)
+    args.fmt(a)
+    args.workspace(a)
+    a.set_defaults(run=events_list)
+    a = sub.add_parser("tail", help="the latest events; --follow prints new ones as they come")
+    a.add_argument("--type", action="append", dest="types", metavar="PATTERN")
+    a.add_argument("-n", "--lines", type=int, default=10)
+    a.add_argument("-f", "--follow", action="store_true")
+    args.fmt(a)
+    args.workspace(a)
+    a.set_defaults(run=events_tail)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 from mlops_gitops.addresses import Address
+from mlops_gitops.commands import args
 from mlops_gitops.commands.common import EXIT_OK, open_project, out, workspace_backend
 from mlops_gitops.errors import ConfigError, NotFoundError
 from mlops_gitops.spec.references import check_local_path, is_remote
@@ -98,3 +100,10 @@ def _render(resource: str, source_file: str | None, records: list[ChangeRecord],
             mark = "applied" if c.commit in applied else "       "
             lines.append(escape(f"  {c.date[:19]}  {mark}  {c.commit[:12]}  {c.author}: {c.subject}"))
     return "\n".join(lines)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("resource", help="address (model:NAME[:VERSION], online-endpoint:NAME, ...) or file path")
+    args.fmt(p)
+    args.workspace(p)
+    p.set_defaults(run=history)

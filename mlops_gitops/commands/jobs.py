@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
 
 from mlops_gitops.addresses import Kind
 from mlops_gitops.backends.base import Backend, Runs
+from mlops_gitops.commands import args
 from mlops_gitops.commands.common import EXIT_ERROR, EXIT_OK, err, open_project, out, workspace_backend
 from mlops_gitops.errors import ConfigError, NotFoundError, SpecError, WorkspaceError
 from mlops_gitops.plan.desired import build_desired
@@ -170,3 +172,33 @@ def job_cancel(run_id: str, path: str = ".", workspace: str | None = None) -> in
     out(f"Cancelling run {row.id}" + (f": stopped {', '.join(stopped)}" if stopped else "") +
         "; steps not started yet will not run.")
     return EXIT_OK
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = args.actions(p, "_action")
+    a = sub.add_parser("run", help="run a command or pipeline job of the tree (unchanged steps are reused)")
+    a.add_argument("file", metavar="FILE")
+    a.add_argument("--force-rerun", action="store_true", help="run every step, reusing nothing")
+    a.add_argument("--parallelism", type=int, default=4, help="steps run at the same time (default 4)")
+    args.workspace(a)
+    a.set_defaults(run=job_run)
+    a = sub.add_parser("list", help="runs, newest first")
+    a.add_argument("--pipeline", help="only runs of this job")
+    args.fmt(a)
+    args.workspace(a)
+    a.set_defaults(run=job_list)
+    a = sub.add_parser("show", help="a run: commit, parameters, steps, inputs, outputs, metrics")
+    a.add_argument("run_id", metavar="RUN")
+    args.fmt(a)
+    args.workspace(a)
+    a.set_defaults(run=job_show)
+    a = sub.add_parser("logs", help="the logs of a run's steps")
+    a.add_argument("run_id", metavar="RUN")
+    a.add_argument("--step")
+    a.add_argument("--lines", type=int, default=50)
+    args.workspace(a)
+    a.set_defaults(run=job_logs)
+    a = sub.add_parser("cancel", help="stop a running run")
+    a.add_argument("run_id", metavar="RUN")
+    args.workspace(a)
+    a.set_defaults(run=job_cancel)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
+
+from mlops_gitops.commands import args
 from mlops_gitops.commands.common import EXIT_OK, open_project, out, workspace_backend
 from mlops_gitops.lineage.build import build_lineage, health_of
 from mlops_gitops.lineage.graph import RENDERERS
@@ -16,3 +19,11 @@ def lineage(resource: str, path: str = ".", workspace: str | None = None, fmt: s
         health = health_of(serving.status() if serving is not None else None, serving is not None)
     out(RENDERERS[fmt](build_lineage(snapshot, records, health, resource, depth)))
     return EXIT_OK
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("resource", metavar="RESOURCE|RUN", help="e.g. model:churn:4, model:churn (latest), a run ID")
+    args.fmt(p, "text", "json", "mermaid", "dot")
+    p.add_argument("--depth", type=int, default=4, help="how many steps to follow each way (default 4)")
+    args.workspace(p)
+    p.set_defaults(run=lineage)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from typing import Any
 
+from mlops_gitops.commands import args
 from mlops_gitops.commands.common import EXIT_OK, open_project, out, workspace_backend
 from mlops_gitops.errors import ConfigError
 from mlops_gitops.vcs.git import resolve_revision
@@ -57,3 +59,15 @@ def metrics_diff(rev_a: str, rev_b: str = "HEAD", path: str = ".", workspace: st
 
 def _fmt(value: Any) -> str:
     return "-" if value is None else str(value)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = args.actions(p, "_action")
+    a = sub.add_parser("diff", help="step metrics of the runs at two commits (like dvc metrics diff)")
+    a.add_argument("rev_a", metavar="REV_A")
+    a.add_argument("rev_b", metavar="REV_B", nargs="?", default="HEAD")
+    a.add_argument("--pipeline", help="only this pipeline job")
+    a.add_argument("--all", dest="show_all", action="store_true", help="also the metrics that did not change")
+    args.fmt(a, "text", "json", "md")
+    args.workspace(a)
+    a.set_defaults(run=metrics_diff)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 from mlops_gitops.actor import whoami
 from mlops_gitops.addresses import Address, Kind
+from mlops_gitops.commands import args
 from mlops_gitops.commands.common import EXIT_OK, open_project, out, workspace_backend
 from mlops_gitops.errors import ConfigError, NotFoundError, ResourceInUseError
 from mlops_gitops.plan.build import live_users
@@ -133,3 +135,34 @@ def search(tags: list[str], path: str = ".", workspace: str | None = None, kind:
     else:
         out("\n".join(escape(a) for a in hits) if hits else "No resources match.")
     return EXIT_OK
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = args.actions(p, "_action")
+    a = sub.add_parser("list", help="list model versions")
+    args.workspace(a)
+    a.add_argument("--name")
+    a.add_argument("--include-archived", action="store_true")
+    args.fmt(a)
+    a.set_defaults(run=model_list)
+    for action, text, run, extra in (
+            ("show", "show one version (NAME[:VERSION])", model_show, {}),
+            ("archive", "archive NAME:VERSION", model_set_status, {"status": "archived"}),
+            ("restore", "restore an archived NAME:VERSION", model_set_status, {"status": "active"})):
+        a = sub.add_parser(action, help=text)
+        a.add_argument("ref")
+        args.workspace(a)
+        a.set_defaults(run=run, **extra)
+    a = sub.add_parser("download", help="download all files of NAME[:VERSION]")
+    a.add_argument("ref")
+    a.add_argument("--dir", dest="dest", default=".", help="download into DIR/NAME/VERSION")
+    args.workspace(a)
+    a.set_defaults(run=model_download)
+
+
+def add_search_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tag", dest="tags", action="append", required=True)
+    p.add_argument("--kind")
+    args.fmt(p)
+    args.workspace(p)
+    p.set_defaults(run=search)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from mlops_gitops.addresses import Address, Kind
+from mlops_gitops.commands import args
 from mlops_gitops.commands.common import EXIT_OK, err, open_project, out, workspace_backend
 from mlops_gitops.errors import ConfigError, WorkspaceError
 from mlops_gitops.imageref import is_image_reference
@@ -53,3 +55,13 @@ def _run_hint(image: str, environment_variables: dict[str, str]) -> None:
         "-e MLOPS_GITOPS_ENDPOINT_KEYS=KEY to require a key)")
     if variables:
         out("          the deployment's environment variables are not in the image: give them when it runs")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", metavar="ENDPOINT/DEPLOYMENT")
+    p.add_argument("--tag", "-t", help="image name:tag (default mlops-gitops/ENDPOINT-DEPLOYMENT:DIGEST)")
+    p.add_argument("--base-image", help="base image in place of the environment's (must provide python3 with venv)")
+    p.add_argument("--output", "-o", metavar="DIR", help="write the build context (Dockerfile and files) to DIR "
+                                                         "instead of building; needs no engine")
+    args.workspace(p)
+    p.set_defaults(run=package)

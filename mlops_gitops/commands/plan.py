@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 from mlops_gitops.apply.planning import plan_read_only
+from mlops_gitops.commands import args
 from mlops_gitops.commands.common import EXIT_CHANGES, EXIT_OK, open_project, out, print_warnings, use_color
 from mlops_gitops.plan.model import Plan
 from mlops_gitops.plan.planfile import save_plan
@@ -39,3 +41,16 @@ def plan(path: str = ".", workspace: str | None = None, prune: bool | None = Non
     if detailed_exitcode and planned.plan.has_changes:
         return EXIT_CHANGES
     return EXIT_OK
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", nargs="?", default=".", help="repository (default: current folder)")
+    args.workspace(p)
+    args.prune(p)
+    args.color(p)
+    p.add_argument("--out", dest="out_file", help="save the plan; `apply FILE` applies exactly it")
+    args.fmt(p, "text", "markdown", "json")
+    p.add_argument("--detailed-exitcode", action="store_true", help="exit 2 when there are changes")
+    p.add_argument("--show-noop", action="store_true", help="also list resources that are up to date")
+    p.add_argument("--strict", action="store_true")
+    p.set_defaults(run=plan)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
+
+from mlops_gitops.commands import args
 from mlops_gitops.commands.common import EXIT_OK, open_project, out, workspace_backend
 from mlops_gitops.commands.endpoint import serving_of
 
@@ -21,3 +24,9 @@ def serve(path: str = ".", workspace: str | None = None, stop: bool = False) -> 
         out(f"  {info.url}/endpoints/{endpoint}/score")
     out("Stop it with: mlops-gitops serve --stop")
     return EXIT_OK
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--stop", action="store_true")
+    args.workspace(p)
+    p.set_defaults(run=serve)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections import Counter
 
 from mlops_gitops.addresses import Address
+from mlops_gitops.commands import args
 from mlops_gitops.commands.common import EXIT_OK, open_project, out, workspace_backend
 from mlops_gitops.errors import ConfigError, NotFoundError
 from mlops_gitops.textsafe import escape
@@ -61,3 +63,18 @@ def force_unlock(lock_id: str, path: str = ".", workspace: str | None = None) ->
         holder = backend.force_unlock(lock_id)
     out(f"Workspace unlocked (was: {holder.describe()}).")
     return EXIT_OK
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = args.actions(p, "_action")
+    a = sub.add_parser("show", help="summary, or one resource in full")
+    a.add_argument("address", nargs="?")
+    args.fmt(a)
+    args.workspace(a)
+    a.set_defaults(run=state_show)
+
+
+def add_unlock_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("lock_id")
+    args.workspace(p)
+    p.set_defaults(run=force_unlock)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterable
 from pathlib import Path
 
+from mlops_gitops.commands import args
 from mlops_gitops.commands.common import (
     EXIT_ERROR,
     EXIT_OK,
@@ -113,3 +115,14 @@ def _select(diags: Diagnostics, targets: list[Path], root: Path) -> list[Diagnos
 def _files_in_scope(files: Iterable[str], targets: list[Path], root: Path) -> list[str]:
     prefixes = _scope(targets, root)
     return [f for f in files if _in(f, prefixes)]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="*", default=["."], help="folders or files (default: current folder)")
+    p.add_argument("--strict", action="store_true", help="unknown fields and other warnings are errors")
+    args.fmt(p, "text", "json", "github", "azure")
+    p.add_argument("-w", "--workspace", help="workspace to check versions and references against")
+    p.add_argument("--offline", action="store_true", help="do not read the workspace")
+    p.add_argument("--schema-only", action="store_true",
+                   help="check files against the JSON Schemas alone (no tree, no references)")
+    p.set_defaults(run=validate)
