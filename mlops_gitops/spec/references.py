@@ -9,7 +9,6 @@ from pathlib import Path
 
 REMOTE_PREFIXES = ("http://", "https://", "wasbs://", "wasb://", "abfss://", "adl://", "s3://", "gs://", "runs:/",
                    "azureml://", "models:/")
-_BINDING = re.compile(r"^\s*\$\{\{\s*([^}]*?)\s*\}\}\s*$")
 
 
 @dataclass(frozen=True)
@@ -77,14 +76,6 @@ def resolved_job_output(ref: object) -> JobOutputRef | None:
 
 def is_remote(text: str) -> bool:
     return text.startswith(REMOTE_PREFIXES) or (text.startswith("azureml:") and parse_asset_ref(text) is None)
-
-
-def binding(text: object) -> str | None:
-    """The expression inside `${{ … }}` when the whole value is one binding."""
-    if not isinstance(text, str):
-        return None
-    m = _BINDING.match(text)
-    return m.group(1) if m else None
 
 
 def local_path(text: str) -> str:

@@ -7,7 +7,6 @@ cache are kept by RunRecords; step outputs go to the content-addressed store.
 
 from __future__ import annotations
 
-import re
 import secrets
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -23,20 +22,9 @@ from mlops_gitops.errors import WorkspaceError
 from mlops_gitops.fsutil import UnsafePathError, safe_join
 from mlops_gitops.hashing import canonical_json, path_manifest
 from mlops_gitops.runtime.pipelines.runner import OutputRecord, PipelineRunner, RunResult
-from mlops_gitops.runtime.pipelines.steps import (
-    DATA_TYPES,
-    FileEntry,
-    Input,
-    Pipeline,
-    PipelineError,
-    Step,
-    check_literal,
-    compatible,
-    manifest_digest,
-)
+from mlops_gitops.runtime.pipelines.steps import FileEntry, Input, Pipeline, PipelineError, Step, manifest_digest
+from mlops_gitops.spec import compiler
 from mlops_gitops.state import ArtifactFile, DesiredResource
-
-_BINDING = re.compile(r"^\$\{\{\s*parent\.(inputs|outputs|jobs)\.([^}\s]+?)\s*\}\}$")
 
 
 @dataclass
@@ -52,7 +40,7 @@ def _entries(files: list[ArtifactFile], prefix: str, read: Any) -> tuple[FileEnt
 
 
 class PipelineResolver:
-    """YAML of a pipeline job -> runtime.pipelines.Pipeline."""
+    """YAML of a pipeline job -> runtime.pipelines.Pipeline, through the one pipeline compiler."""
 
     def __init__(self, store: LocalStore, hooks: Hooks, pending: dict[Address, DesiredResource] | None = None,
                  preview: bool = False) -> None:
@@ -66,127 +54,78 @@ class PipelineResolver:
             single.outputs = {out: ("main", out) for out in spec.get("outputs") or {}}
             return single
         refs: dict[str, str] = derived.get("refs") or {}
+        found: dict[str, tuple[list[ArtifactFile], dict[str, str]]] = {}
+
+        def find(step_name: str, step: dict[str, Any]) -> compiler.Component:
+            ref = refs.get(f"jobs.{step_name}.component")
+            if ref is None:
+                raise PipelineError(f"step '{step_name}': component {step['component']!r} cannot be found")
+            comp_name, _, version = ref.partition(":")
+            looked = self.envs.lookup(Address(Kind.COMPONENT, comp_name, version))
+            if looked is None:
+                raise PipelineError(f"step '{step_name}': component {ref} is neither in the workspace nor in the tree")
+            comp_spec, comp_files, comp_refs = looked
+            found[step_name] = (comp_files, comp_refs)
+            return compiler.Component(comp_spec, f"component:{ref}")
+
+        compiled = compiler.compile_pipeline(name, spec, find)
+        if compiled.problems:
+            first = compiled.problems[0]
+            raise PipelineError(f"{first.code}: {first.message}")
         read = self.envs.reader(files)
-        settings = spec.get("settings") or {}
-        pipeline = Pipeline(name, {}, force_rerun=bool(settings.get("force_rerun")), source_file=source_file)
-        steps_spec: dict[str, Any] = spec.get("jobs") or {}
-        declared_outputs: dict[str, dict[str, str]] = {}
-        components: dict[str, tuple[dict[str, Any], list[ArtifactFile], str, dict[str, str]]] = {}
-        for step_name, step in steps_spec.items():
-            components[step_name] = self._component(step_name, step, refs, files)
-            declared_outputs[step_name] = {k: str((v or {}).get("type", "uri_folder"))
-                                           for k, v in (components[step_name][0].get("outputs") or {}).items()}
-        for step_name, step in steps_spec.items():
-            comp, comp_files, label, comp_refs = components[step_name]
-            comp_read = self.envs.reader(comp_files)
-            prefix = "code/" if label.startswith("component:") else f"jobs.{step_name}.code/"
-            env_ref = comp_refs.get("environment") if label.startswith("component:") else \
-                refs.get(f"jobs.{step_name}.environment")
-            env_prefix = "environment." if label.startswith("component:") else f"jobs.{step_name}.environment."
-            env = self.envs.source(step.get("environment") or comp.get("environment"), env_ref, comp_files,
-                                   env_prefix, safe_join(self.store.path / "pipelines", name, step_name))
-            timeout = ((step.get("limits") or {}).get("timeout")) or None
-            runtime_step = Step(
-                name=step_name, command=str(step.get("command") or comp.get("command") or ""),
-                code=_entries(comp_files, prefix, comp_read), env_key=env.key if env else "host", env=env,
-                environment_variables={str(k): str(v) for k, v in (step.get("environment_variables") or {}).items()},
-                deterministic=bool(comp.get("is_deterministic", True)), timeout_s=int(timeout) if timeout else None,
-                component=label)
-            if not runtime_step.command:
-                raise PipelineError(f"step '{step_name}' has no command")
-            for port, port_spec in (comp.get("inputs") or {}).items():
-                runtime_step.inputs[port] = self._input(name, spec, refs, files, read, step_name, port,
-                                                        port_spec or {}, (step.get("inputs") or {}).get(port),
-                                                        declared_outputs)
-            for port in step.get("inputs") or {}:
-                if port not in (comp.get("inputs") or {}):
-                    raise PipelineError(f"step '{step_name}' binds input '{port}' that its component does not declare")
-            runtime_step.outputs = dict(declared_outputs[step_name])
-            for port, target in (step.get("outputs") or {}).items():
-                if port not in runtime_step.outputs:
-                    raise PipelineError(f"step '{step_name}' binds output '{port}' that its component does not "
-                                        "declare")
-                m = _BINDING.match(str(target)) if isinstance(target, str) else None
-                if m and m.group(1) == "outputs":
-                    pipeline.outputs[m.group(2)] = (step_name, port)
-            pipeline.steps[step_name] = runtime_step
-        pipeline.order()  # raises on a cycle
+        pipeline = Pipeline(name, {}, force_rerun=bool(compiled.settings.get("force_rerun")),
+                            source_file=source_file, outputs=dict(compiled.outputs))
+        for step_name, cstep in compiled.steps.items():
+            pipeline.steps[step_name] = self._step(name, cstep, refs, files, read, found.get(step_name))
+        pipeline.order()  # the compiler has already refused a cycle
         return pipeline
 
-    def _component(self, step_name: str, step: dict[str, Any], refs: dict[str, str],
-                   files: list[ArtifactFile]) -> tuple[dict[str, Any], list[ArtifactFile], str, dict[str, str]]:
-        ref = refs.get(f"jobs.{step_name}.component")
+    def _step(self, pipeline: str, cstep: compiler.CompiledStep, refs: dict[str, str], files: list[ArtifactFile],
+              read: Any, component: tuple[list[ArtifactFile], dict[str, str]] | None) -> Step:
+        step, comp, name = cstep.spec, cstep.component.spec, cstep.name
+        if component is not None:  # a registered (or pending) component: its own files and references
+            comp_files, comp_refs = component
+            code_prefix, env_prefix, env_ref = "code/", "environment.", comp_refs.get("environment")
+        else:  # an inline command: the job's files, keyed under the step
+            comp_files = files
+            code_prefix, env_prefix = f"jobs.{name}.code/", f"jobs.{name}.environment."
+            env_ref = refs.get(f"jobs.{name}.environment")
+        env = self.envs.source(step.get("environment") or comp.get("environment"), env_ref, comp_files,
+                               env_prefix, safe_join(self.store.path / "pipelines", pipeline, name))
+        timeout = ((step.get("limits") or {}).get("timeout")) or None
+        runtime_step = Step(
+            name=name, command=str(step.get("command") or comp.get("command") or ""),
+            code=_entries(comp_files, code_prefix, self.envs.reader(comp_files)),
+            env_key=env.key if env else "host", env=env,
+            environment_variables={str(k): str(v) for k, v in (step.get("environment_variables") or {}).items()},
+            deterministic=bool(comp.get("is_deterministic", True)), timeout_s=int(timeout) if timeout else None,
+            component=cstep.component.label, outputs=dict(cstep.outputs))
+        if not runtime_step.command:
+            raise PipelineError(f"step '{name}' has no command")
+        for port, (type_, source) in cstep.inputs.items():
+            runtime_step.inputs[port] = self._input(refs, files, read, name, port, type_, source)
+        return runtime_step
+
+    def _input(self, refs: dict[str, str], files: list[ArtifactFile], read: Any, step: str, port: str, type_: str,
+               source: compiler.Source) -> Input:
+        if isinstance(source, compiler.Literal):
+            return Input("literal", type_, source.value)
+        if isinstance(source, compiler.Upstream):
+            return Input("output", type_, step=source.step, output=source.output)
+        ref = refs.get(f"{source.loc}.path")
         if ref is not None:
             name, _, version = ref.partition(":")
-            found = self.envs.lookup(Address(Kind.COMPONENT, name, version))
+            found = self.envs.lookup(Address(Kind.DATA, name, version))
             if found is None:
-                raise PipelineError(f"step '{step_name}': component {ref} is neither in the workspace nor in the tree")
-            spec, comp_files, comp_refs = found
-            return spec, comp_files, f"component:{ref}", comp_refs
-        if step.get("component") is not None:
-            raise PipelineError(f"step '{step_name}': component {step['component']!r} cannot be found")
-        if step.get("command"):  # an inline command step: the step is its own component
-            return _inline_component(step), files, f"step:{step_name}", {}
-        raise PipelineError(f"step '{step_name}' names neither a component nor a command")
-
-    def _input(self, pipeline: str, spec: dict[str, Any], refs: dict[str, str], files: list[ArtifactFile],
-               read: Any, step: str, port: str, port_spec: dict[str, Any], bound: Any,
-               declared_outputs: dict[str, dict[str, str]]) -> Input:
-        type_ = str(port_spec.get("type", "string"))
-        if bound is None:
-            if port_spec.get("default") is not None:
-                return Input("literal", type_, check_literal(step, port, type_, port_spec["default"]))
-            if port_spec.get("optional"):
-                return Input("literal", type_, None)
-            raise PipelineError(f"step '{step}' does not bind required input '{port}' and it has no default")
-        if isinstance(bound, str) and (m := _BINDING.match(bound)):
-            where, rest = m.group(1), m.group(2)
-            if where == "inputs":
-                given = (spec.get("inputs") or {}).get(rest)
-                if rest not in (spec.get("inputs") or {}):
-                    raise PipelineError(f"step '{step}': the pipeline has no input '{rest}'")
-                return self._value(refs, files, read, step, port, type_, given, f"inputs.{rest}")
-            if where == "jobs":
-                parts = rest.split(".")
-                if len(parts) != 3 or parts[1] != "outputs":
-                    raise PipelineError(f"step '{step}': '{bound}' is not ${{{{parent.jobs.STEP.outputs.NAME}}}}")
-                upstream, _, output = parts
-                if upstream not in declared_outputs:
-                    raise PipelineError(f"step '{step}' reads from step '{upstream}', which does not exist")
-                if output not in declared_outputs[upstream]:
-                    raise PipelineError(f"step '{step}' reads output '{output}' of step '{upstream}', which has no "
-                                        f"such output ({', '.join(sorted(declared_outputs[upstream])) or 'none'})")
-                out_type = declared_outputs[upstream][output]
-                if not compatible(out_type, type_):
-                    raise PipelineError(f"step '{step}': input '{port}' is {type_} but output '{output}' of step "
-                                        f"'{upstream}' is {out_type}")
-                return Input("output", type_, step=upstream, output=output)
-            raise PipelineError(f"step '{step}': input '{port}' cannot read the pipeline's outputs")
-        return self._value(refs, files, read, step, port, type_, bound, f"jobs.{step}.inputs.{port}")
-
-    def _value(self, refs: dict[str, str], files: list[ArtifactFile], read: Any, step: str, port: str, type_: str,
-               given: Any, loc: str) -> Input:
-        if isinstance(given, dict):
-            path = given.get("path")
-            if path is None:
-                default = given.get("default", given.get("value"))
-                return Input("literal", type_, None if default is None else check_literal(step, port, type_, default))
-            if type_ not in DATA_TYPES:
-                raise PipelineError(f"step '{step}': input '{port}' is {type_} but is given data ({path})")
-            ref = refs.get(f"{loc}.path")
-            if ref is not None:
-                name, _, version = ref.partition(":")
-                found = self.envs.lookup(Address(Kind.DATA, name, version))
-                if found is None:
-                    raise PipelineError(f"step '{step}': data asset {ref} is not registered")
-                data_files = found[1]
-                return Input("data", type_, files=_entries(data_files, "", self.envs.reader(data_files)),
-                             origin=f"data:{ref}")
-            local = _entries(files, f"{loc}.path/", read)
-            if not local:
-                raise PipelineError(f"step '{step}': input '{port}' points at {path}, which cannot be read here")
-            return Input("data", type_, files=local, origin=str(path))
-        return Input("literal", type_, check_literal(step, port, type_, given))
+                raise PipelineError(f"step '{step}': data asset {ref} is not registered")
+            data_files = found[1]
+            return Input("data", type_, files=_entries(data_files, "", self.envs.reader(data_files)),
+                         origin=f"data:{ref}")
+        local = _entries(files, f"{source.loc}.path/", read)
+        if not local:
+            raise PipelineError(f"step '{step}': input '{port}' points at {source.given.get('path')}, which cannot "
+                                "be read here")
+        return Input("data", type_, files=local, origin=str(source.given.get("path")))
 
 
 def _as_pipeline(spec: dict[str, Any], derived: dict[str, Any],
@@ -197,21 +136,6 @@ def _as_pipeline(spec: dict[str, Any], derived: dict[str, Any],
     refs = {f"jobs.main.{k}": v for k, v in (derived.get("refs") or {}).items()}
     moved = [replace(f, rel=f"jobs.main.{f.rel}") for f in files]
     return {"type": "pipeline", "jobs": {"main": step}}, {"refs": refs}, moved
-
-
-def _inline_component(step: dict[str, Any]) -> dict[str, Any]:
-    """An inline command step declares its ports by binding them: outputs and data are folders unless typed."""
-    inputs: dict[str, Any] = {}
-    for name, value in (step.get("inputs") or {}).items():
-        if isinstance(value, dict):
-            inputs[name] = {"type": value.get("type", "uri_folder")}
-        elif isinstance(value, str) and _BINDING.match(value) and ".outputs." in value:
-            inputs[name] = {"type": "uri_folder"}
-        else:
-            inputs[name] = {"type": "string"}
-    outputs = {name: {"type": (value.get("type") if isinstance(value, dict) else None) or "uri_folder"}
-               for name, value in (step.get("outputs") or {}).items()}
-    return {**step, "inputs": inputs, "outputs": outputs}
 
 
 class LocalRunStore:

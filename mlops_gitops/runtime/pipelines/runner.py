@@ -22,7 +22,6 @@ from typing import Any, Protocol
 
 from mlops_gitops.fsutil import UnsafePathError, copy_private, ensure_dir, open_private, safe_join
 from mlops_gitops.runtime.pipelines.steps import (
-    DATA_TYPES,
     FileEntry,
     Input,
     Pipeline,
@@ -272,4 +271,4 @@ class PipelineRunner:
         return StepResult("completed", key, code, outputs, metrics)
 
 
-__all__ = ["DATA_TYPES", "OutputRecord", "PipelineRunner", "RunResult", "RunStore", "StepResult"]
+__all__ = ["OutputRecord", "PipelineRunner", "RunResult", "RunStore", "StepResult"]

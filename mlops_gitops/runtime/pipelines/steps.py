@@ -16,12 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from mlops_gitops import expressions
 from mlops_gitops.fsutil import UnsafePathError, check_relative
 
-DATA_TYPES = frozenset({"uri_file", "uri_folder", "mltable", "mlflow_model", "custom_model", "triton_model"})
-SCALAR_TYPES = frozenset({"string", "number", "integer", "boolean"})
-EXPR = re.compile(r"\$\{\{\s*([^}]*?)\s*\}\}")
-OPTIONAL = re.compile(r"\$\[\[(.*?)\]\]", re.S)
 # Input and output names (azure-ai-ml's IOConstants.VALID_KEY_PATTERN): also shell variable names.
 PORT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 
@@ -148,12 +145,7 @@ def render_command(template: str, values: dict[str, str | None]) -> BoundCommand
     written for the quoting context it stands in (unquoted: "${V}"; in double quotes: ${V}; in single
     quotes the quote is closed around "${V}"), so no value — `$(…)`, backticks, quotes, newlines — can run."""
 
-    def optional(m: re.Match[str]) -> str:
-        inner = m.group(1)
-        needed = EXPR.findall(inner)
-        return inner if all(values.get(n) is not None for n in needed) else ""
-
-    text = OPTIONAL.sub(optional, template)
+    text = expressions.resolve_optional(template, lambda name: values.get(name) is not None)
     env: dict[str, str] = {}
 
     def bind(name: str) -> str:
@@ -178,15 +170,15 @@ def _substitute(text: str, bind: Callable[[str], str]) -> str:
     i = 0
     while i < len(text):
         if text.startswith("${{", i):
-            m = EXPR.match(text, i)
+            m = expressions.match_at(text, i)
             if m is None:
                 out.append(text[i])
                 i += 1
                 continue
-            var = bind(m.group(1))
+            var = bind(m.text)
             out.append({"plain": f'"${{{var}}}"', "double": f"${{{var}}}", "single": f"'\"${{{var}}}\"'",
                         "ansi": f"'\"${{{var}}}\"$'"}[state])
-            i = m.end()
+            i = m.end
             continue
         c = text[i]
         if c == "\\" and state in ("plain", "double", "ansi"):
@@ -215,41 +207,3 @@ def literal_text(value: Any) -> str:
     if isinstance(value, bool):
         return "True" if value else "False"  # what Azure ML passes for booleans
     return str(value)
-
-
-def check_literal(step: str, port: str, type_: str, value: Any) -> Any:
-    """A literal for a typed input, or PipelineError saying why it does not fit."""
-    def bad() -> PipelineError:
-        return PipelineError(f"step '{step}': input '{port}' is {type_} but got {value!r}")
-
-    if type_ == "integer":
-        if isinstance(value, bool):
-            raise bad()
-        try:
-            if isinstance(value, float) and not value.is_integer():
-                raise bad()
-            return int(value)
-        except (TypeError, ValueError):
-            raise bad() from None
-    if type_ == "number":
-        if isinstance(value, bool):
-            raise bad()
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise bad() from None
-    if type_ == "boolean":
-        if isinstance(value, bool):
-            return value
-        if str(value).lower() in ("true", "false"):
-            return str(value).lower() == "true"
-        raise bad()
-    if type_ in DATA_TYPES:
-        raise PipelineError(f"step '{step}': input '{port}' is {type_} (data) but got the literal {value!r}")
-    return str(value)
-
-
-def compatible(output_type: str, input_type: str) -> bool:
-    if output_type in SCALAR_TYPES or input_type in SCALAR_TYPES:
-        return False  # outputs are data; a scalar input cannot take one
-    return {output_type, input_type} != {"uri_file", "uri_folder"}
