@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
+from mlops_gitops.kinds import VERSIONED, Kind, rank
 
-class Kind(enum.StrEnum):
-    DATA = "data"
-    ENVIRONMENT = "environment"
-    COMPONENT = "component"
-    MODEL = "model"
-    JOB = "job"
-    ONLINE_ENDPOINT = "online-endpoint"
-    ONLINE_DEPLOYMENT = "online-deployment"
-    TRAFFIC = "traffic"
-    BATCH_ENDPOINT = "batch-endpoint"
-    BATCH_DEPLOYMENT = "batch-deployment"
-    SCHEDULE = "schedule"
-
-
-VERSIONED = frozenset({Kind.DATA, Kind.ENVIRONMENT, Kind.COMPONENT, Kind.MODEL})
-
-# Rank used to order otherwise independent actions (DESIGN.md §5: data/environment →
-# component → pipeline → model → deployment → endpoint traffic).
-KIND_RANK = {kind: i for i, kind in enumerate(Kind)}
+__all__ = ["Address", "Kind"]
 
 
 @dataclass(frozen=True, order=True)
@@ -42,7 +24,7 @@ class Address:
         return Address(self.kind, self.name)
 
     def sort_key(self) -> tuple[int, str, str]:
-        return (KIND_RANK[self.kind], self.name, _version_key(self.version))
+        return (rank(self.kind), self.name, _version_key(self.version))
 
     @classmethod
     def parse(cls, text: str) -> Address:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import graphlib
-from collections.abc import Hashable, Iterable
-from typing import Generic, TypeVar
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any, Generic, TypeVar
 
 N = TypeVar("N", bound=Hashable)
+R = TypeVar("R")
 
 
 class CycleError(ValueError):
@@ -64,3 +67,43 @@ class Graph(Generic[N]):
             out.extend(ready)
             ts.done(*ready)
         return out
+
+
+def run_dag(graph: Graph[N], work: Callable[[N], R], settle: Callable[[N, R | None, BaseException | None], bool],
+            *, skip: Callable[[N], None], admit: Callable[[N], bool] = lambda _n: True, parallelism: int = 4,
+            key: Callable[[N], Any] = repr) -> None:
+    """Run `work` on each node once its dependencies have settled; independent nodes in parallel.
+
+    `settle(node, value, error)` records a finished node and says whether it succeeded. A node below an
+    unsuccessful one is not run: it goes to `skip` and counts as unsuccessful itself. `admit(node)` may
+    refuse a node that is ready (a cancelled run): it records why and the node counts as unsuccessful.
+    At most `parallelism` nodes are in flight, taken in the order of `key` among those ready.
+    """
+    sorter = graph.sorter()
+    unsuccessful: set[N] = set()
+    limit = max(1, parallelism)
+    ready: deque[N] = deque()
+    with ThreadPoolExecutor(max_workers=limit) as pool:
+        running: dict[Future[R], N] = {}
+        while sorter.is_active():
+            ready.extend(sorted(sorter.get_ready(), key=key))
+            while ready and len(running) < limit:  # at most `limit` in flight: wait() stays cheap
+                node = ready.popleft()
+                if graph.dependencies(node) & unsuccessful:
+                    skip(node)
+                    unsuccessful.add(node)
+                    sorter.done(node)
+                elif not admit(node):
+                    unsuccessful.add(node)
+                    sorter.done(node)
+                else:
+                    running[pool.submit(work, node)] = node
+            if not running:
+                continue
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                node = running.pop(fut)
+                exc = fut.exception()
+                if not settle(node, None if exc is not None else fut.result(), exc):
+                    unsuccessful.add(node)
+                sorter.done(node)

@@ -88,7 +88,7 @@ class ActualResource:
 
 @dataclass
 class Snapshot:
-    lineage: str | None  # None: the workspace has never been written
+    workspace_id: str | None  # None: the workspace has never been written
     serial: int
     resources: dict[Address, ActualResource] = field(default_factory=dict)
     counters: dict[tuple[Kind, str], int] = field(default_factory=dict)
@@ -122,11 +122,6 @@ class Snapshot:
         """Most recently created version (Azure's meaning of @latest)."""
         found = [r for r in self.versions(kind, name) if include_archived or r.status == "active"]
         return max(found, key=lambda r: (r.created_at, r.address.sort_key()), default=None)
-
-    def next_version(self, kind: Kind, name: str) -> str:
-        numeric = [int(r.address.version) for r in self.versions(kind, name)
-                   if r.address.version and r.address.version.isdigit()]
-        return str(max([self.counters.get((kind, name), 0), *numeric]) + 1)
 
     def index(self) -> dict[tuple[Kind, str], tuple[str, ...]]:
         """(kind, name) -> existing versions, for reference checks."""

@@ -11,11 +11,11 @@ PKG = Path(mlops_gitops.__file__).parent
 
 # Each package may import only from packages at its own level or below.
 LAYERS = [
-    {"errors", "diagnostics", "hashing", "graph", "addresses", "actor", "faults", "fsutil", "imageref", "redact",
-     "resources", "jsonload", "textsafe", "expressions", "iotypes"},
+    {"errors", "diagnostics", "hashing", "graph", "kinds", "addresses", "actor", "faults", "fsutil", "imageref",
+     "redact", "resources", "jsonload", "textsafe", "expressions", "iotypes"},
     {"spec", "runtime", "events"},  # events: the event model and sinks, emitted by backends and commands
     {"validate"},
-    {"state", "lineage", "vcs"},
+    {"state", "versioning", "lineage", "vcs"},
     {"backends"},
     {"plan"},
     {"apply", "monitor"},

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mlops_gitops.backends.local import LocalBackend
+from mlops_gitops.plan.planfile import _signature, load_plan
 from tests.helpers import Result
 
 Cli = Callable[..., Result]
@@ -56,7 +57,7 @@ def test_plan_for_another_workspace_is_refused(cli: Cli, example: Path, tmp_path
     assert cli("plan", str(example), "--out", str(plan_file)).code == 0
     assert cli("apply", str(example), "--auto-approve").code == 0
     data = json.loads(plan_file.read_text())
-    data["workspace"]["lineage"] = "00000000-0000-0000-0000-000000000000"
+    data["workspace"]["workspace_id"] = "00000000-0000-0000-0000-000000000000"
     plan_file.write_text(json.dumps(data))
     res = cli("apply", str(plan_file))
     assert res.code == 1 and "different workspace" in res.err
@@ -97,7 +98,7 @@ def test_an_edited_plan_is_refused_whatever_was_edited(cli: Cli, example: Path, 
 
     hidden = edited(lambda d: d.__setitem__("resource_changes", [c for c in d["resource_changes"]  # type: ignore[attr-defined]
                                                                    if c not in deletes]))
-    nulled = edited(lambda d: d["workspace"].__setitem__("lineage", None))  # type: ignore[index]
+    nulled = edited(lambda d: d["workspace"].__setitem__("workspace_id", None))  # type: ignore[index]
     unsigned = edited(lambda d: d.pop("signature"))
     before = serial(example)
     for path, message in ((hidden, "does not carry this workspace's signature"),
@@ -113,5 +114,20 @@ def test_plan_out_gives_a_new_workspace_its_identity(cli: Cli, example: Path, tm
     plan_file = tmp_path / "plan.json"
     assert cli("plan", str(example), "--out", str(plan_file)).code == 0
     data = json.loads(plan_file.read_text())
-    assert data["workspace"]["lineage"] == LocalBackend(example / ".mlops" / "dev").read().lineage
+    assert data["workspace"]["workspace_id"] == LocalBackend(example / ".mlops" / "dev").read().workspace_id
     assert data["signature"].startswith("hmac-sha256:")
+
+
+def test_a_plan_written_before_the_rename_still_loads(cli: Cli, example: Path, tmp_path: Path) -> None:
+    # Plans and stores of earlier releases called the workspace id "lineage"; they still load and apply.
+    plan_file = tmp_path / "plan.json"
+    assert cli("plan", str(example), "--out", str(plan_file)).code == 0
+    data = json.loads(plan_file.read_text())
+    data["workspace"] = {"lineage" if k == "workspace_id" else k: v for k, v in data["workspace"].items()}
+    key = LocalBackend(example / ".mlops" / "dev").read().plan_key()
+    assert key is not None
+    data["signature"] = _signature(data, key)  # as the earlier release signed it
+    plan_file.write_text(json.dumps(data))
+    assert load_plan(plan_file).workspace_id == data["workspace"]["lineage"]
+    res = cli("apply", str(plan_file))
+    assert res.code == 0, res.err

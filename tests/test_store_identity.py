@@ -91,7 +91,7 @@ def test_a_store_of_another_workspace_is_refused(cli: Cli, example: Path, tmp_pa
         (ws / name).unlink(missing_ok=True)
     (ws / "state.db").write_bytes((other / "state.db").read_bytes())
     res = cli("plan", str(example))
-    assert res.code == 1 and "belongs to workspace lineage" in res.err
+    assert res.code == 1 and "belongs to workspace" in res.err
 
 
 def test_garbage_collection_deletes_only_what_this_store_recorded(cli: Cli, example: Path) -> None:
@@ -183,7 +183,7 @@ def test_postgres_workspace_with_its_variable_unset_or_another_database(cli: Cli
     try:
         monkeypatch.setenv("MLOPS_DB", empty)
         res = cli("apply", str(example), "--auto-approve")
-        assert res.code == 1 and "is empty or missing" in res.err and "workspace lineage" in res.err
+        assert res.code == 1 and "is empty or missing" in res.err and "of workspace" in res.err
         with psycopg.connect(empty) as conn:
             tables = conn.execute("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'mg_%'").fetchone()
         assert tables == (0,), "nothing was written into the wrong database"
@@ -193,3 +193,22 @@ def test_postgres_workspace_with_its_variable_unset_or_another_database(cli: Cli
     assert stored(ws) == files
     monkeypatch.setenv("MLOPS_DB", pg_url)
     assert "Nothing to do" in cli("apply", str(example), "--auto-approve").out
+
+
+def test_a_store_and_marker_from_before_the_rename_keep_their_id(cli: Cli, example: Path) -> None:
+    # Earlier releases stored the workspace id under the key "lineage" (database and workspace.json).
+    assert cli("apply", str(example), "--auto-approve").code == 0
+    ws = example / ".mlops" / "dev"
+    wid = LocalBackend(ws).read().workspace_id
+    with sqlite3.connect(ws / "state.db") as conn:
+        conn.execute("UPDATE mg_meta SET key = 'lineage' WHERE key = 'workspace_id'")
+    marker = (ws / "workspace.json").read_text().replace('"workspace_id"', '"lineage"')
+    (ws / "workspace.json").write_text(marker)
+    assert LocalBackend(ws).read().workspace_id == wid
+    write(example / "models" / "extra.yml", "$schema: https://azuremlschemas.azureedge.net/latest/model.schema.json\n"
+                                             "name: extra\npath: azureml://registries/x/models/y/versions/1\n")
+    res = cli("apply", str(example), "--auto-approve")
+    assert res.code == 0, res.err
+    with sqlite3.connect(ws / "state.db") as conn:
+        assert dict(conn.execute("SELECT key, value FROM mg_meta WHERE key IN ('workspace_id', 'lineage')")) == {
+            "lineage": wid, "workspace_id": wid}

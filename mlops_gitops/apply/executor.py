@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +12,7 @@ from mlops_gitops.addresses import Address
 from mlops_gitops.backends.base import Backend
 from mlops_gitops.errors import GitOpsError
 from mlops_gitops.faults import failpoint
-from mlops_gitops.graph import Graph
+from mlops_gitops.graph import Graph, run_dag
 from mlops_gitops.plan.model import Action, Change, Plan
 
 
@@ -46,8 +44,16 @@ class ApplyResult:
                 "destroyed": sum(a.removes or a is Action.REPLACE for a in done)}
 
 
-def _perform(backend: Backend, change: Change, provenance: dict[str, Any], apply_id: str) -> str:
-    """Carry out one change; returns a note when the result is not what the plan named."""
+@dataclass(frozen=True)
+class Performed:
+    """What one change did, where that is not simply what the plan named."""
+
+    note: str = ""
+    unchanged: bool = False  # nothing new was written: a run reproduced an existing version
+
+
+def _perform(backend: Backend, change: Change, provenance: dict[str, Any], apply_id: str) -> Performed:
+    """Carry out one change."""
     # An action that touches more than the metadata store (copies files) journals "begin" in a commit
     # of its own first; a metadata-only action is one transaction that writes begin and end together.
     external = change.desired is not None and bool(change.desired.artifacts)
@@ -58,13 +64,14 @@ def _perform(backend: Backend, change: Change, provenance: dict[str, Any], apply
         assert change.desired is not None
         written = backend.put(change.desired, change.action.value, provenance, apply_id, journal_begin=not external)
         if written.address != change.address:  # an asset made by a run: the run decided its version
-            return f"{written.address}" if written.provenance.get("apply_id") == apply_id else \
-                f"unchanged: the run reproduced the files of {written.address}"
+            if written.provenance.get("apply_id") == apply_id:
+                return Performed(f"{written.address}")
+            return Performed(f"unchanged: the run reproduced the files of {written.address}", unchanged=True)
     elif change.action is Action.ARCHIVE:
         backend.set_status(change.address, "archived", provenance, apply_id, origin="apply")
     elif change.action is Action.DELETE:
         backend.delete(change.address, provenance, apply_id, origin="apply")
-    return ""
+    return Performed()
 
 
 def execute(plan: Plan, backend: Backend, provenance_for: Callable[[Change], dict[str, Any]],
@@ -76,42 +83,26 @@ def execute(plan: Plan, backend: Backend, provenance_for: Callable[[Change], dic
     graph: Graph[Address] = Graph()
     for c in changes.values():
         graph.add(c.address, [d for d in c.depends_on if d in changes])
-    sorter = graph.sorter()
-    blocked: set[Address] = set()
 
     def finish(addr: Address, status: str, message: str = "", unchanged: bool = False) -> None:
         outcome = Outcome(changes[addr], status, message, unchanged)
         result.outcomes.append(outcome)
         on_done(outcome)
 
-    limit = max(1, parallelism)
-    ready: deque[Address] = deque()
-    with ThreadPoolExecutor(max_workers=limit) as pool:
-        running: dict[Future[str], Address] = {}
-        while sorter.is_active():
-            ready.extend(sorted(sorter.get_ready(), key=lambda a: a.sort_key()))
-            while ready and len(running) < limit:  # at most `limit` in flight: wait() stays cheap
-                addr = ready.popleft()
-                if addr in blocked:
-                    finish(addr, "skipped", "a dependency failed")
-                    sorter.done(addr)
-                    continue
-                change = changes[addr]
-                running[pool.submit(_perform, backend, change, provenance_for(change), apply_id)] = addr
-            if not running:
-                continue
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                addr = running.pop(fut)
-                exc = fut.exception()
-                if exc is None:
-                    note = fut.result()
-                    finish(addr, "done", note, unchanged=note.startswith("unchanged"))
-                else:
-                    message = str(exc) if isinstance(exc, GitOpsError) else f"{type(exc).__name__}: {exc}"
-                    with contextlib.suppress(GitOpsError):
-                        backend.journal(apply_id, addr, changes[addr].action.value, "failed", message)
-                    finish(addr, "failed", message)
-                    blocked |= graph.transitive_dependents(addr)
-                sorter.done(addr)
+    def work(addr: Address) -> Performed:
+        change = changes[addr]
+        return _perform(backend, change, provenance_for(change), apply_id)
+
+    def settle(addr: Address, performed: Performed | None, exc: BaseException | None) -> bool:
+        if exc is None and performed is not None:
+            finish(addr, "done", performed.note, performed.unchanged)
+            return True
+        message = str(exc) if isinstance(exc, GitOpsError) else f"{type(exc).__name__}: {exc}"
+        with contextlib.suppress(GitOpsError):
+            backend.journal(apply_id, addr, changes[addr].action.value, "failed", message)
+        finish(addr, "failed", message)
+        return False
+
+    run_dag(graph, work, settle, skip=lambda addr: finish(addr, "skipped", "a dependency failed"),
+            parallelism=parallelism, key=lambda a: a.sort_key())
     return result

@@ -51,9 +51,9 @@ class ApplyReport:
 
 def check_saved(saved: SavedPlan, planned: Planned) -> None:
     snap = planned.snapshot
-    if saved.lineage != snap.lineage:
-        raise StalePlanError(f"{saved.path} was made for a different workspace (lineage {saved.lineage}, "
-                             f"this one is {snap.lineage}); plan again")
+    if saved.workspace_id != snap.workspace_id:
+        raise StalePlanError(f"{saved.path} was made for a different workspace (id {saved.workspace_id}, "
+                             f"this one is {snap.workspace_id}); plan again")
     if not saved.signed_by(snap.plan_key()):
         raise StalePlanError(f"{saved.path} does not carry this workspace's signature: it was changed after it was "
                              "saved (or saved by another workspace); plan again and apply that file unchanged")
@@ -84,11 +84,11 @@ def apply_project(project: Project, workspace: str | None = None, saved: SavedPl
                             f"(actions in flight: {open_actions}); re-reading the workspace to converge")
                 backend.mark_abandoned(run["id"])
             snapshot = backend.read()
-            if planned.snapshot.lineage is None and snapshot.serial == 0 and not snapshot.resources:
-                # A new workspace only got its lineage from taking the lock: the plan still holds.
+            if planned.snapshot.workspace_id is None and snapshot.serial == 0 and not snapshot.resources:
+                # A new workspace only got its id from taking the lock: the plan still holds.
                 planned.snapshot = snapshot
-                planned.plan.lineage = snapshot.lineage
-            elif (snapshot.lineage, snapshot.serial) != (planned.snapshot.lineage, planned.snapshot.serial):
+                planned.plan.workspace_id = snapshot.workspace_id
+            elif (snapshot.workspace_id, snapshot.serial) != (planned.snapshot.workspace_id, planned.snapshot.serial):
                 planned = report.planned = compute(project, backend, name, snapshot, effective_prune, strict)
             if saved is not None:
                 check_saved(saved, planned)

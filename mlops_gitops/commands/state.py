@@ -37,16 +37,17 @@ def state_show(address: str | None = None, path: str = ".", workspace: str | Non
         return EXIT_OK
     resources = sorted(snap.resources.values(), key=lambda r: r.address.sort_key())
     if fmt == "json":
-        out(json.dumps({"workspace": name, "location": backend.location, "lineage": snap.lineage, "serial": snap.serial,
+        out(json.dumps({"workspace": name, "location": backend.location, "workspace_id": snap.workspace_id,
+                        "serial": snap.serial,
                         "lock": holder.__dict__ if holder else None, "interrupted_applies": interrupted,
                         "resources": [{"address": str(r.address), "status": r.status, "managed": r.managed,
                                        "drifted": r.drifted} for r in resources]}, indent=2))
         return EXIT_OK
     out(f"Workspace '{name}' at {backend.location}")
-    if snap.lineage is None:
+    if snap.workspace_id is None:
         out("  empty: nothing has been applied yet")
         return EXIT_OK
-    out(f"  lineage {snap.lineage}, serial {snap.serial}")
+    out(f"  id {snap.workspace_id}, serial {snap.serial}")
     out(f"  lock: {holder.describe() if holder else 'not locked'}")
     counts = Counter(r.address.kind.value for r in resources)
     out("  resources: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from mlops_gitops.addresses import VERSIONED, Address, Kind
+from mlops_gitops.addresses import Address, Kind
 from mlops_gitops.errors import ConfigError, NotFoundError
+from mlops_gitops.kinds import VERSIONED
 from mlops_gitops.lineage.graph import Graph, Node
 from mlops_gitops.spec.references import resolved_job_output
 from mlops_gitops.state import ActualResource, RunRecord, Snapshot, StepRecord

@@ -6,18 +6,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from mlops_gitops.addresses import VERSIONED, Address, Kind
+from mlops_gitops import versioning
+from mlops_gitops.addresses import Address, Kind
 from mlops_gitops.diagnostics import Diagnostics, Severity
 from mlops_gitops.graph import Graph
+from mlops_gitops.kinds import CONSUMERS, VERSIONED
 from mlops_gitops.plan.desired import DesiredState
 from mlops_gitops.plan.diff import document, field_changes
 from mlops_gitops.plan.model import Action, Change, DriftEntry, Plan
 from mlops_gitops.spec.references import resolved_job_output
 from mlops_gitops.state import ActualResource, DesiredResource, Snapshot
-
-CONSUMERS = (Kind.ONLINE_DEPLOYMENT, Kind.BATCH_DEPLOYMENT, Kind.JOB, Kind.SCHEDULE, Kind.COMPONENT, Kind.TRAFFIC,
-             Kind.BATCH_ENDPOINT)
-
 
 # A pipeline job's steps as a run would treat them now: [{step, action: run|reuse, reason}], or a reason
 # why the pipeline cannot be previewed (it then plans to run, and the run reports the problem); None where
@@ -59,7 +57,7 @@ def _after_runs(changes: list[Change], snapshot: Snapshot, diags: Diagnostics) -
         if job in running:
             if c.action is Action.NOOP and c.desired is not None and c.desired.auto_version:
                 c.action = Action.CREATE  # the next version, unless the run reproduces the same files
-                version = snapshot.next_version(c.address.kind, c.address.name)
+                version = versioning.next_version(snapshot, c.address.kind, c.address.name)
                 c.address = c.desired.address = Address(c.address.kind, c.address.name, version)
                 c.desired.spec["version"] = version
             c.reason = f"registered from the run of job:{job} in this apply (version and content known after it)"
@@ -229,7 +227,8 @@ def build_plan(workspace: str, desired: DesiredState, snapshot: Snapshot, prune:
     removals, kept = _removals(desired, snapshot, prune)
     changes += removals
     _guard(changes, desired, snapshot, diags)
-    plan = Plan(workspace=workspace, lineage=snapshot.lineage, serial=snapshot.serial, root=root, commit=commit,
-                dirty=dirty, changes=_order(changes), drift=_drift(snapshot, desired), unmanaged=kept, prune=prune,
+    plan = Plan(workspace=workspace, workspace_id=snapshot.workspace_id, serial=snapshot.serial, root=root,
+                commit=commit, dirty=dirty, changes=_order(changes), drift=_drift(snapshot, desired), unmanaged=kept,
+                prune=prune,
                 created_at=datetime.now(UTC).isoformat(timespec="seconds"))
     return plan, diags

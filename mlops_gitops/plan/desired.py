@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops_gitops.addresses import KIND_RANK, VERSIONED, Address, Kind
+from mlops_gitops import versioning
+from mlops_gitops.addresses import Address, Kind
 from mlops_gitops.diagnostics import Diagnostics
 from mlops_gitops.fsutil import UnsafePathError
 from mlops_gitops.hashing import content_summary, path_manifest, spec_hash, versioned_content
+from mlops_gitops.kinds import VERSIONED, rank
 from mlops_gitops.spec.references import (
     JobOutputRef,
     check_local_path,
@@ -123,11 +125,11 @@ def build_desired(tree: Tree, snapshot: Snapshot) -> DesiredState:
     others = [r for r in tree.resources if r.kind not in VERSIONED]
     explicit_numbers: dict[tuple[Kind, str], int] = {}
     for res in versioned:
-        if res.version is not None and res.version.isdigit():
+        if (n := versioning.number(res.version)) is not None:
             key = (res.kind, res.name)
-            explicit_numbers[key] = max(explicit_numbers.get(key, 0), int(res.version))
+            explicit_numbers[key] = max(explicit_numbers.get(key, 0), n)
     # Components resolve the environments and data they name, so those get their versions first.
-    for res in sorted(versioned, key=lambda r: KIND_RANK[r.kind]):
+    for res in sorted(versioned, key=lambda r: rank(r.kind)):
         _add_versioned(state, res, tree.root, snapshot, explicit_numbers)
     for res in others:
         _add_other(state, res, tree.root, snapshot)
@@ -148,13 +150,9 @@ def _add_versioned(state: DesiredState, res: SpecResource, root: Path, snapshot:
         derived["refs"] = refs
     content = _content(spec, derived, res.kind)
     auto = res.version is None
-    if auto:
-        latest = snapshot.latest(res.kind, res.name, include_archived=True)
-        if latest is not None and latest.content_hash == content:
-            version = latest.address.version or "1"
-        else:
-            nxt = int(snapshot.next_version(res.kind, res.name))
-            version = str(max(nxt, explicit_numbers.get((res.kind, res.name), 0) + 1))
+    if auto:  # above the numbers other files of the tree give the same name explicitly
+        version = versioning.auto_version(snapshot, res.kind, res.name, content,
+                                          at_least=explicit_numbers.get((res.kind, res.name), 0))
     else:
         version = res.version or ""
         actual = snapshot.resources.get(Address(res.kind, res.name, version))

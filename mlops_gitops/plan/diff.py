@@ -5,17 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from mlops_gitops.addresses import Kind
+from mlops_gitops.kinds import traits
 from mlops_gitops.plan.model import FieldChange
 from mlops_gitops.redact import Masker
-
-# Changing these cannot be done in place (Azure refuses or silently ignores it): replace instead.
-FORCES_REPLACE: dict[Kind, frozenset[str]] = {
-    Kind.ONLINE_ENDPOINT: frozenset({"compute", "schema"}),
-    Kind.ONLINE_DEPLOYMENT: frozenset({"instance_type", "endpoint_name", "schema", "type"}),
-    Kind.BATCH_DEPLOYMENT: frozenset({"endpoint_name", "schema", "type"}),
-    Kind.BATCH_ENDPOINT: frozenset({"schema"}),
-    Kind.JOB: frozenset({"type", "schema"}),
-}
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -45,7 +37,7 @@ def field_changes(kind: Kind, before: dict[str, Any] | None, after: dict[str, An
     """What differs, field by field; secret values masked (by key, or credentials inside a URL)."""
     b = flatten(before) if before else {}
     a = flatten(after) if after else {}
-    forced = FORCES_REPLACE.get(kind, frozenset())
+    forced = traits(kind).replace_fields  # Azure refuses or ignores changing these in place
     out = []
     for path in sorted(set(a) | set(b)):
         if b.get(path) != a.get(path) or (path in a) != (path in b):

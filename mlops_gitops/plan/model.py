@@ -66,7 +66,7 @@ class DriftEntry:
 @dataclass
 class Plan:
     workspace: str
-    lineage: str | None
+    workspace_id: str | None
     serial: int
     root: str
     commit: str | None

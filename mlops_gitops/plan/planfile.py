@@ -23,7 +23,7 @@ MAX_PLAN_BYTES = 256 * 1024 * 1024
 class SavedPlan:
     path: Path
     workspace: str
-    lineage: str | None
+    workspace_id: str | None
     serial: int
     root: str
     commit: str | None
@@ -80,13 +80,14 @@ def load_plan(path: Path) -> SavedPlan:
     ws = _need(data, "workspace", dict, where)
     source = _need(data, "source", dict, where)
     summary = _need(data, "summary", dict, where)
-    lineage = ws.get("lineage")
-    if lineage is not None and not isinstance(lineage, str):
-        raise PlanFileError(f"{where}: workspace.lineage must be a string")
+    key = "workspace_id" if "workspace_id" in ws else "lineage"  # plans written before 0.x named it lineage
+    workspace_id = ws.get(key)
+    if workspace_id is not None and not isinstance(workspace_id, str):
+        raise PlanFileError(f"{where}: workspace.{key} must be a string")
     return SavedPlan(
         path=path,
         workspace=_need(ws, "name", str, where),
-        lineage=lineage,
+        workspace_id=workspace_id,
         serial=_need(ws, "serial", int, where),
         root=_need(source, "root", str, where),
         commit=source.get("commit") if isinstance(source.get("commit"), str) else None,

@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-
 from mlops_gitops.fsutil import ensure_dir, open_lock, write_private
 
 
@@ -59,13 +57,6 @@ def resolve_conda(conda: dict[str, Any]) -> ResolvedEnv:
 def resolve_requirements(text: str) -> ResolvedEnv:
     lines = [line.split("#", 1)[0].strip() for line in text.splitlines()]
     return ResolvedEnv(tuple(line for line in lines if line), None)
-
-
-def load_conda_file(path: Path) -> dict[str, Any]:
-    data = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict):
-        raise EnvironmentError_(f"{path} is not a conda environment file (expected a mapping)")
-    return data
 
 
 def ensure_env(envs_dir: Path, resolved: ResolvedEnv, log: Any = print) -> Path:

@@ -20,8 +20,6 @@ from mlops_gitops.spec.kinds.endpoints import (
 from mlops_gitops.spec.kinds.jobs import CommandComponent, CommandJob, PipelineComponent, PipelineJob
 from mlops_gitops.spec.kinds.schedules import Schedule
 
-AZURE_SCHEMA_BASE = "https://azuremlschemas.azureedge.net/latest/"
-
 
 @dataclass(frozen=True)
 class KindInfo:

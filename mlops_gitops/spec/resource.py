@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops_gitops.addresses import VERSIONED, Address, Kind
+from mlops_gitops.addresses import Address, Kind
+from mlops_gitops.kinds import VERSIONED
 from mlops_gitops.spec.catalog import KindInfo
 from mlops_gitops.spec.kinds.common import InlineEnvironment, InlineModel, Resource
 from mlops_gitops.spec.references import parse_job_output

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from mlops_gitops.addresses import VERSIONED, Kind
+from mlops_gitops.addresses import Kind
 from mlops_gitops.diagnostics import Diagnostics, Severity
+from mlops_gitops.kinds import VERSIONED
 from mlops_gitops.spec.references import AssetRef
 from mlops_gitops.spec.resource import SpecResource
 from mlops_gitops.spec.tree import Tree

@@ -28,6 +28,7 @@ from mlops_gitops.errors import ConfigError, WorkspaceError
 from mlops_gitops.events.model import Event
 from mlops_gitops.events.sinks import Dispatcher, Sink
 from mlops_gitops.fsutil import safe_join
+from mlops_gitops.kinds import SERVED
 from mlops_gitops.redact import Masker
 from mlops_gitops.runtime.packaging import ImageRecipe
 from mlops_gitops.runtime.pipelines.runner import RunResult
@@ -45,7 +46,6 @@ from mlops_gitops.state import (
 )
 from mlops_gitops.textsafe import defuse_text
 
-SERVED = frozenset({Kind.ONLINE_ENDPOINT, Kind.ONLINE_DEPLOYMENT, Kind.TRAFFIC})
 RUNNABLE = ("pipeline", "command")  # job types the local workspace runs when applied
 
 

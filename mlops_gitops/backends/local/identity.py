@@ -4,7 +4,7 @@ A folder's files (model versions, run outputs, keys) mean something only with th
 records them. If that store is missing or empty — a `${MLOPS_DB}` left unset, a `state.db` truncated or
 deleted — treating the folder as a new workspace would register everything again as version 1 and let
 garbage collection delete files the real store still references. So a store that is empty while the
-folder holds artifacts or a marker is refused, and a store whose lineage differs from the folder's marker
+folder holds artifacts or a marker is refused, and a store whose workspace id differs from the folder's marker
 is refused too.
 """
 
@@ -23,7 +23,7 @@ MARKER = "workspace.json"
 
 @dataclass(frozen=True)
 class Marker:
-    lineage: str | None  # None: the marker exists but cannot be read
+    workspace_id: str | None  # None: the marker exists but cannot be read
     database: str = ""
     created_at: str = ""
 
@@ -38,13 +38,13 @@ def read_marker(folder: Path) -> Marker | None:
         return Marker(None)
     if not isinstance(data, dict):
         return Marker(None)
-    return Marker(str(data.get("lineage") or "") or None, str(data.get("database", "")),
+    return Marker(str(data.get("workspace_id") or data.get("lineage") or "") or None, str(data.get("database", "")),
                   str(data.get("created_at", "")))
 
 
-def write_marker(folder: Path, lineage: str, database: str) -> None:
-    document = {"lineage": lineage, "database": database, "created_at": now(),
-                "note": "mlops-gitops: this folder's files belong to the metadata store with this lineage"}
+def write_marker(folder: Path, workspace_id: str, database: str) -> None:
+    document = {"workspace_id": workspace_id, "database": database, "created_at": now(),
+                "note": "mlops-gitops: this folder's files belong to the metadata store with this workspace id"}
     write_private(folder / MARKER, json.dumps(document, indent=2) + "\n")
 
 
@@ -61,16 +61,16 @@ def stored_files(folder: Path) -> int:
     return count
 
 
-def check_store(folder: Path, lineage: str | None, database: str) -> None:
-    """Refuse a store that does not match the folder: empty beside stored files, or another lineage."""
+def check_store(folder: Path, workspace_id: str | None, database: str) -> None:
+    """Refuse a store that does not match the folder: empty beside stored files, or another workspace."""
     marker = read_marker(folder)
-    if lineage is None:
+    if workspace_id is None:
         files = stored_files(folder)
         if marker is None and files == 0:
             return  # a new workspace
         found = []
         if marker is not None:
-            found.append(f"the marker {folder / MARKER} of workspace lineage {marker.lineage or '(unreadable)'}"
+            found.append(f"the marker {folder / MARKER} of workspace {marker.workspace_id or '(unreadable)'}"
                          + (f", created {marker.created_at}" if marker.created_at else "")
                          + (f" with database {marker.database}" if marker.database else ""))
         if files:
@@ -81,9 +81,9 @@ def check_store(folder: Path, lineage: str | None, database: str) -> None:
             "delete files that the real store references. If the database moved or a variable in `database:` "
             "is unset, point the workspace at the real store (or restore state.db from a backup). To start a "
             f"new, empty workspace deliberately, move {folder} aside first.")
-    if marker is not None and marker.lineage != lineage:
+    if marker is not None and marker.workspace_id != workspace_id:
         raise WorkspaceError(
-            f"the workspace folder {folder} belongs to workspace lineage {marker.lineage or '(unreadable marker)'}"
+            f"the workspace folder {folder} belongs to workspace {marker.workspace_id or '(unreadable marker)'}"
             + (f" (database {marker.database})" if marker.database else "")
-            + f", but the metadata store {database} has lineage {lineage}. Point `path` and `database` of this "
-            "workspace at the folder and store that belong together.")
+            + f", but the metadata store {database} has workspace id {workspace_id}. "
+            "Point `path` and `database` of this workspace at the folder and store that belong together.")

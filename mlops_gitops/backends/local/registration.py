@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from mlops_gitops import versioning
 from mlops_gitops.addresses import Address
 from mlops_gitops.backends.local.store import LocalStore
 from mlops_gitops.errors import WorkspaceError
@@ -25,16 +26,16 @@ def from_latest_run(store: LocalStore, desired: DesiredResource,
     content = versioned_content(desired.spec, derived)
     kind, name = desired.address.kind, desired.address.name
     snapshot = store.read()
-    same = [r for r in snapshot.versions(kind, name) if r.content_hash == content]
-    if same and desired.auto_version:
-        return same[-1], run_id
+    same = versioning.same_content(snapshot, kind, name, content, latest_only=False)
+    if same is not None and desired.auto_version:
+        return same, run_id
     version = desired.address.version or "1"
     taken = snapshot.resources.get(Address(kind, name, version))
     if taken is not None and taken.content_hash != content:
         if not desired.auto_version:
             raise WorkspaceError(f"{desired.address} exists with other files; run {run_id} produced new ones: "
                                  "bump the version (or remove 'version' to number it automatically)")
-        version = snapshot.next_version(kind, name)
+        version = versioning.next_version(snapshot, kind, name)
     spec = {**desired.spec, "version": version}
     return replace(desired, address=Address(kind, name, version), spec=spec, derived=derived,
                    content_hash=content, spec_hash=spec_hash({"spec": spec, "derived": derived}),

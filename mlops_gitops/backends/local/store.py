@@ -26,6 +26,7 @@ from sqlalchemy.exc import (
     SQLAlchemyError,
 )
 
+from mlops_gitops import versioning
 from mlops_gitops.actor import now
 from mlops_gitops.addresses import Address, Kind
 from mlops_gitops.backends.local import db
@@ -107,13 +108,15 @@ class LocalStore:
         with self.guard(), self.engine.connect() as conn:
             yield conn
 
-    def _lineage(self) -> str | None:
-        """The store's lineage; None when it has no tables (or no SQLite file: connecting would make one)."""
+    def _workspace_id(self) -> str | None:
+        """The store's workspace id; None when it has no tables (or no SQLite file: connecting would make one)."""
         if self.engine.dialect.name == "sqlite" and not (self.path / "state.db").exists():
             return None
         with self.reading() as conn:
             try:
-                value = conn.execute(select(db.meta.c.value).where(db.meta.c.key == "lineage")).scalar()
+                found = dict(conn.execute(select(db.meta.c.key, db.meta.c.value).where(
+                    db.meta.c.key.in_(("workspace_id", "lineage")))).tuples().all())
+                value = found.get("workspace_id") or found.get("lineage")  # "lineage": stores before the rename
             except (OperationalError, ProgrammingError):
                 return None  # no tables yet: a workspace that was never written
         return str(value) if value else None
@@ -122,13 +125,13 @@ class LocalStore:
         """Whether the workspace's tables exist; an empty store beside stored files is refused here."""
         if self._checked:
             return True
-        lineage = self._lineage()
-        check_store(self.path, lineage, db.mask_url(self.url))
-        self._checked = lineage is not None
+        workspace_id = self._workspace_id()
+        check_store(self.path, workspace_id, db.mask_url(self.url))
+        self._checked = workspace_id is not None
         return self._checked
 
     def ensure(self) -> None:
-        """Create the folder and tables on first write; give the workspace its lineage and secret."""
+        """Create the folder and tables on first write; give the workspace its id and secret."""
         if self._ready:
             return
         try:
@@ -136,17 +139,18 @@ class LocalStore:
         except OSError as exc:
             raise WorkspaceError(f"cannot create workspace folder {self.path}: {exc.strerror}") from None
         with self.guard(), creation_lock(self.engine, self.path) as conn:
-            lineage = self._lineage()
-            check_store(self.path, lineage, db.mask_url(self.url))  # before anything is written
+            workspace_id = self._workspace_id()
+            check_store(self.path, workspace_id, db.mask_url(self.url))  # before anything is written
             db.metadata.create_all(conn)  # also adds the tables of newer versions to an older store
             db.add_missing_columns(conn)  # and the columns newer versions added to its tables
             have = {r.key for r in conn.execute(select(db.meta.c.key))}
-            if lineage is None:
-                lineage = str(uuid.uuid4())
+            if workspace_id is None:
+                workspace_id = str(uuid.uuid4())
                 self.new_store = True
             elif "blobs_recorded" not in have:  # a store from before mg_blobs: what it references is its own
                 _record_blobs(conn, _referenced(conn))
-            rows = [{"key": "lineage", "value": lineage}, {"key": "schema_version", "value": db.SCHEMA_VERSION},
+            rows = [{"key": "workspace_id", "value": workspace_id},
+                    {"key": "schema_version", "value": db.SCHEMA_VERSION},
                     {"key": "blobs_recorded", "value": "1"},
                     {"key": "secret", "value": secrets.token_hex(32)}]  # keys masks and saved plans
             missing = [r for r in rows if r["key"] not in have]
@@ -155,7 +159,7 @@ class LocalStore:
             if conn.execute(select(db.serial.c.value)).first() is None:
                 conn.execute(insert(db.serial).values(id=1, value=0))
         if read_marker(self.path) is None:
-            write_marker(self.path, lineage, db.mask_url(self.url))
+            write_marker(self.path, workspace_id, db.mask_url(self.url))
         if self.engine.dialect.name == "sqlite":
             for name in ("state.db", "state.db-wal", "state.db-shm"):
                 restrict(self.path / name)  # it holds the endpoints' keys
@@ -176,7 +180,8 @@ class LocalStore:
                 files.setdefault(f.resource_id, []).append(ArtifactFile(f.rel, f.sha256, f.size))
             serial = conn.execute(select(db.serial.c.value)).scalar() or 0
             secret = meta.get("secret")
-            snap = Snapshot(meta.get("lineage"), int(serial), secret=bytes.fromhex(secret) if secret else None)
+            snap = Snapshot(meta.get("workspace_id") or meta.get("lineage"), int(serial),
+                            secret=bytes.fromhex(secret) if secret else None)
             for row in conn.execute(select(db.resources)):
                 res = _to_actual(row, tuple(files.get(row.id, ())))
                 snap.resources[res.address] = res
@@ -368,8 +373,8 @@ class LocalStore:
                         for k, v in (desired.spec.get("tags") or {}).items()]
             if tag_rows:
                 conn.execute(insert(db.tags), tag_rows)
-            if desired.auto_version and addr.version and addr.version.isdigit():
-                _bump_counter(conn, addr, int(addr.version))
+            if desired.auto_version:
+                _bump_counter(conn, addr)
             _log(conn, apply_id, addr, action, origin, before, desired.spec_hash, desired.source_file, provenance)
             if apply_id:
                 _journal(conn, apply_id, addr, action, *(("begin", "end") if journal_begin else ("end",)))
@@ -549,14 +554,17 @@ def _bump_serial(conn: Connection) -> None:
     conn.execute(update(db.serial).where(db.serial.c.id == 1).values(value=db.serial.c.value + 1))
 
 
-def _bump_counter(conn: Connection, addr: Address, version: int) -> None:
+def _bump_counter(conn: Connection, addr: Address) -> None:
     current = conn.execute(select(db.counters.c.last).where(
         db.counters.c.kind == addr.kind.value, db.counters.c.name == addr.name)).scalar()
+    last = versioning.counter_after(current, addr.version)
+    if last is None:
+        return
     if current is None:
-        conn.execute(insert(db.counters).values(kind=addr.kind.value, name=addr.name, last=version))
-    elif version > current:
+        conn.execute(insert(db.counters).values(kind=addr.kind.value, name=addr.name, last=last))
+    else:
         conn.execute(update(db.counters).where(db.counters.c.kind == addr.kind.value,
-                                               db.counters.c.name == addr.name).values(last=version))
+                                               db.counters.c.name == addr.name).values(last=last))
 
 
 def _log(conn: Connection, apply_id: str | None, addr: Address, action: str, origin: str, before: str | None,

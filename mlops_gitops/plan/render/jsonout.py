@@ -40,7 +40,7 @@ def plan_to_dict(plan: Plan, show_noop: bool = False) -> dict[str, Any]:
         "format_version": FORMAT_VERSION,
         "tool_version": __version__,
         "created_at": plan.created_at,
-        "workspace": {"name": plan.workspace, "lineage": plan.lineage, "serial": plan.serial},
+        "workspace": {"name": plan.workspace, "workspace_id": plan.workspace_id, "serial": plan.serial},
         "source": {"root": plan.root, "commit": plan.commit, "dirty": plan.dirty},
         "prune": plan.prune,
         "fingerprint": plan.fingerprint(),

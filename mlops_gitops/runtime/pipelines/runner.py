@@ -15,12 +15,12 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from mlops_gitops.fsutil import UnsafePathError, copy_private, ensure_dir, open_private, safe_join
+from mlops_gitops.graph import run_dag
 from mlops_gitops.runtime.pipelines.steps import (
     FileEntry,
     Input,
@@ -133,33 +133,21 @@ class PipelineRunner:
         self.results: dict[str, StepResult] = {}
 
     def run(self) -> RunResult:
-        order = self.pipeline.order()
-        pending = list(order)
-        running: dict[Future[StepResult], str] = {}
-        with ThreadPoolExecutor(max_workers=self.parallelism) as pool:
-            while pending or running:
-                for name in list(pending):
-                    if len(running) >= self.parallelism:
-                        break
-                    step = self.pipeline.steps[name]
-                    states = [self.results.get(u) for u in step.upstream]
-                    if any(s is None for s in states):
-                        continue  # an upstream step has not finished
-                    pending.remove(name)
-                    if any(s is not None and s.status not in ("completed", "reused") for s in states):
-                        self._finish(name, StepResult("skipped", message="an upstream step did not succeed"))
-                    elif self.store.cancel_requested():
-                        self._finish(name, StepResult("cancelled", message="the run was cancelled"))
-                    else:
-                        running[pool.submit(self._step, step)] = name
-                if not running:
-                    continue
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    name = running.pop(fut)
-                    exc = fut.exception()
-                    result = fut.result() if exc is None else StepResult("failed", message=str(exc))
-                    self._finish(name, result)
+        def settle(name: str, result: StepResult | None, exc: BaseException | None) -> bool:
+            result = result if exc is None and result is not None else StepResult("failed", message=str(exc))
+            self._finish(name, result)
+            return result.status in ("completed", "reused")
+
+        def admit(name: str) -> bool:
+            if self.store.cancel_requested():
+                self._finish(name, StepResult("cancelled", message="the run was cancelled"))
+                return False
+            return True
+
+        run_dag(self.pipeline.graph(), lambda name: self._step(self.pipeline.steps[name]), settle,
+                skip=lambda name: self._finish(name, StepResult("skipped",
+                                                                message="an upstream step did not succeed")),
+                admit=admit, parallelism=self.parallelism)
         return self._summary()
 
     def _finish(self, name: str, result: StepResult) -> None:

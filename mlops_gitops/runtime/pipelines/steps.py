@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +17,10 @@ from typing import Any, Literal
 
 from mlops_gitops import expressions
 from mlops_gitops.fsutil import UnsafePathError, check_relative
+from mlops_gitops.graph import CycleError, Graph
+from mlops_gitops.kinds import PORT_NAME
 
 # Input and output names (azure-ai-ml's IOConstants.VALID_KEY_PATTERN): also shell variable names.
-PORT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 
 
 class PipelineError(Exception):
@@ -76,9 +76,9 @@ class Step:
         if "/" in self.name:
             raise PipelineError(f"step name {self.name!r} holds '/'")
         for port in (*self.inputs, *self.outputs):
-            if PORT_NAME.fullmatch(port) is None:
+            if not PORT_NAME.accepts(port):
                 raise PipelineError(f"step '{self.name}': {port!r} is not a valid input or output name "
-                                    "(letters, digits and '_', starting with a letter or '_')")
+                                    f"({PORT_NAME.description})")
 
     @property
     def upstream(self) -> set[str]:
@@ -108,18 +108,21 @@ class Pipeline:
     force_rerun: bool = False
     source_file: str = ""
 
-    def order(self) -> list[str]:
-        from mlops_gitops.graph import CycleError, Graph
-
+    def graph(self) -> Graph[str]:
+        """The steps and what each reads from; a cycle is an error that names it."""
         for step in self.steps.values():
             step.check_names()
         graph: Graph[str] = Graph()
         for name, step in self.steps.items():
             graph.add(name, sorted(step.upstream))
         try:
-            return graph.order()
+            graph.sorter()
         except CycleError as exc:
             raise PipelineError(f"pipeline '{self.name}': steps depend on each other in a cycle: {exc}") from None
+        return graph
+
+    def order(self) -> list[str]:
+        return self.graph().order()
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,7 @@ class BoundCommand:
 def variable_for(placeholder: str) -> str:
     """`inputs.x` -> AZURE_ML_INPUT_x (the variables Azure ML sets in a job), `outputs.y` -> AZURE_ML_OUTPUT_y."""
     direction, _, name = placeholder.partition(".")
-    if direction not in ("inputs", "outputs") or PORT_NAME.fullmatch(name) is None:
+    if direction not in ("inputs", "outputs") or not PORT_NAME.accepts(name):
         raise PipelineError(f"'${{{{{placeholder}}}}}' is not an input or output a command can use")
     return f"AZURE_ML_{'INPUT' if direction == 'inputs' else 'OUTPUT'}_{name}"
 

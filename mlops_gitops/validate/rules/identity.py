@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlops_gitops.addresses import VERSIONED
+from mlops_gitops.kinds import VERSIONED
 from mlops_gitops.validate.context import RuleContext
 
 
