@@ -9,8 +9,9 @@ dev:  ## the package with what the tests and linters need (through uv: seconds i
 	$(PYTHON) -m pip install -q uv && $(PYTHON) -m uv pip install -q --compile-bytecode --python $(PYTHON) -e '.[test]' \
 	  || $(PYTHON) -m pip install -e '.[test]'
 
-test: dev  ## everything CI runs: lint, types, tests (PostgreSQL is started if needed)
+test: dev  ## everything CI runs: lint, types, tests (PostgreSQL and Azurite are started if needed)
 	bash scripts/ensure-postgres.sh
+	bash scripts/ensure-azurite.sh
 	$(PYTHON) -m ruff check mlops_gitops tests benchmarks
 	$(PYTHON) -m mypy
 	$(PYTHON) -m pytest

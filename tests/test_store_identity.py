@@ -91,7 +91,7 @@ def test_a_store_of_another_workspace_is_refused(cli: Cli, example: Path, tmp_pa
         (ws / name).unlink(missing_ok=True)
     (ws / "state.db").write_bytes((other / "state.db").read_bytes())
     res = cli("plan", str(example))
-    assert res.code == 1 and "belongs to workspace" in res.err
+    assert res.code == 1 and "belong to workspace" in res.err
 
 
 def test_garbage_collection_deletes_only_what_this_store_recorded(cli: Cli, example: Path) -> None:

@@ -24,7 +24,7 @@ from mlops_gitops.backends.local.registration import from_latest_run
 from mlops_gitops.backends.local.runs import RunRecords
 from mlops_gitops.backends.local.serving import ServingController
 from mlops_gitops.backends.local.store import LocalStore
-from mlops_gitops.errors import ConfigError, WorkspaceError
+from mlops_gitops.errors import WorkspaceError
 from mlops_gitops.events.model import Event
 from mlops_gitops.events.sinks import Dispatcher, Sink
 from mlops_gitops.fsutil import safe_join
@@ -64,11 +64,9 @@ class LocalBackend:
                  runtime: str = "none", port: int = 0, base_image: str | None = None,
                  sinks: list[Sink] | None = None, source: str | None = None, tree_root: Path | None = None,
                  artifacts: str | None = None, where: Callable[[str], str] = lambda key: key) -> None:
-        if artifacts is not None:
-            raise ConfigError(f"{where('artifacts')}: object storage for artifacts is not supported yet")
         if runtime not in ("process", "container", "none"):
             raise WorkspaceError(f"unknown runtime '{runtime}': use process, container or none")
-        self.store = LocalStore(path, database)
+        self.store = LocalStore(path, database, artifacts, where("artifacts"))
         self.runtime = runtime  # process | container: online endpoints are served; none: recorded only
         self.port = port
         self.base_image = base_image

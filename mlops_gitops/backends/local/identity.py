@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 from mlops_gitops.actor import now
+from mlops_gitops.backends.local.artifacts import ArtifactStore
 from mlops_gitops.errors import WorkspaceError
-from mlops_gitops.fsutil import write_private
-
-MARKER = "workspace.json"
 
 
 @dataclass(frozen=True)
@@ -28,13 +25,13 @@ class Marker:
     created_at: str = ""
 
 
-def read_marker(folder: Path) -> Marker | None:
-    path = folder / MARKER
-    if not path.exists():
+def read_marker(files: ArtifactStore) -> Marker | None:
+    text = files.read_marker()
+    if text is None:
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(text)
+    except ValueError:
         return Marker(None)
     if not isinstance(data, dict):
         return Marker(None)
@@ -42,48 +39,37 @@ def read_marker(folder: Path) -> Marker | None:
                   str(data.get("created_at", "")))
 
 
-def write_marker(folder: Path, workspace_id: str, database: str) -> None:
+def write_marker(files: ArtifactStore, workspace_id: str, database: str) -> None:
     document = {"workspace_id": workspace_id, "database": database, "created_at": now(),
-                "note": "mlops-gitops: this folder's files belong to the metadata store with this workspace id"}
-    write_private(folder / MARKER, json.dumps(document, indent=2) + "\n")
+                "note": "mlops-gitops: these files belong to the metadata store with this workspace id"}
+    files.write_marker(json.dumps(document, indent=2) + "\n")
 
 
-def stored_files(folder: Path) -> int:
-    """How many content-addressed files the folder holds (stops counting at 1,000)."""
-    root = folder / "artifacts" / "sha256"
-    count = 0
-    if root.is_dir():
-        for sub in root.iterdir():
-            if sub.is_dir():
-                count += sum(1 for f in sub.iterdir() if not f.name.startswith(".tmp-"))
-                if count >= 1000:
-                    break
-    return count
-
-
-def check_store(folder: Path, workspace_id: str | None, database: str) -> None:
-    """Refuse a store that does not match the folder: empty beside stored files, or another workspace."""
-    marker = read_marker(folder)
+def check_store(files: ArtifactStore, workspace_id: str | None, database: str) -> None:
+    """Refuse a store that does not match the files: empty beside stored files, or another workspace."""
+    marker = read_marker(files)
     if workspace_id is None:
-        files = stored_files(folder)
-        if marker is None and files == 0:
+        count = files.count(1000)
+        if marker is None and count == 0:
             return  # a new workspace
         found = []
         if marker is not None:
-            found.append(f"the marker {folder / MARKER} of workspace {marker.workspace_id or '(unreadable)'}"
+            found.append(f"the marker {files.marker_location} of workspace {marker.workspace_id or '(unreadable)'}"
                          + (f", created {marker.created_at}" if marker.created_at else "")
                          + (f" with database {marker.database}" if marker.database else ""))
-        if files:
-            found.append(f"{files if files < 1000 else 'over 1,000'} stored file(s) under {folder / 'artifacts'}")
+        if count:
+            found.append(f"{count if count < 1000 else 'over 1,000'} stored file(s) under {files.location}")
         raise WorkspaceError(
-            f"the metadata store {database} is empty or missing, but the workspace folder {folder} holds "
+            f"the metadata store {database} is empty or missing, but the workspace's files ({files.location}) hold "
             + " and ".join(found) + ". Using it now would register everything again as new versions and could "
             "delete files that the real store references. If the database moved or a variable in `database:` "
             "is unset, point the workspace at the real store (or restore state.db from a backup). To start a "
-            f"new, empty workspace deliberately, move {folder} aside first.")
+            f"new, empty workspace deliberately, move {files.location} aside first.")
     if marker is not None and marker.workspace_id != workspace_id:
         raise WorkspaceError(
-            f"the workspace folder {folder} belongs to workspace {marker.workspace_id or '(unreadable marker)'}"
+            f"the workspace's files {files.location} belong to workspace "
+            f"{marker.workspace_id or '(unreadable marker)'}"
             + (f" (database {marker.database})" if marker.database else "")
             + f", but the metadata store {database} has workspace id {workspace_id}. "
-            "Point `path` and `database` of this workspace at the folder and store that belong together.")
+            "Point `path`, `database` and `artifacts` of this workspace at the files and store that belong "
+            "together.")

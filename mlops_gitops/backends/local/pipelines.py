@@ -162,8 +162,8 @@ class LocalRunStore:
             base = path if path.is_dir() else path.parent
             entries = []
             for rel, digest, size in manifests[name]:
-                stored = self.store.artifacts.put(base / rel, digest)
-                entries.append(FileEntry(rel, digest, size, stored))
+                self.store.artifacts.put(base / rel, digest)
+                entries.append(FileEntry(rel, digest, size, self.store.artifacts.path(digest)))
             out[name] = (step.outputs[name], tuple(entries))
         return out
 

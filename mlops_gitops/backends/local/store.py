@@ -30,7 +30,7 @@ from mlops_gitops import versioning
 from mlops_gitops.actor import now
 from mlops_gitops.addresses import Address, Kind
 from mlops_gitops.backends.local import db
-from mlops_gitops.backends.local.artifacts import ArtifactStore
+from mlops_gitops.backends.local.artifacts import open_artifacts
 from mlops_gitops.backends.local.identity import check_store, read_marker, write_marker
 from mlops_gitops.backends.local.lock import creation_lock, os_lock_for, read_holder, workspace_lock
 from mlops_gitops.errors import LockHeldError, NotFoundError, WorkspaceError
@@ -61,10 +61,11 @@ class Written:
 
 
 class LocalStore:
-    def __init__(self, path: Path, database: str | None = None) -> None:
+    def __init__(self, path: Path, database: str | None = None, artifacts: str | None = None,
+                 artifacts_setting: str = "artifacts") -> None:
         self.path = path
         self.url = database or f"sqlite:///{path / 'state.db'}"
-        self.artifacts = ArtifactStore(path)
+        self.artifacts = open_artifacts(path, artifacts, artifacts_setting)
         try:
             self.engine: Engine = db.make_engine(self.url)
         except (ArgumentError, NoSuchModuleError) as exc:
@@ -126,7 +127,8 @@ class LocalStore:
         if self._checked:
             return True
         workspace_id = self._workspace_id()
-        check_store(self.path, workspace_id, db.mask_url(self.url))
+        self.artifacts.check()
+        check_store(self.artifacts, workspace_id, db.mask_url(self.url))
         self._checked = workspace_id is not None
         return self._checked
 
@@ -140,7 +142,8 @@ class LocalStore:
             raise WorkspaceError(f"cannot create workspace folder {self.path}: {exc.strerror}") from None
         with self.guard(), creation_lock(self.engine, self.path) as conn:
             workspace_id = self._workspace_id()
-            check_store(self.path, workspace_id, db.mask_url(self.url))  # before anything is written
+            self.artifacts.check()  # an unreachable object store stops the first write before it starts
+            check_store(self.artifacts, workspace_id, db.mask_url(self.url))  # before anything is written
             db.metadata.create_all(conn)  # also adds the tables of newer versions to an older store
             db.add_missing_columns(conn)  # and the columns newer versions added to its tables
             have = {r.key for r in conn.execute(select(db.meta.c.key))}
@@ -158,8 +161,8 @@ class LocalStore:
                 conn.execute(insert(db.meta), missing)
             if conn.execute(select(db.serial.c.value)).first() is None:
                 conn.execute(insert(db.serial).values(id=1, value=0))
-        if read_marker(self.path) is None:
-            write_marker(self.path, workspace_id, db.mask_url(self.url))
+        if read_marker(self.artifacts) is None:
+            write_marker(self.artifacts, workspace_id, db.mask_url(self.url))
         if self.engine.dialect.name == "sqlite":
             for name in ("state.db", "state.db-wal", "state.db-shm"):
                 restrict(self.path / name)  # it holds the endpoints' keys
