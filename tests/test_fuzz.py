@@ -100,3 +100,18 @@ def test_mutated_values(rel: str, data: st.DataObject) -> None:
         key = data.draw(st.sampled_from(keys))
         doc[key] = data.draw(values)
     check_tree({rel: dump(doc)})
+
+
+@pytest.mark.parametrize("key", ["inputs", "outputs"])
+def test_component_ports_that_are_not_a_mapping_are_reported(key: str) -> None:
+    # Found by hypothesis: `inputs: true` in a component used by a pipeline crashed the compiler.
+    rel = "components/prep.yml"
+    doc = YAML(typ="safe", pure=True).load((EXAMPLE / rel).read_text())
+    doc[key] = True
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "repo"
+        shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".mlops"))
+        (root / rel).write_text(dump(doc), encoding="utf-8")
+        diags = validate_tree(load_tree(root))
+    assert diags.has_errors()
+    assert any(d.file.endswith("prep.yml") for d in diags.items if d.severity == "error")

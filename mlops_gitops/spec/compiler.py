@@ -86,7 +86,7 @@ FindComponent = Callable[[str, dict[str, Any]], Component | None]
 def inline_component(step_name: str, step: dict[str, Any]) -> Component:
     """An inline command step declares its ports by binding them: outputs and data are folders unless typed."""
     inputs: dict[str, Any] = {}
-    for name, value in (step.get("inputs") or {}).items():
+    for name, value in _mapping(step.get("inputs")).items():
         bound = expressions.binding(value)
         if isinstance(value, dict):
             inputs[name] = {"type": value.get("type", "uri_folder")}
@@ -95,12 +95,20 @@ def inline_component(step_name: str, step: dict[str, Any]) -> Component:
         else:
             inputs[name] = {"type": "string"}
     outputs = {name: {"type": (value.get("type") if isinstance(value, dict) else None) or "uri_folder"}
-               for name, value in (step.get("outputs") or {}).items()}
+               for name, value in _mapping(step.get("outputs")).items()}
     return Component({**step, "inputs": inputs, "outputs": outputs}, f"step:{step_name}")
 
 
+def _mapping(value: Any) -> dict[Any, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _ports(spec: dict[str, Any], direction: str) -> dict[str, dict[str, Any]]:
-    return {str(k): (v if isinstance(v, dict) else {}) for k, v in (spec.get(direction) or {}).items()}
+    # A malformed component (its own schema error is reported elsewhere) declares no ports.
+    ports = spec.get(direction)
+    if not isinstance(ports, dict):
+        return {}
+    return {str(k): (v if isinstance(v, dict) else {}) for k, v in ports.items()}
 
 
 class _Compiler:
@@ -129,7 +137,7 @@ class _Compiler:
                 continue
             components[name] = found
             outputs = {port: str(p.get("type", "uri_folder")) for port, p in _ports(found.spec, "outputs").items()}
-            for port, value in (step.get("outputs") or {}).items():  # a step may type an output it binds
+            for port, value in _mapping(step.get("outputs")).items():  # a step may type an output it binds
                 if port not in outputs and found.label.startswith("step:"):
                     outputs[port] = str((value or {}).get("type", "uri_folder")) if isinstance(value, dict) \
                         else "uri_folder"
@@ -153,7 +161,7 @@ class _Compiler:
             source = self._input(name, port, type_, port_spec, port in bound_inputs, bound_inputs.get(port))
             if source is not None:
                 compiled.inputs[port] = (type_, source)
-        for port, target in (step.get("outputs") or {}).items():
+        for port, target in _mapping(step.get("outputs")).items():
             loc = ("jobs", name, "outputs", port)
             if port not in compiled.outputs:
                 self.problem("BIND002", loc, f"step '{name}' binds output '{port}' that its component does not "
