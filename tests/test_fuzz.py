@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +46,19 @@ def dump(data: Any) -> str:
     return buf.getvalue()
 
 
-def check_tree(files: dict[str, str]) -> None:
+@contextlib.contextmanager
+def example_with(files: dict[str, str]) -> Iterator[Path]:
+    """A copy of the example repository with some files replaced."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "repo"
         shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".mlops"))
         for rel, text in files.items():
             (root / rel).write_text(text, encoding="utf-8", errors="surrogatepass")
+        yield root
+
+
+def check_tree(files: dict[str, str]) -> None:
+    with example_with(files) as root:
         tree = load_tree(root)
         diags = validate_tree(tree)
         if not diags.has_errors():
@@ -108,10 +117,7 @@ def test_component_ports_that_are_not_a_mapping_are_reported(key: str) -> None:
     rel = "components/prep.yml"
     doc = YAML(typ="safe", pure=True).load((EXAMPLE / rel).read_text())
     doc[key] = True
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / "repo"
-        shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".mlops"))
-        (root / rel).write_text(dump(doc), encoding="utf-8")
+    with example_with({rel: dump(doc)}) as root:
         diags = validate_tree(load_tree(root))
     assert diags.has_errors()
     assert any(d.file.endswith("prep.yml") for d in diags.items if d.severity == "error")

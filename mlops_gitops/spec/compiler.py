@@ -105,10 +105,7 @@ def _mapping(value: Any) -> dict[Any, Any]:
 
 def _ports(spec: dict[str, Any], direction: str) -> dict[str, dict[str, Any]]:
     # A malformed component (its own schema error is reported elsewhere) declares no ports.
-    ports = spec.get(direction)
-    if not isinstance(ports, dict):
-        return {}
-    return {str(k): (v if isinstance(v, dict) else {}) for k, v in ports.items()}
+    return {str(k): _mapping(v) for k, v in _mapping(spec.get(direction)).items()}
 
 
 class _Compiler:
