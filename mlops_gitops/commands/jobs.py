@@ -51,9 +51,8 @@ def job_run(file: str, path: str = ".", workspace: str | None = None, force_reru
         git = repo_info(project.root)
         snap = {**git.provenance(), "git.diff": uncommitted_diff(project.root, []) if git.dirty_files else ""}
         runs = runs_of(backend)
-        with backend.lock("job run", f"run {job.address.name}"):
-            out(f"Running pipeline {job.address.name} in workspace '{name}'")
-            run_id, result = runs.run(job, desired.resources, snap, force_rerun, parallelism, log=out)
+        out(f"Running pipeline {job.address.name} in workspace '{name}'")
+        run_id, result = runs.run(job, desired.resources, snap, force_rerun, parallelism, log=out)
     out(f"\nRun {run_id} {result.status}: " + ", ".join(
         f"{n} {r.status}" for n, r in result.steps.items()))
     for n, r in result.steps.items():

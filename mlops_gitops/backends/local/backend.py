@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from mlops_gitops.backends.local.registration import from_latest_run
 from mlops_gitops.backends.local.runs import RunRecords
 from mlops_gitops.backends.local.serving import ServingController
 from mlops_gitops.backends.local.store import LocalStore
-from mlops_gitops.errors import WorkspaceError
+from mlops_gitops.errors import LockHeldError, WorkspaceError
 from mlops_gitops.events.model import Event
 from mlops_gitops.events.sinks import Dispatcher, Sink
 from mlops_gitops.fsutil import safe_join
@@ -46,6 +46,8 @@ from mlops_gitops.state import (
 )
 from mlops_gitops.textsafe import defuse_text
 
+# how long a finished `job run` waits for an apply to release the lock before recording its end without it
+FINISH_LOCK_WAIT_S = 120.0
 RUNNABLE = ("pipeline", "command")  # job types the local workspace runs when applied
 
 
@@ -170,11 +172,8 @@ class LocalBackend:
 
     # -- the lock, applies and the journal ----------------------------------------------------------
 
-    @contextmanager
-    def lock(self, operation: str, reason: str = "", timeout: float = 0.0) -> Iterator[LockInfo]:
-        with self.store.lock(operation, reason, timeout, self.hooks.warn) as info:
-            self._runs.reap()
-            yield info
+    def lock(self, operation: str, reason: str = "", timeout: float = 0.0) -> AbstractContextManager[LockInfo]:
+        return self._runs._locked(operation, reason, timeout)
 
     def lock_holder(self) -> LockInfo | None:
         return self.store.lock_holder()
@@ -345,16 +344,35 @@ class LocalRuns:
     def run(self, job: DesiredResource, pending: dict[Address, DesiredResource], snapshot: dict[str, Any],
             force_rerun: bool = False, parallelism: int = 4,
             log: Callable[[str], None] | None = None) -> tuple[str, RunResult]:
-        """Run a job of the tree now (`job run`), resolving what it uses from the workspace or the tree."""
-        from mlops_gitops.backends.local.pipelines import PipelineResolver, run_pipeline
+        """Run a job of the tree now (`job run`), resolving what it uses from the workspace or the tree.
+
+        The workspace lock is held only to resolve and record the start, and to record the end: applies (a
+        traffic hotfix included) go on while the steps run; the files the run reads or writes are leased."""
+        from mlops_gitops.backends.local.pipelines import PipelineResolver, PipelineRun
         from mlops_gitops.runtime.pipelines.steps import PipelineError
 
+        with self._locked("job run", f"start a run of {job.address.name}"):
+            try:
+                pipeline = PipelineResolver(self.store, self.hooks, pending).resolve(
+                    job.address.name, job.spec, job.derived, job.artifacts, job.source_file or "")
+            except PipelineError as exc:
+                raise WorkspaceError(f"{job.source_file}: {exc}") from None
+            run = PipelineRun(self.store, self.hooks, pipeline, snapshot)
+            run.start()
+        result = run.execute(force_rerun, parallelism, log)
         try:
-            pipeline = PipelineResolver(self.store, self.hooks, pending).resolve(
-                job.address.name, job.spec, job.derived, job.artifacts, job.source_file or "")
-        except PipelineError as exc:
-            raise WorkspaceError(f"{job.source_file}: {exc}") from None
-        return run_pipeline(self.store, self.hooks, pipeline, snapshot, force_rerun, parallelism, log=log)
+            with self._locked("job run", f"record the end of run {run.run_id}", timeout=FINISH_LOCK_WAIT_S):
+                run.finish(result)
+        except LockHeldError as exc:  # recording the end is one transaction: safe without the lock, said once
+            self.hooks.warn(f"{exc}; recording the end of run {run.run_id} without it")
+            run.finish(result)
+        return run.run_id, result
+
+    @contextmanager
+    def _locked(self, operation: str, reason: str, timeout: float = 0.0) -> Iterator[LockInfo]:
+        with self.store.lock(operation, reason, timeout, self.hooks.warn) as info:
+            self.reap()
+            yield info
 
     def reap(self) -> int:
         return self.records.reap()

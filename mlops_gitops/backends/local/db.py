@@ -212,6 +212,15 @@ run_steps = Table(
     Column("message", Text, nullable=False, default=""),
 )
 
+# Files a running run reads or is writing (its inputs, code and outputs not yet recorded): garbage collection
+# keeps them while the run is running; its end, or the reaping of a run whose process is gone, drops them.
+leases = Table(
+    "mg_leases",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("sha256", String(64), primary_key=True),
+)
+
 step_cache = Table(
     "mg_step_cache",
     metadata,

@@ -157,7 +157,8 @@ class LocalRunStore:
                          if path.exists() or path.is_symlink() else [] for name, path in paths.items()}
         except UnsafePathError as exc:
             raise PipelineError(f"step '{step.name}': {exc}") from None
-        self.store.record_blobs([digest for m in manifests.values() for _, digest, _ in m])
+        # recorded and leased before they are copied: garbage collection keeps them until the run's end
+        self.store.record_blobs([digest for m in manifests.values() for _, digest, _ in m], lease=self.run_id)
         for name, path in paths.items():
             base = path if path.is_dir() else path.parent
             entries = []
@@ -236,33 +237,64 @@ def _what_changed(records: RunRecords, pipeline: str, step: Step) -> str:
     return "; ".join(changes)
 
 
+class PipelineRun:
+    """One run of a pipeline in the workspace: recorded at its start (with leases on the stored files it reads),
+    executed, recorded at its end. `job run` holds the workspace lock only for start() and finish()."""
+
+    def __init__(self, store: LocalStore, hooks: Hooks, pipeline: Pipeline, snapshot: dict[str, Any],
+                 apply_id: str | None = None) -> None:
+        self.store, self.hooks, self.pipeline, self.snapshot = store, hooks, pipeline, snapshot
+        self.apply_id = apply_id
+        self.records = RunRecords(store)
+        self.run_id = new_run_id(pipeline.name)
+
+    def start(self) -> None:
+        pipeline = self.pipeline
+        self.store.ensure()
+        order = pipeline.order()
+        self.records.start(self.run_id, pipeline.name, pipeline.source_file, self.apply_id,
+                           {**self.snapshot, **describe(pipeline)}, [
+                               {"step": name, "component": pipeline.steps[name].component,
+                                "inputs": canonical_json(describe_inputs(pipeline.steps[name])),
+                                "environment": canonical_json(describe_env(pipeline.steps[name]))}
+                               for name in order], leases=files_read(pipeline))
+
+    def execute(self, force_rerun: bool = False, parallelism: int = 4, log: Any = None) -> RunResult:
+        run_dir = safe_join(self.store.path / "runs", self.run_id)
+        run_store = LocalRunStore(self.store, self.records, EnvResolver(self.store, self.hooks), self.run_id)
+        runner = PipelineRunner(self.pipeline, run_store, run_dir, parallelism, force_rerun,
+                                log=log or self.hooks.note)
+        try:
+            return runner.run()
+        except BaseException:
+            self.records.finish(self.run_id, "failed", {}, "interrupted")
+            raise
+
+    def finish(self, result: RunResult) -> None:
+        failed = [f"{name}: {r.message}" for name, r in result.steps.items() if r.status == "failed"]
+        self.records.finish(self.run_id, result.status, result.outputs, "\n".join(failed))
+        self.hooks.emit("job.completed" if result.status == "completed" else "job.failed", f"run:{self.run_id}", {
+            "job": self.pipeline.name, "status": result.status,
+            "steps": {n: r.status for n, r in result.steps.items()},
+            "metrics": {f"{n}.{k}": v for n, r in result.steps.items() for k, v in r.metrics.items()},
+            "git.commit": self.snapshot.get("git.commit"), "failures": [f.splitlines()[0] for f in failed]})
+
+
+def files_read(pipeline: Pipeline) -> set[str]:
+    """The content hashes of every file a pipeline's steps read: their code and their data inputs."""
+    return {f.sha256 for step in pipeline.steps.values()
+            for f in (*step.code, *(e for inp in step.inputs.values() for e in inp.files))}
+
+
 def run_pipeline(store: LocalStore, hooks: Hooks, pipeline: Pipeline, snapshot: dict[str, Any],
                  force_rerun: bool = False, parallelism: int = 4, apply_id: str | None = None,
                  log: Any = None) -> tuple[str, RunResult]:
     """Run (or reuse) every step, recording the run as it goes; returns the run ID and the result."""
-    store.ensure()
-    records = RunRecords(store)
-    run_id = new_run_id(pipeline.name)
-    order = pipeline.order()
-    records.start(run_id, pipeline.name, pipeline.source_file, apply_id, {**snapshot, **describe(pipeline)}, [
-        {"step": name, "component": pipeline.steps[name].component,
-         "inputs": canonical_json(describe_inputs(pipeline.steps[name])),
-         "environment": canonical_json(describe_env(pipeline.steps[name]))} for name in order])
-    run_dir = safe_join(store.path / "runs", run_id)
-    run_store = LocalRunStore(store, records, EnvResolver(store, hooks), run_id)
-    runner = PipelineRunner(pipeline, run_store, run_dir, parallelism, force_rerun, log=log or hooks.note)
-    try:
-        result = runner.run()
-    except BaseException:
-        records.finish(run_id, "failed", {}, "interrupted")
-        raise
-    failed = [f"{name}: {r.message}" for name, r in result.steps.items() if r.status == "failed"]
-    records.finish(run_id, result.status, result.outputs, "\n".join(failed))
-    hooks.emit("job.completed" if result.status == "completed" else "job.failed", f"run:{run_id}", {
-        "job": pipeline.name, "status": result.status, "steps": {n: r.status for n, r in result.steps.items()},
-        "metrics": {f"{n}.{k}": v for n, r in result.steps.items() for k, v in r.metrics.items()},
-        "git.commit": snapshot.get("git.commit"), "failures": [f.splitlines()[0] for f in failed]})
-    return run_id, result
+    run = PipelineRun(store, hooks, pipeline, snapshot, apply_id)
+    run.start()
+    result = run.execute(force_rerun, parallelism, log)
+    run.finish(result)
+    return run.run_id, result
 
 
 def describe_inputs(step: Step) -> dict[str, Any]:

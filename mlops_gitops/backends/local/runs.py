@@ -11,11 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from mlops_gitops.actor import now, whoami
 from mlops_gitops.backends.local import db
-from mlops_gitops.backends.local.store import LocalStore
+from mlops_gitops.backends.local.store import LocalStore, add_leases
 from mlops_gitops.errors import NotFoundError
 from mlops_gitops.hashing import canonical_json
 from mlops_gitops.runtime.pipelines.runner import OutputRecord
@@ -91,13 +91,16 @@ class RunRecords:
     # -- a run as it goes --------------------------------------------------------------------------
 
     def start(self, run_id: str, pipeline: str, source_file: str, apply_id: str | None, snapshot: dict[str, Any],
-              steps: list[dict[str, Any]]) -> None:
+              steps: list[dict[str, Any]], leases: set[str] | frozenset[str] = frozenset()) -> None:
+        """Record a run as running, with the stored files it reads (kept from garbage collection until it ends)."""
         with self.store.writing() as conn:
             conn.execute(insert(db.runs).values(
                 id=run_id, pipeline=pipeline, status="running", started_at=now(), submitted_by=whoami(),
                 pid=os.getpid(), owner=process_owner(), source_file=source_file, apply_id=apply_id,
                 snapshot=canonical_json(snapshot), outputs="{}"))
-            conn.execute(insert(db.run_steps), [{"run_id": run_id, "status": "queued", **s} for s in steps])
+            if steps:
+                conn.execute(insert(db.run_steps), [{"run_id": run_id, "status": "queued", **s} for s in steps])
+            add_leases(conn, run_id, set(leases))
 
     def step_event(self, run_id: str, step: str, status: str, **fields: Any) -> None:
         values: dict[str, Any] = {"status": status}
@@ -120,6 +123,11 @@ class RunRecords:
         with self.store.writing() as conn:
             conn.execute(update(db.runs).where(db.runs.c.id == run_id).values(
                 status=status, finished_at=now(), outputs=encode_outputs(outputs), message=message))
+            conn.execute(delete(db.leases).where(db.leases.c.run_id == run_id))  # its outputs are recorded now
+
+    def leases(self, run_id: str) -> set[str]:
+        with self.store.reading() as conn:
+            return {r.sha256 for r in conn.execute(select(db.leases.c.sha256).where(db.leases.c.run_id == run_id))}
 
     def cancel_requested(self, run_id: str) -> bool:
         with self.store.reading() as conn:
@@ -242,4 +250,5 @@ class RunRecords:
             conn.execute(update(db.run_steps).where(
                 db.run_steps.c.run_id.in_(dead), db.run_steps.c.status.in_(("queued", "preparing", "running"))
             ).values(status="interrupted", finished_at=stamp))
+            conn.execute(delete(db.leases).where(db.leases.c.run_id.in_(dead)))
         return len(dead)

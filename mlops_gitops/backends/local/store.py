@@ -444,11 +444,14 @@ class LocalStore:
                 self.artifacts.put(art.source, art.sha256)
                 failpoint("artifact-stored")
 
-    def record_blobs(self, digests: list[str]) -> None:
-        """Note files about to be stored, before they are copied: garbage collection may delete only these."""
+    def record_blobs(self, digests: list[str], lease: str | None = None) -> None:
+        """Note files about to be stored, before they are copied: garbage collection may delete only these.
+        With `lease` (a running run's ID) they are also kept until that run ends."""
         if digests:
             with self.writing() as conn:
                 _record_blobs(conn, set(digests))
+                if lease:
+                    add_leases(conn, lease, set(digests))
 
     def collect_garbage(self) -> int:
         """Remove stored files that this store recorded and nothing refers to any more (left by interrupted
@@ -497,8 +500,11 @@ def _try_os_lock(store: LocalStore) -> Iterator[bool]:
 
 
 def _referenced(conn: Connection) -> set[str]:
-    """Every stored file some resource, run or reuse-cache entry refers to."""
+    """Every stored file some resource, run or reuse-cache entry refers to, or a running run holds."""
     referenced = {r.sha256 for r in conn.execute(select(db.asset_files.c.sha256))}
+    referenced.update(r.sha256 for r in conn.execute(
+        select(db.leases.c.sha256).join(db.runs, db.runs.c.id == db.leases.c.run_id)
+        .where(db.runs.c.status == "running")))
     for table in (db.step_cache, db.run_steps, db.runs):  # pipeline outputs, reused and recorded
         for (text,) in conn.execute(select(table.c.outputs)):
             for record in db.loads(text, f"{table.name}.outputs").values():
@@ -513,6 +519,14 @@ def _record_blobs(conn: Connection, digests: set[str]) -> None:
     if fresh:
         stamp = now()
         conn.execute(insert(db.blobs), [{"sha256": d, "recorded_at": stamp} for d in fresh])
+
+
+def add_leases(conn: Connection, run_id: str, digests: set[str]) -> None:
+    """Keep these files for a running run (see db.leases)."""
+    have = {r.sha256 for r in conn.execute(select(db.leases.c.sha256).where(db.leases.c.run_id == run_id))}
+    fresh = sorted(digests - have)
+    if fresh:
+        conn.execute(insert(db.leases), [{"run_id": run_id, "sha256": d} for d in fresh])
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
