@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import settings
 
 from mlops_gitops.cli import main
-from tests.helpers import Result, copy_example, init_repo
+from tests.helpers import AZURITE, SCRIPTS, Result, copy_example, init_repo
 
 # HYPOTHESIS_PROFILE=deep runs the fuzzers ten times longer (by hand, not in CI).
 settings.register_profile("deep", max_examples=3000, deadline=None)
@@ -57,6 +58,26 @@ def pg_url() -> Iterator[str]:
     yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def azurite() -> str:
+    """Azurite on 127.0.0.1:10000, installed and started by the project's script when it is not running."""
+    subprocess.run(["bash", str(SCRIPTS / "ensure-azurite.sh")], check=True, timeout=300)
+    return AZURITE
+
+
+@pytest.fixture
+def az_url(azurite: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh container in Azurite (az://<container>/team), deleted afterwards."""
+    from azure.storage.blob import BlobServiceClient
+
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite)
+    name = f"ws-{uuid.uuid4().hex[:12]}"
+    service = BlobServiceClient.from_connection_string(azurite)
+    service.create_container(name)
+    yield f"az://{name}/team"
+    service.delete_container(name)
 
 
 @pytest.fixture

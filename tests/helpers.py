@@ -11,6 +11,11 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO_ROOT / "example-repo"
 AZ = "https://azuremlschemas.azureedge.net/latest"
+SCRIPTS = REPO_ROOT / "scripts"
+# Azurite's documented development account: a well-known public key, not a secret.
+AZURITE = ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+           "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
+           "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;")
 
 
 def git(repo: Path, *args: str) -> str:

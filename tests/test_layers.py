@@ -19,6 +19,7 @@ LAYERS = [
     {"backends"},
     {"plan"},
     {"apply", "monitor"},
+    {"controller"},  # what a long-lived host runs (serve --follow): converges this machine to the workspace
     {"integrations", "commands"},
     {"cli", "__main__", "__init__"},
 ]

@@ -16,24 +16,12 @@ from typing import Any
 import pytest
 
 from mlops_gitops.backends.local import LocalBackend
-from tests.helpers import Result, commit_all, git, write
+from tests.helpers import AZURITE, Result, commit_all, git, write
 
 Cli = Callable[..., Result]
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-# Azurite's documented development account: a well-known public key, not a secret.
-AZURITE = ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-           "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
-           "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;")
 EXCLUDE = '[".github/**", "src/**", "**/conda*.yml", "azure-pipelines.yml"]'
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture(scope="session")
-def azurite() -> str:
-    """Azurite on 127.0.0.1:10000, installed and started by the project's script when it is not running."""
-    subprocess.run(["bash", str(SCRIPTS / "ensure-azurite.sh")], check=True, timeout=300)
-    return AZURITE
 
 
 @pytest.fixture(scope="session")
@@ -45,18 +33,6 @@ def moto_endpoint() -> Iterator[str]:
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
-
-
-@pytest.fixture
-def az_url(azurite: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    from azure.storage.blob import BlobServiceClient
-
-    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite)
-    name = f"ws-{uuid.uuid4().hex[:12]}"
-    service = BlobServiceClient.from_connection_string(azurite)
-    service.create_container(name)
-    yield f"az://{name}/team"
-    service.delete_container(name)
 
 
 @pytest.fixture

@@ -67,6 +67,38 @@ class HostInfo:
     pid: int | None = None
 
 
+@dataclass
+class Served:
+    """What one endpoint host serves now: each deployment's spec hash (by endpoint/name), each endpoint's routes."""
+
+    deployments: dict[str, str]
+    routes: dict[str, dict[str, int]]  # endpoint -> deployment -> weight (live and mirrored traffic)
+
+
+class ServingTarget(Protocol):
+    """This machine's endpoint host as the workspace's controller drives it (`serve --follow`)."""
+
+    def start(self) -> HostInfo:
+        """Start the host when it is not running (it restarts from what it served); the host."""
+        ...
+
+    def stop(self) -> int | None: ...
+
+    def served(self) -> Served: ...
+
+    def load(self, deployment: ActualResource) -> None:
+        """Load (or reload) a deployment; raise WorkspaceError when it does not become ready."""
+        ...
+
+    def route(self, endpoint: ActualResource, traffic_spec: dict[str, Any]) -> bool:
+        """Serve the endpoint (auth, keys) with this traffic; True when anything changed."""
+        ...
+
+    def unload(self, endpoint: str, name: str) -> None: ...
+
+    def drop(self, endpoint: str) -> None: ...
+
+
 class Serving(Protocol):
     """Online endpoints as the backend serves them: the host, requests, keys and logs."""
 
@@ -104,6 +136,25 @@ class Serving(Protocol):
         """The last lines of the endpoint's logs, per log (name, lines)."""
         ...
 
+    @property
+    def by_hosts(self) -> bool:
+        """True when hosts that follow the workspace serve it (serving: hosts), not the apply itself."""
+        ...
+
+    def target(self) -> ServingTarget:
+        """This machine's host, for the controller to converge."""
+        ...
+
+    def report_host(self, host_id: str, url: str, pid: int, serial: int, status: dict[str, Any]) -> None:
+        """A following host's heartbeat: the state serial it converged to, what it serves, what failed."""
+        ...
+
+    def forget_host(self, host_id: str) -> None: ...
+
+    def hosts(self) -> list[dict[str, Any]]:
+        """The hosts that follow the workspace, as they last reported."""
+        ...
+
 
 class Packager(Protocol):
     def recipe(self, deployment: ActualResource, base_image: str | None) -> tuple[DeploymentConfig, ImageRecipe]:
@@ -136,6 +187,10 @@ class Backend(Protocol):
     def ensure(self) -> None: ...
 
     def read(self) -> Snapshot: ...
+
+    def serial(self) -> int:
+        """The state serial alone, bumped by every change: cheap to poll."""
+        ...
 
     def get(self, address: Address) -> ActualResource | None: ...
 

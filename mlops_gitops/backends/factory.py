@@ -20,7 +20,7 @@ def _local(project: Project, settings: WorkspaceSettings, sinks: list[Sink]) -> 
 
     return LocalBackend(settings.path, settings.database, runtime=settings.runtime, port=settings.port,
                         base_image=settings.base_image, sinks=sinks, source=f"mlops-gitops://local/{settings.name}",
-                        tree_root=project.root, artifacts=settings.artifacts,
+                        tree_root=project.root, artifacts=settings.artifacts, serving=settings.serving,
                         where=lambda key: project.config.where("workspaces", settings.name, key))
 
 

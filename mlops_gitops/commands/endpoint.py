@@ -103,6 +103,7 @@ def endpoint_show(endpoint: str, path: str = ".", workspace: str | None = None) 
         serving = serving_of(name, backend)
         info = serving.host()
         status = serving.status() or {}
+        hosts = following_hosts(serving.hosts(), endpoint, backend.serial())
     deployments = {k.split("/", 1)[1]: v for k, v in (status.get("deployments") or {}).items()
                    if k.startswith(endpoint + "/")}
     out(json.dumps({
@@ -113,8 +114,27 @@ def endpoint_show(endpoint: str, path: str = ".", workspace: str | None = None) 
         "traffic": (traffic.spec.get("traffic") if traffic else {}),
         "mirror_traffic": (traffic.spec.get("mirror_traffic") if traffic else {}),
         "deployments": deployments,
+        **({"hosts": hosts} if hosts or serving.by_hosts else {}),
     }, indent=2))
     return EXIT_OK
+
+
+def following_hosts(reports: list[dict[str, Any]], endpoint: str, serial: int) -> list[dict[str, Any]]:
+    """What each host that follows the workspace serves of this endpoint, and whether it is current."""
+    shown = []
+    for r in reports:
+        status = r["status"]
+        behind = serial - int(r["serial"])
+        shown.append({
+            "host": r["id"], "url": r["url"], "revision": r["serial"],
+            "state": "current" if behind <= 0 else f"{behind} change(s) behind (workspace revision {serial})",
+            "heartbeat": r["heartbeat"],
+            "traffic": (status.get("routes") or {}).get(endpoint, {}),
+            "deployments": {k.split("/", 1)[1]: v for k, v in (status.get("deployments") or {}).items()
+                            if k.startswith(endpoint + "/")},
+            **({"held": status["held"][endpoint]} if endpoint in (status.get("held") or {}) else {}),
+        })
+    return shown
 
 
 def get_credentials(endpoint: str | None, path: str = ".", workspace: str | None = None,

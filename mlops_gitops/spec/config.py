@@ -29,6 +29,11 @@ class WorkspaceConfig(Strict):
         "process", description="process: serve online deployments as local processes; container: as containers "
                                "of their images (Docker Engine API, DOCKER_HOST); none: record them only.")
     port: int = Field(0, ge=0, le=65535, description="Port of the endpoint host; 0 picks a free one.")
+    serving: Literal["apply", "hosts"] = Field(
+        "apply", description="apply: apply loads deployments into this machine's endpoint host and moves traffic "
+                             "itself; hosts: apply records them only, and every host running `mlops-gitops serve "
+                             "--follow` (a long-lived server sharing the workspace's database and artifacts) "
+                             "converges to them.")
     base_image: ImageRef | None = Field(
         None, description="Base image of deployment images (runtime: container, package), in place of the "
                           "environments' own images; default: the environment's image, else "

@@ -31,6 +31,7 @@ class WorkspaceSettings:
     port: int
     base_image: str | None
     config: WorkspaceConfig
+    serving: str = "apply"  # apply | hosts
 
 
 def open_project(path: str | Path = ".") -> Project:
@@ -76,7 +77,8 @@ def resolve_workspace(project: Project, workspace: str | None) -> WorkspaceSetti
                           "artifacts URL; remove `artifacts` to keep the files in the workspace folder")
     runtime = os.environ.get("MLOPS_GITOPS_RUNTIME") or ws.runtime  # e.g. none for CI previews
     return WorkspaceSettings(name=name, backend=ws.backend, path=path, database=database, artifacts=artifacts,
-                             runtime=runtime, port=ws.port, base_image=ws.base_image, config=ws)
+                             runtime=runtime, port=ws.port, base_image=ws.base_image, config=ws,
+                             serving=ws.serving)
 
 
 def setting_location(project: Project, settings: WorkspaceSettings, key: str) -> str:

@@ -65,9 +65,13 @@ class LocalBackend:
     def __init__(self, path: Path, database: str | None = None, warn: Callable[[str], None] = _warn,
                  runtime: str = "none", port: int = 0, base_image: str | None = None,
                  sinks: list[Sink] | None = None, source: str | None = None, tree_root: Path | None = None,
-                 artifacts: str | None = None, where: Callable[[str], str] = lambda key: key) -> None:
+                 artifacts: str | None = None, where: Callable[[str], str] = lambda key: key,
+                 serving: str = "apply") -> None:
         if runtime not in ("process", "container", "none"):
             raise WorkspaceError(f"unknown runtime '{runtime}': use process, container or none")
+        if serving not in ("apply", "hosts"):
+            raise WorkspaceError(f"unknown serving '{serving}': use apply or hosts")
+        self.serving_mode = serving  # hosts: applies record endpoints; `serve --follow` hosts converge to them
         self.store = LocalStore(path, database, artifacts, where("artifacts"))
         self.runtime = runtime  # process | container: online endpoints are served; none: recorded only
         self.port = port
@@ -104,7 +108,8 @@ class LocalBackend:
 
             controller = deployer.controller if deployer is not None else ServingController(self.path)
             self._serving = LocalServing(self.store, controller, serves=deployer is not None,
-                                         on_key_change=keys_changed)
+                                         on_key_change=None if self.serving_mode == "hosts" else keys_changed,
+                                         deployer=deployer, by_hosts=self.serving_mode == "hosts")
         return self._serving
 
     @property
@@ -137,6 +142,11 @@ class LocalBackend:
             self._deployer = Deployer(self.store, self.hooks, controller, self.runtime, self.base_image)
         return self._deployer
 
+    @property
+    def pusher(self) -> Deployer | None:
+        """What an apply drives directly (serving: apply), or None when hosts follow the workspace instead."""
+        return self.deployer if self.serving_mode == "apply" else None
+
     # -- the store, as the Backend protocol reads it ----------------------------------------------
 
     def has_state(self) -> bool:
@@ -147,6 +157,9 @@ class LocalBackend:
 
     def read(self) -> Snapshot:
         return self.store.read()
+
+    def serial(self) -> int:
+        return self.store.serial()
 
     def get(self, address: Address) -> ActualResource | None:
         return self.store.get(address)
@@ -245,9 +258,9 @@ class LocalBackend:
         desired = with_dvc_data(desired, self.tree_root, self.hooks)
         self.store.store_files(desired.artifacts)
         addr = desired.address
-        if addr.kind in SERVED and self.deployer is not None:
+        if addr.kind in SERVED and self.pusher is not None:
             try:
-                self.deployer.before_put(desired)  # raises if the deployment does not become ready
+                self.pusher.before_put(desired)  # raises if the deployment does not become ready
             except WorkspaceError as exc:
                 if addr.kind is Kind.ONLINE_DEPLOYMENT:
                     self.emit("deployment.failed", str(addr), {"error": str(exc),
@@ -277,16 +290,16 @@ class LocalBackend:
 
     def set_spec(self, address: Address, spec: dict[str, Any], spec_hash: str, provenance: dict[str, Any]) -> None:
         """An out-of-band change (from a CLI command, not from Git): shows up as drift."""
-        if address.kind is Kind.TRAFFIC and self.deployer is not None:
-            self.deployer.controller.put_endpoint(self.deployer.endpoint_config(address.name, traffic_spec=spec))
+        if address.kind is Kind.TRAFFIC and self.pusher is not None:
+            self.pusher.controller.put_endpoint(self.pusher.endpoint_config(address.name, traffic_spec=spec))
         self.store.set_spec(address, spec, spec_hash, provenance)
         if address.kind is Kind.TRAFFIC:
             self.emit("traffic.changed", str(address), {"endpoint": address.name, **spec, "outside_git": True,
                                                          **provenance})
 
     def delete(self, address: Address, provenance: dict[str, Any], apply_id: str | None, origin: str) -> None:
-        if address.kind in SERVED and self.deployer is not None:
-            self.deployer.before_delete(address)
+        if address.kind in SERVED and self.pusher is not None:
+            self.pusher.before_delete(address)
         self.store.remove(address, provenance, apply_id, origin)
 
     def recipe(self, deployment: ActualResource,

@@ -221,6 +221,19 @@ leases = Table(
     Column("sha256", String(64), primary_key=True),
 )
 
+# Endpoint hosts that follow the workspace (`serve --follow`): what each serves, at which state serial.
+hosts = Table(
+    "mg_hosts",
+    metadata,
+    Column("id", String(300), primary_key=True),  # e.g. "web-1:/srv/ws" (--host-id)
+    Column("url", Text, nullable=False),
+    Column("pid", Integer),
+    Column("serial", Integer, nullable=False),  # the state serial it last converged to
+    Column("started_at", String(40), nullable=False),
+    Column("heartbeat", String(40), nullable=False),
+    Column("status", Text, nullable=False, default="{}"),  # deployments and traffic served, failures
+)
+
 step_cache = Table(
     "mg_step_cache",
     metadata,

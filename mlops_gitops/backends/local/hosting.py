@@ -6,20 +6,29 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlops_gitops.backends.base import HostInfo
+from mlops_gitops.backends.base import HostInfo, Served
+from mlops_gitops.backends.local.deploy import Deployer
 from mlops_gitops.backends.local.serving import ServingController
 from mlops_gitops.backends.local.store import LocalStore
 from mlops_gitops.errors import ConfigError
 from mlops_gitops.fsutil import UnsafePathError, safe_join
+from mlops_gitops.state import ActualResource
 
 
 class LocalServing:
     def __init__(self, store: LocalStore, controller: ServingController, serves: bool = True,
-                 on_key_change: Callable[[str], None] | None = None) -> None:
+                 on_key_change: Callable[[str], None] | None = None, deployer: Deployer | None = None,
+                 by_hosts: bool = False) -> None:
         self.store = store
         self.controller = controller
         self.serves = serves  # runtime none: endpoints are recorded, not served (their logs and keys remain)
         self._on_key_change = on_key_change  # the backend re-sends the endpoint's keys to a running host
+        self._deployer = deployer
+        self._by_hosts = by_hosts
+
+    @property
+    def by_hosts(self) -> bool:
+        return self._by_hosts
 
     def _serving(self) -> None:
         if not self.serves:
@@ -39,6 +48,8 @@ class LocalServing:
         return self.controller.stop()
 
     def ensure_serving(self) -> HostInfo | None:
+        if self._by_hosts:  # the hosts that follow the workspace serve it, not the machine that applies
+            return None
         if not self.serves or not self.controller.config().endpoints or self.controller.info() is not None:
             return None
         return self.start()
@@ -84,3 +95,57 @@ class LocalServing:
             if tail:
                 shown.append((Path(file).relative_to(self.store.path).as_posix(), tail))
         return shown
+
+    # -- hosts that follow the workspace ------------------------------------------------------------
+
+    def target(self) -> LocalHostTarget:
+        self._serving()
+        assert self._deployer is not None  # serves implies a deployer
+        return LocalHostTarget(self._deployer)
+
+    def report_host(self, host_id: str, url: str, pid: int, serial: int, status: dict[str, Any]) -> None:
+        self.store.report_host(host_id, url, pid, serial, status)
+
+    def forget_host(self, host_id: str) -> None:
+        self.store.forget_host(host_id)
+
+    def hosts(self) -> list[dict[str, Any]]:
+        return self.store.hosts()
+
+
+class LocalHostTarget:
+    """This machine's endpoint host process (serving.json and its admin API), converged by the controller."""
+
+    def __init__(self, deployer: Deployer) -> None:
+        self.deployer = deployer
+        self.controller = deployer.controller
+
+    def start(self) -> HostInfo:
+        info = self.controller.ensure_started()
+        return HostInfo(info.url, info.pid)
+
+    def stop(self) -> int | None:
+        return self.controller.stop()
+
+    def served(self) -> Served:
+        config = self.controller.config()
+        routes = {name: {d: w for d, w in {**e.mirror_traffic, **e.traffic}.items() if w}
+                  for name, e in config.endpoints.items()}
+        return Served({key: d.spec_hash or "" for key, d in config.deployments.items()}, routes)
+
+    def load(self, deployment: ActualResource) -> None:
+        self.controller.put_deployment(self.deployer.deployment_config(deployment))
+
+    def route(self, endpoint: ActualResource, traffic_spec: dict[str, Any]) -> bool:
+        cfg = self.deployer.endpoint_config(endpoint.address.name, endpoint_spec=endpoint.spec,
+                                            traffic_spec=traffic_spec)
+        if self.controller.config().endpoints.get(cfg.name) == cfg:
+            return False
+        self.controller.put_endpoint(cfg)
+        return True
+
+    def unload(self, endpoint: str, name: str) -> None:
+        self.controller.delete_deployment(endpoint, name)
+
+    def drop(self, endpoint: str) -> None:
+        self.controller.delete_endpoint(endpoint)

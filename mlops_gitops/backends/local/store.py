@@ -271,7 +271,37 @@ class LocalStore:
         with self.writing() as conn:
             conn.execute(update(db.endpoint_keys).where(db.endpoint_keys.c.endpoint == endpoint).values(
                 primary_key=keys[0], secondary_key=keys[1]))
+            _bump_serial(conn)  # hosts that follow the workspace pick the new key up
         return keys
+
+    # -- hosts that follow the workspace -----------------------------------------------------------
+
+    def serial(self) -> int:
+        """The state serial alone (bumped by every change): what following hosts poll."""
+        if not self.has_state():
+            return 0
+        with self.reading() as conn:
+            return int(conn.execute(select(db.serial.c.value)).scalar() or 0)
+
+    def report_host(self, host_id: str, url: str, pid: int, serial: int, status: dict[str, Any]) -> None:
+        stamp = now()
+        with self.writing() as conn:
+            values = {"url": url, "pid": pid, "serial": serial, "heartbeat": stamp, "status": canonical_json(status)}
+            if conn.execute(update(db.hosts).where(db.hosts.c.id == host_id).values(**values)).rowcount == 0:
+                conn.execute(insert(db.hosts).values(id=host_id, started_at=stamp, **values))
+
+    def forget_host(self, host_id: str) -> None:
+        with self.writing() as conn:
+            conn.execute(delete(db.hosts).where(db.hosts.c.id == host_id))
+
+    def hosts(self) -> list[dict[str, Any]]:
+        if not self.has_state():
+            return []
+        self.ensure()
+        with self.reading() as conn:
+            return [{"id": r.id, "url": r.url, "pid": r.pid, "serial": r.serial, "started_at": r.started_at,
+                     "heartbeat": r.heartbeat, "status": db.loads(r.status, f"mg_hosts.status of {r.id}")}
+                    for r in conn.execute(select(db.hosts).order_by(db.hosts.c.id))]
 
     # -- the lock, applies and the journal ---------------------------------------------------------
 
