@@ -50,3 +50,17 @@ class Result:
     code: int
     out: str
     err: str
+
+
+def every_kind_tree(root: Path) -> Path:
+    """A tree with one file of every kind (test_kinds' minimal files; the endpoint with traffic)."""
+    from tests.test_kinds import MINIMAL
+
+    (root / "ctx").mkdir(parents=True)
+    (root / "ctx" / "Dockerfile").write_text("FROM python\n")
+    (root / "f.bin").write_bytes(b"weights")
+    for name, (body, _, _) in MINIMAL.items():
+        write(root / (f"{name}.yml" if name != "pipelineJob" else "x.yml"), f"$schema: {AZ}/{name}.schema.json\n{body}")
+    write(root / "managedOnlineEndpoint.yml", f"$schema: {AZ}/managedOnlineEndpoint.schema.json\nname: ep1\n"
+                                              "traffic: {dep: 100}\n")
+    return root

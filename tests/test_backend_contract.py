@@ -23,8 +23,7 @@ from mlops_gitops.kinds import VERSIONED
 from mlops_gitops.plan.desired import build_desired
 from mlops_gitops.spec.tree import load_tree
 from mlops_gitops.state import DesiredResource
-from tests.helpers import AZ, write
-from tests.test_kinds import MINIMAL
+from tests.helpers import AZ, every_kind_tree, write
 
 Factory = Callable[[Path, str], Backend]  # (a fresh folder, a fresh PostgreSQL URL) -> a backend
 
@@ -63,17 +62,7 @@ def make(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[]
 
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
-    """A tree with one file of every kind (the minimal files of test_kinds)."""
-    root = tmp_path / "tree"
-    (root / "ctx").mkdir(parents=True)
-    (root / "ctx" / "Dockerfile").write_text("FROM python\n")
-    (root / "f.bin").write_bytes(b"weights")
-    for name, (body, _, _) in MINIMAL.items():
-        write(root / (f"{name}.yml" if name != "pipelineJob" else "x.yml"),
-              f"$schema: {AZ}/{name}.schema.json\n{body}")
-    write(root / "managedOnlineEndpoint.yml",  # with traffic, so that the tree has a traffic resource too
-          f"$schema: {AZ}/managedOnlineEndpoint.schema.json\nname: ep1\ntraffic: {{dep: 100}}\n")
-    return root
+    return every_kind_tree(tmp_path / "tree")
 
 
 def desired_of(root: Path, backend: Backend) -> list[DesiredResource]:
