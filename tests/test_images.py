@@ -4,6 +4,7 @@ line or quotes, no index credentials, no secrets of the deployment."""
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -116,7 +117,8 @@ def test_environment_variables_never_enter_the_image(tmp_path: Path) -> None:
     write_context(recipe(tmp_path), ctx)
     leaked = [p for p in ctx.rglob("*") if p.is_file() and b"hunter2" in p.read_bytes()]
     assert leaked == []
-    assert '"environment_variables": {}' in (ctx / "serving.json").read_text()
+    served = json.loads((ctx / "serving.json").read_text())
+    assert [d["environment_variables"] for d in served["deployments"].values()] == [{}]
 
 
 @pytest.mark.slow

@@ -12,11 +12,10 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mlops_gitops.addresses import Address
 from mlops_gitops.redact import Masker
-from mlops_gitops.runtime.packaging import ImageRecipe
 from mlops_gitops.runtime.pipelines.runner import RunResult
 from mlops_gitops.runtime.serving.config import DeploymentConfig
 from mlops_gitops.state import (
@@ -29,6 +28,9 @@ from mlops_gitops.state import (
     Snapshot,
     StepRecord,
 )
+
+if TYPE_CHECKING:  # the image builder (jinja2) is imported only where images are built
+    from mlops_gitops.runtime.packaging import ImageRecipe
 
 # A pipeline job's steps as a run would treat them now: [{step, action: run|reuse, reason}], or a reason
 # why the pipeline cannot be previewed (it then plans to run, and the run reports the problem).

@@ -24,12 +24,9 @@ import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from importlib import metadata
 from importlib.resources import files
 from pathlib import Path
-from typing import Literal
-
-import jinja2
+from typing import TYPE_CHECKING, Literal
 
 import mlops_gitops
 from mlops_gitops.fsutil import safe_join
@@ -37,6 +34,9 @@ from mlops_gitops.imageref import is_image_reference
 from mlops_gitops.redact import mask_credentials
 from mlops_gitops.runtime.containers import ContainerError, Engine
 from mlops_gitops.runtime.serving.config import DeploymentConfig, EndpointConfig, ServingConfig
+
+if TYPE_CHECKING:  # jinja2 and importlib.metadata only when an image is built: not on every CLI start
+    import jinja2
 
 DEFAULT_BASE_IMAGE = "mlops-gitops-base:bookworm"
 APP = "/var/azureml-app"
@@ -61,6 +61,8 @@ class ImageRecipe:
 
 
 def server_requirements() -> list[str]:
+    from importlib import metadata
+
     reqs = []
     for name in SERVER_PACKAGES:
         try:
@@ -83,6 +85,8 @@ def _quoted(value: str) -> str:
 
 
 def _template() -> jinja2.Template:
+    import jinja2
+
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False,
                              finalize=_one_line)
     env.filters["quoted"] = _quoted

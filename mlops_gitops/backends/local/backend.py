@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_gitops.addresses import Address, Kind
 from mlops_gitops.backends.base import StepPreview
@@ -30,7 +30,6 @@ from mlops_gitops.events.sinks import Dispatcher, Sink
 from mlops_gitops.fsutil import safe_join
 from mlops_gitops.kinds import SERVED
 from mlops_gitops.redact import Masker
-from mlops_gitops.runtime.packaging import ImageRecipe
 from mlops_gitops.runtime.pipelines.runner import RunResult
 from mlops_gitops.runtime.serving.config import DeploymentConfig
 from mlops_gitops.spec.references import resolved_job_output
@@ -45,6 +44,9 @@ from mlops_gitops.state import (
     StepRecord,
 )
 from mlops_gitops.textsafe import defuse_text
+
+if TYPE_CHECKING:  # the image builder (jinja2) is imported only where images are built
+    from mlops_gitops.runtime.packaging import ImageRecipe
 
 # how long a finished `job run` waits for an apply to release the lock before recording its end without it
 FINISH_LOCK_WAIT_S = 120.0

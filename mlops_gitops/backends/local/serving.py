@@ -61,6 +61,8 @@ class ServingController:
         self.config_path = workspace / "serving.json"
         self._config_lock = threading.Lock()  # actions run in parallel; serving.json is read-modify-write
         self._start_lock = threading.Lock()
+        self._known: HostInfo | None = None  # the host this process last found answering
+        self._config: tuple[tuple[int, int], ServingConfig] | None = None  # serving.json as last read or written
 
     # -- the host process ----------------------------------------------------------------------
 
@@ -79,8 +81,12 @@ class ServingController:
         return info if status == 200 else None
 
     def ensure_started(self) -> HostInfo:
+        known = self._known
+        if known is not None and _alive(known.pid):  # answered before and still runs: no health round trip
+            return known
         info = self.info()
         if info is not None:
+            self._known = info
             return info
         # One host per workspace: parallel actions (threads) and other commands (processes) that find
         # none running queue here, and all but the first find the one the first started.
@@ -88,7 +94,8 @@ class ServingController:
         with self._start_lock, open_lock(self.workspace / "host.start.lock") as lock_file:
             fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
             try:
-                return self.info() or self._start()
+                self._known = self.info() or self._start()
+                return self._known
             finally:
                 fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
 
@@ -120,6 +127,7 @@ class ServingController:
                              f"see {self.workspace / 'logs' / 'host.log'}")
 
     def stop(self, timeout: float = 30.0) -> int | None:
+        self._known = None
         info = self.info()
         if info is None:
             return None
@@ -167,6 +175,12 @@ class ServingController:
         info = self.ensure_started()
         try:
             status, data = self._request(info, method, path, body)
+        except ConnectionRefusedError:  # the host this process knew is gone (stopped, restarted): find it again
+            self._known = None
+            try:
+                status, data = self._request(self.ensure_started(), method, path, body)
+            except OSError as exc:
+                raise WorkspaceError(f"the endpoint host did not answer {method} {path}: {exc}") from None
         except OSError as exc:
             raise WorkspaceError(f"the endpoint host did not answer {method} {path}: {exc}") from None
         if status >= 400:
@@ -179,11 +193,23 @@ class ServingController:
     def config(self) -> ServingConfig:
         return ServingConfig.load(self.config_path)
 
+    def _stamp(self) -> tuple[int, int]:
+        try:
+            st = self.config_path.stat()
+        except FileNotFoundError:
+            return (0, 0)
+        return (st.st_mtime_ns, st.st_ino)  # replaced atomically: a new inode on every write
+
     def _edit(self, change: Callable[[ServingConfig], object]) -> None:
         with self._config_lock:
-            config = self.config()
+            stamp = self._stamp()
+            cached = self._config
+            # what this process wrote last, unless another process replaced the file since: no re-read per change
+            config = cached[1] if cached is not None and cached[0] == stamp else self.config()
+            self._config = None  # until the change is saved
             change(config)
             config.save(self.config_path)
+            self._config = (self._stamp(), config)
 
     def put_deployment(self, cfg: DeploymentConfig) -> None:
         self._admin("PUT", f"/-/admin/deployments/{cfg.endpoint}/{cfg.name}", asdict(cfg))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +63,11 @@ class ServingConfig:
     metrics_key: str | None = None  # Bearer key of GET /metrics (the workspace's; none: see HostApp)
 
     def to_json(self) -> str:
-        return json.dumps({"endpoints": {k: asdict(v) for k, v in self.endpoints.items()},
-                           "deployments": {k: asdict(v) for k, v in self.deployments.items()},
-                           "metrics_key": self.metrics_key}, indent=2)
+        # rewritten on every change an apply makes: shallow field dicts (their values are plain JSON already)
+        # and the C encoder (no indent), not asdict's deep copies and the pure-Python indenting encoder
+        return json.dumps({"endpoints": {k: vars(v) for k, v in self.endpoints.items()},
+                           "deployments": {k: vars(v) for k, v in self.deployments.items()},
+                           "metrics_key": self.metrics_key}, separators=(",", ":"))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ServingConfig:
