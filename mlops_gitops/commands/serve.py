@@ -10,6 +10,7 @@ import threading
 from mlops_gitops.commands import args
 from mlops_gitops.commands.common import EXIT_OK, err, open_project, out, workspace_backend
 from mlops_gitops.commands.endpoint import serving_of
+from mlops_gitops.errors import ConfigError
 
 
 def serve(path: str = ".", workspace: str | None = None, stop: bool = False, follow: bool = False,
@@ -23,6 +24,9 @@ def serve(path: str = ".", workspace: str | None = None, stop: bool = False, fol
             out(f"Stopped the endpoint host of workspace '{name}' (pid {pid})." if pid else
                 f"The endpoint host of workspace '{name}' was not running.")
             return EXIT_OK
+        if serving.by_hosts:
+            raise ConfigError(f"workspace '{name}' has serving: hosts: its endpoints are served by hosts that "
+                              "follow it; run `mlops-gitops serve --follow` here to be one")
         info = serving.start()
         endpoints = serving.served_endpoints()
     out(f"Endpoint host of workspace '{name}': {info.url} (pid {info.pid})")

@@ -62,6 +62,10 @@ class LocalServing:
 
     def score(self, endpoint: str, body: bytes, deployment: str | None = None) -> tuple[int, str | None, str]:
         self._serving()
+        if self._by_hosts and self.controller.info() is None:
+            raise ConfigError(f"the workspace at {self.store.path} is served by the hosts that follow it (serving: "
+                              "hosts) and none runs on this machine: send the request to one of them (`endpoint "
+                              "show` lists them) or run it on a server that runs `mlops-gitops serve --follow`")
         key = self.store.endpoint_keys(endpoint)[0]
         return self.controller.score(endpoint, body, key, deployment)
 
