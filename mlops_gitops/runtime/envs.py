@@ -1,25 +1,30 @@
-"""Build deployment environments as virtual environments, shared by the hash of what they install.
+"""Build deployment and step environments as virtual environments, shared by the hash of what they install.
 
-From a conda file we take its `pip:` entries (conda-only packages are reported as skipped, not
-guessed at); from a build context, its requirements.txt. The venv is built in a temporary folder and
-renamed into envs/<hash>/ when complete, so an interrupted build is simply rebuilt.
+A conda file's dependencies are translated to PyPI requirements (runtime/conda.py; its `pip:` entries as
+they are), a build context gives its requirements.txt. The Python the file asks for is used when one is
+installed here (else the nearest, said once). The venv is built where it will live, envs/<hash>/, under a
+lock, and marked complete last: an interrupted build is removed and rebuilt, and every script in its bin/
+points at its own interpreter.
 """
 
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
-import uuid
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlops_gitops.fsutil import ensure_dir, open_lock, write_private
+from mlops_gitops.runtime.conda import translate
 
 
 class EnvironmentError_(Exception):
@@ -27,31 +32,92 @@ class EnvironmentError_(Exception):
 
 
 @dataclass(frozen=True)
+class Interpreter:
+    path: str
+    version: tuple[int, int, int]
+    note: str = ""  # why it is not the one asked for (said once, when the environment is built)
+
+
+@dataclass(frozen=True)
 class ResolvedEnv:
     requirements: tuple[str, ...]
-    python: str | None  # the conda file's python pin, if any
-    skipped: tuple[str, ...] = field(default=())  # conda-only entries we do not install
+    python: str | None  # the Python the file asks for, as a PEP 440 specifier ("==3.10.*"), if any
+    skipped: tuple[str, ...] = field(default=())  # conda entries with no PyPI equivalent (not installed)
+
+    @property
+    def interpreter(self) -> Interpreter:
+        return choose_python(self.python)
 
     @property
     def digest(self) -> str:
-        text = json.dumps({"requirements": sorted(self.requirements), "python": f"{sys.version_info[:2]}"})
+        text = json.dumps({"requirements": sorted(self.requirements), "python": f"{self.interpreter.version[:2]}"})
         return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 def resolve_conda(conda: dict[str, Any]) -> ResolvedEnv:
-    reqs: list[str] = []
-    skipped: list[str] = []
-    python = None
-    for dep in conda.get("dependencies") or []:
-        if isinstance(dep, dict) and "pip" in dep:
-            reqs.extend(str(r) for r in dep["pip"] or [])
-        elif isinstance(dep, str):
-            name = dep.split("=")[0].split("<")[0].split(">")[0].strip()
-            if name == "python":
-                python = dep
-            elif name != "pip":
-                skipped.append(dep)
-    return ResolvedEnv(tuple(reqs), python, tuple(skipped))
+    found = translate(conda)
+    return ResolvedEnv(found.requirements, found.python, found.dropped)
+
+
+def _satisfies(version: tuple[int, int, int], spec: str) -> bool:
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    try:
+        return SpecifierSet(spec).contains(".".join(map(str, version)), prereleases=True)
+    except InvalidSpecifier:
+        return True  # a pin we cannot read is not worth refusing the interpreter we have
+
+
+def _version_of(python: str) -> tuple[int, int, int] | None:
+    try:
+        out = subprocess.run([python, "-c", "import sys; print(*sys.version_info[:3])"], capture_output=True,
+                             text=True, timeout=20, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    parts = out.stdout.split()
+    return (int(parts[0]), int(parts[1]), int(parts[2])) if out.returncode == 0 and len(parts) == 3 else None
+
+
+def _candidates(spec: str) -> list[str]:
+    """Interpreters installed here that might match: what uv finds (PATH, uv-managed), then pyenv's."""
+    found = []
+    uv = installer()
+    if uv:
+        try:
+            out = subprocess.run([uv, "python", "find", spec], capture_output=True, text=True, timeout=30,
+                                 env={**os.environ, "UV_PYTHON_DOWNLOADS": "never"}, stdin=subprocess.DEVNULL)
+            if out.returncode == 0 and out.stdout.strip():
+                found.append(out.stdout.strip().splitlines()[-1])
+        except (OSError, subprocess.SubprocessError):
+            pass
+    root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    if root.is_dir():
+        found += sorted(str(p) for p in root.glob("*/bin/python3")
+                        if re.fullmatch(r"\d+\.\d+\.\d+", p.parent.parent.name))
+    return found
+
+
+@functools.lru_cache(maxsize=64)
+def choose_python(spec: str | None) -> Interpreter:
+    """The interpreter for an environment that asks for `spec`: this one when it fits, else an installed one
+    that fits, else the nearest installed (by minor version), with a note saying so."""
+    here = Interpreter(sys.executable, (sys.version_info[0], sys.version_info[1], sys.version_info[2]))
+    if not spec or _satisfies(here.version, spec):
+        return here
+    seen: list[Interpreter] = [here]
+    for path in _candidates(spec):
+        version = _version_of(path)
+        if version is None or version[0] != 3:
+            continue
+        if _satisfies(version, spec):
+            return Interpreter(path, version)
+        seen.append(Interpreter(path, version))
+    wanted = re.search(r"3\.(\d+)", spec)
+    minor = int(wanted.group(1)) if wanted else here.version[1]
+    nearest = min(seen, key=lambda i: (abs(i.version[1] - minor), i is not here))
+    return Interpreter(nearest.path, nearest.version,
+                       note=f"asks for Python {spec.lstrip('=')}, which is not installed here: it uses Python "
+                            f"{nearest.version[0]}.{nearest.version[1]}, the nearest that is")
 
 
 def resolve_requirements(text: str) -> ResolvedEnv:
@@ -59,7 +125,7 @@ def resolve_requirements(text: str) -> ResolvedEnv:
     return ResolvedEnv(tuple(line for line in lines if line), None)
 
 
-def ensure_env(envs_dir: Path, resolved: ResolvedEnv, log: Any = print) -> Path:
+def ensure_env(envs_dir: Path, resolved: ResolvedEnv, log: Any = print, label: str = "") -> Path:
     """The Python interpreter of a venv with `resolved` installed, building it on first use."""
     target = envs_dir / resolved.digest
     python = target / "bin" / "python"
@@ -71,7 +137,7 @@ def ensure_env(envs_dir: Path, resolved: ResolvedEnv, log: Any = print) -> Path:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         if (target / ".complete").exists():
             return python
-        return _build(envs_dir, target, resolved, log)
+        return _build(envs_dir, target, resolved, log, label)
 
 
 def installer() -> str | None:
@@ -101,43 +167,39 @@ def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
                           stdin=subprocess.DEVNULL)
 
 
-def _build(envs_dir: Path, target: Path, resolved: ResolvedEnv, log: Any) -> Path:
+def _build(envs_dir: Path, target: Path, resolved: ResolvedEnv, log: Any, label: str = "") -> Path:
+    """Build in place (under the caller's lock): scripts in bin/ then name the interpreter they will run."""
     python = target / "bin" / "python"
+    what = f"{label} ({resolved.digest[:12]})" if label else resolved.digest[:12]
+    interpreter = resolved.interpreter
     if resolved.skipped:
-        log(f"  conda-only dependencies skipped in the local process runtime: {', '.join(resolved.skipped)} "
-            "(list them under pip: to install them locally)")
-    if resolved.python and not resolved.python.replace("python", "").lstrip("=").startswith(
-            f"{sys.version_info[0]}.{sys.version_info[1]}"):
-        log(f"  the conda file asks for {resolved.python}; the local runtime uses Python "
-            f"{sys.version_info[0]}.{sys.version_info[1]}")
+        log(f"  {what}: not installed, no PyPI equivalent: {', '.join(resolved.skipped)}")
+    if interpreter.note:
+        log(f"  {what}: {interpreter.note}")
     ensure_dir(envs_dir)
-    staging = envs_dir / f".build-{resolved.digest}-{uuid.uuid4().hex}"
-    shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(target, ignore_errors=True)  # what an interrupted build left
     uv = installer()
     tool = "uv pip" if uv else "pip"
-    log(f"  building environment {resolved.digest}: {tool} install {' '.join(resolved.requirements) or '(nothing)'}")
-    ensure_dir(staging)
+    started = time.monotonic()
+    log(f"  building environment {what}: a virtual environment on Python "
+        f"{interpreter.version[0]}.{interpreter.version[1]}")
     # Processes of their own with umask 077: another thread may set this process's umask to 0 (DVC does)
-    made = _run([uv, "venv", "--quiet", "--seed", "--python", sys.executable, str(staging)] if uv else
-                [sys.executable, "-m", "venv", "--symlinks", str(staging)])
+    made = _run([uv, "venv", "--quiet", "--seed", "--python", interpreter.path, str(target)] if uv else
+                [interpreter.path, "-m", "venv", "--symlinks", str(target)])
     if made.returncode != 0:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(target, ignore_errors=True)
         raise EnvironmentError_(f"could not create a virtual environment: {(made.stderr or made.stdout).strip()}")
     if resolved.requirements:
-        interpreter = str(staging / "bin" / "python")
-        proc = _run([uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", interpreter,
+        log(f"  building environment {what}: {tool} install {' '.join(resolved.requirements)}")
+        proc = _run([uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", str(python),
                      *resolved.requirements] if uv else
-                    [interpreter, "-m", "pip", "install", "--disable-pip-version-check", "-q",
+                    [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q",
                      *resolved.requirements])
         if proc.returncode != 0:
-            shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(target, ignore_errors=True)
             tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
             raise EnvironmentError_(f"{tool} could not install the environment's packages:\n{tail}")
-    write_private(staging / "requirements.json", json.dumps(list(resolved.requirements)))
-    write_private(staging / ".complete", "ok")
-    try:
-        os.rename(staging, target)
-    except OSError:  # another process finished the same environment first
-        shutil.rmtree(staging, ignore_errors=True)
-    # venv scripts embed the staging path; the interpreter symlink does not, so bin/python works.
+    write_private(target / "requirements.json", json.dumps(list(resolved.requirements)))
+    write_private(target / ".complete", "ok")  # last: a build without it is rebuilt
+    log(f"  built environment {what} in {time.monotonic() - started:.1f} s")
     return python

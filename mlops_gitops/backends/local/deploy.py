@@ -135,7 +135,7 @@ class Deployer:
         if env.resolved is not None and recipe.env_context is None:
             recipe.script_python, recipe.env_requirements = "env", env.resolved.requirements
             if env.resolved.skipped:
-                self.hooks.warn(f"{env.label}: conda-only dependencies are not installed in the image: "
+                self.hooks.warn(f"{env.label}: conda packages with no PyPI equivalent are not installed in the image: "
                                   f"{', '.join(env.resolved.skipped)}")
         else:  # the environment's own image (or context) provides the packages, unless it was replaced
             recipe.script_python = "image" if self.base_image is None else "server"

@@ -109,14 +109,16 @@ class EnvResolver:
         """The process runtime: the interpreter of the environment's virtual environment."""
         if env is None:
             return sys.executable
-        if env.resolved is None:
-            what = ("is built from a Docker context without a requirements.txt" if env.context_digest
-                    else "names only an image")
-            raise WorkspaceError(f"{env.label} {what}; the process runtime needs a conda_file or requirements.txt "
-                                 "(or use runtime: container)")
+        if env.resolved is None and env.context_digest:
+            raise WorkspaceError(f"{env.label} is built from a Docker context without a requirements.txt or conda "
+                                 "file: it needs the container runtime (runtime: container in mlops.yaml)")
+        if env.resolved is None:  # an image alone (Azure's base images carry Python and nothing else)
+            env.resolved = ResolvedEnv((), None)
+            self.hooks.note(f"  {env.label} names only an image ({env.image}): the process runtime runs it in a "
+                            "bare virtual environment on the local Python (runtime: container runs the image)")
         existed = (self.store.path / "envs" / env.resolved.digest / ".complete").exists()
         try:
-            python = str(ensure_env(self.store.path / "envs", env.resolved, log=self.hooks.note))
+            python = str(ensure_env(self.store.path / "envs", env.resolved, log=self.hooks.note, label=env.label))
         except EnvironmentError_ as exc:
             raise WorkspaceError(f"{env.label}: {exc}") from None
         if not existed:

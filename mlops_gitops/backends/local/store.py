@@ -116,7 +116,7 @@ class LocalStore:
         with self.reading() as conn:
             try:
                 found = dict(conn.execute(select(db.meta.c.key, db.meta.c.value).where(
-                    db.meta.c.key.in_(("workspace_id", "lineage")))).tuples().all())
+                    db.meta.c.key.in_(("workspace_id", "lineage")))).all())
                 value = found.get("workspace_id") or found.get("lineage")  # "lineage": stores before the rename
             except (OperationalError, ProgrammingError):
                 return None  # no tables yet: a workspace that was never written
