@@ -356,3 +356,48 @@ def test_metrics_take_the_workspace_metrics_key(serving: Path, cli: Cli) -> None
     for headers in ({}, {"authorization": "Bearer wrong"}, host.auth()):
         assert host.client.get("/metrics", headers=headers).status_code == 401
     assert "mlops_requests_total" in host.metrics()
+
+
+def test_azure_sample_layout_model_folder_keeps_its_name_under_azureml_model_dir(serving: Path, cli: Cli) -> None:
+    """Azure's sample shape: endpoints/online/managed/sample/ beside model-1/model/, the deployment naming
+    `path: ../../../../model-1/model/`; the scoring script opens AZUREML_MODEL_DIR/model/<file> as on Azure."""
+    from tests.helpers import AZ, init_repo, write
+
+    root = serving
+    write(root / "mlops.yaml", "workspaces:\n  dev: {path: .mlops/dev, runtime: process}\ndefault_workspace: dev\n"
+                               "exclude: ['**/onlinescoring/**']\n")
+    write(root / "model-1" / "model" / "sklearn_regression_model.pkl", "weights of the regression model\n")
+    sample = root / "endpoints" / "online" / "managed" / "sample"
+    write(sample / "onlinescoring" / "score.py", '''
+import json, os
+
+def init():
+    global weights
+    path = os.path.join(os.getenv("AZUREML_MODEL_DIR"), "model/sklearn_regression_model.pkl")
+    with open(path) as f:
+        weights = f.read().strip()
+
+def run(raw_data):
+    return {"weights": weights, "rows": len(json.loads(raw_data)["data"])}
+''')
+    write(sample / "endpoint.yml", f"$schema: {AZ}/managedOnlineEndpoint.schema.json\nname: my-endpoint\n"
+                                   "auth_mode: key\n")
+    write(sample / "blue-deployment.yml", f"""$schema: {AZ}/managedOnlineDeployment.schema.json
+name: blue
+endpoint_name: my-endpoint
+model:
+  path: ../../../../model-1/model/
+code_configuration:
+  code: ./onlinescoring/
+  scoring_script: score.py
+instance_type: Standard_DS3_v2
+instance_count: 1
+""")
+    init_repo(root, "Azure's sample endpoint")
+    res = cli("apply", str(root), "--auto-approve")
+    assert res.code == 0, res.out + res.err
+    write(root / "request.json", '{"data": [[1, 2], [3, 4]]}')
+    res = cli("endpoint", "invoke", "my-endpoint", "--request-file", str(root / "request.json"),
+              "--deployment", "blue", "-C", str(root))
+    assert res.code == 0, res.err
+    assert json.loads(res.out) == {"weights": "weights of the regression model", "rows": 2}

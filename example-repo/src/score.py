@@ -11,8 +11,9 @@ model = None
 
 def init():
     global model
+    # as on Azure: a model registered from a folder (path: ./cancer-sklearn) keeps the folder's name
     model_dir = os.environ["AZUREML_MODEL_DIR"]
-    model = joblib.load(os.path.join(model_dir, "model.joblib"))
+    model = joblib.load(os.path.join(model_dir, "cancer-sklearn", "model.joblib"))
 
 
 def run(raw_data):

@@ -21,6 +21,15 @@ AZURE_ONLY = ("instance_type", "app_insights_enabled", "scale_settings", "egress
               "liveness_probe", "readiness_probe", "resources")
 
 
+def azure_layout(path: object, files: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """A model's files as Azure lays them out under AZUREML_MODEL_DIR: a model registered from a folder keeps
+    the folder's name (`path: ../model-1/model/` -> model/sklearn_regression_model.pkl), a file sits at the top."""
+    name = str(path or "").rstrip("/").rsplit("/", 1)[-1]
+    if not name or name in (".", "..") or (len(files) == 1 and files[0][0] == name):
+        return files
+    return [(f"{name}/{rel}", digest) for rel, digest in files]
+
+
 class Deployer:
     def __init__(self, store: LocalStore, hooks: Hooks, controller: ServingController, runtime: str = "process",
                  base_image: str | None = None) -> None:
@@ -89,10 +98,12 @@ class Deployer:
             model = self.store.get(Address(Kind.MODEL, model_name, model_version))
             if model is None:
                 raise WorkspaceError(f"model {refs['model']} is not registered in the workspace")
-            model_dir = materialise([(f.rel, f.sha256) for f in model.files], self.store.artifact_path,
-                                    safe_join(self.ws / "models", model_name, model_version))
+            model_dir = materialise(azure_layout(model.spec.get("path"), [(f.rel, f.sha256) for f in model.files]),
+                                    self.store.artifact_path, safe_join(self.ws / "model-dirs", model_name,
+                                                                        model_version))
         elif isinstance(spec.get("model"), dict):
-            model_dir = materialise(under(files, "model.path/"), self.store.artifact_path, here / "model")
+            model_dir = materialise(azure_layout(spec["model"].get("path"), under(files, "model.path/")),
+                                    self.store.artifact_path, here / "model")
         cc = spec.get("code_configuration") or {}
         code_dir = None
         env = None
