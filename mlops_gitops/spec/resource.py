@@ -119,6 +119,8 @@ def compute_links(res: SpecResource) -> list[Link]:  # noqa: C901 - one branch p
         if res.info.schema_name == "commandComponent":
             if m.code:
                 out.append(Link(("code",), "code", m.code))
+            for i, include in enumerate(m.additional_includes or []):  # copied beside the code at run time
+                out.append(Link(("additional_includes", i), "code", include))
             _ref_or_path(("environment",), "environment", m.environment, Kind.ENVIRONMENT, out)
         else:
             _steps(("jobs",), m.jobs, out)

@@ -45,6 +45,8 @@ class PipelineResolver:
     def __init__(self, store: LocalStore, hooks: Hooks, pending: dict[Address, DesiredResource] | None = None,
                  preview: bool = False) -> None:
         self.store = store
+        self.hooks = hooks
+        self.preview = preview
         self.envs = EnvResolver(store, hooks, pending, preview)
 
     def resolve(self, name: str, spec: dict[str, Any], derived: dict[str, Any], files: list[ArtifactFile],
@@ -73,8 +75,14 @@ class PipelineResolver:
             first = compiled.problems[0]
             raise PipelineError(f"{first.code}: {first.message}")
         read = self.envs.reader(files)
-        pipeline = Pipeline(name, {}, force_rerun=bool(compiled.settings.get("force_rerun")),
-                            source_file=source_file, outputs=dict(compiled.outputs))
+        settings = compiled.settings
+        pipeline = Pipeline(name, {}, force_rerun=bool(settings.get("force_rerun")), source_file=source_file,
+                            outputs=dict(compiled.outputs),
+                            continue_on_step_failure=bool(settings.get("continue_on_step_failure")))
+        azure_only = [k for k in ("default_compute", "default_datastore") if settings.get(k)]
+        if azure_only and not self.preview:
+            self.hooks.warn(f"{source_file or name}: settings.{' and settings.'.join(azure_only)} name Azure "
+                            "resources and do not apply to the local workspace")
         for step_name, cstep in compiled.steps.items():
             pipeline.steps[step_name] = self._step(name, cstep, refs, files, read, found.get(step_name))
         pipeline.order()  # the compiler has already refused a cycle
@@ -93,9 +101,12 @@ class PipelineResolver:
         env = self.envs.source(step.get("environment") or comp.get("environment"), env_ref, comp_files,
                                env_prefix, safe_join(self.store.path / "pipelines", pipeline, name))
         timeout = ((step.get("limits") or {}).get("timeout")) or None
+        code = _entries(comp_files, code_prefix, self.envs.reader(comp_files))
+        if component is not None:
+            code = _with_includes(name, comp, code, comp_files, self.envs.reader(comp_files))
         runtime_step = Step(
             name=name, command=str(step.get("command") or comp.get("command") or ""),
-            code=_entries(comp_files, code_prefix, self.envs.reader(comp_files)),
+            code=code,
             env_key=env.key if env else "host", env=env,
             environment_variables={str(k): str(v) for k, v in (step.get("environment_variables") or {}).items()},
             deterministic=bool(comp.get("is_deterministic", True)), timeout_s=int(timeout) if timeout else None,
@@ -126,6 +137,26 @@ class PipelineResolver:
             raise PipelineError(f"step '{step}': input '{port}' points at {source.given.get('path')}, which cannot "
                                 "be read here")
         return Input("data", type_, files=local, origin=str(source.given.get("path")))
+
+
+def _with_includes(step: str, comp: dict[str, Any], code: tuple[FileEntry, ...], files: list[ArtifactFile],
+                   read: Any) -> tuple[FileEntry, ...]:
+    """A component's code with its additional_includes beside it, as Azure lays them out: each file or
+    folder under its own name at the top of the code folder (a name the code already has is an error)."""
+    out = list(code)
+    taken = {f.rel.split("/", 1)[0]: "the component's code" for f in code}
+    for i, include in enumerate(comp.get("additional_includes") or []):
+        entries = _entries(files, f"additional_includes.{i}/", read)
+        name = str(include).rstrip("/").rsplit("/", 1)[-1]
+        if not entries:
+            raise PipelineError(f"step '{step}': additional_includes entry {include!r} cannot be read here")
+        single_file = len(entries) == 1 and entries[0].rel == name
+        if name in taken:
+            raise PipelineError(f"step '{step}': additional_includes entry {include!r} is named like a file or "
+                                f"folder of {taken[name]} ({name}); Azure refuses the same clash")
+        taken[name] = f"additional_includes entry {include!r}"
+        out += [e if single_file else replace(e, rel=f"{name}/{e.rel}") for e in entries]
+    return tuple(out)
 
 
 def _as_pipeline(spec: dict[str, Any], derived: dict[str, Any],

@@ -131,16 +131,24 @@ class PipelineRunner:
         self.force = force_rerun or pipeline.force_rerun
         self.log = log
         self.results: dict[str, StepResult] = {}
+        self.first_failure: str | None = None
 
     def run(self) -> RunResult:
         def settle(name: str, result: StepResult | None, exc: BaseException | None) -> bool:
             result = result if exc is None and result is not None else StepResult("failed", message=str(exc))
             self._finish(name, result)
+            if result.status == "failed" and self.first_failure is None:
+                self.first_failure = name
             return result.status in ("completed", "reused")
 
         def admit(name: str) -> bool:
             if self.store.cancel_requested():
                 self._finish(name, StepResult("cancelled", message="the run was cancelled"))
+                return False
+            if self.first_failure is not None and not self.pipeline.continue_on_step_failure:
+                self._finish(name, StepResult("skipped", message=(
+                    f"not started: step '{self.first_failure}' failed and settings.continue_on_step_failure is "
+                    "false (Azure's default); steps already running finished")))
                 return False
             return True
 
@@ -197,6 +205,8 @@ class PipelineRunner:
         here = _join(self.run_dir, step.name, "step name")
         shutil.rmtree(here, ignore_errors=True)
         ensure_dir(here / "code")
+        for folder in ("outputs", "logs"):  # Azure's working-folder conventions, there before the command
+            ensure_dir(here / "code" / folder)
         log_path = here / "log.txt"
         self.store.step_event(step.name, "preparing", key=key, log=str(log_path))
         python = self.store.python_for(step)

@@ -107,6 +107,7 @@ class Pipeline:
     outputs: dict[str, tuple[str, str]] = field(default_factory=dict)  # pipeline output -> (step, output)
     force_rerun: bool = False
     source_file: str = ""
+    continue_on_step_failure: bool = False  # Azure's default: after a failure no further step starts
 
     def graph(self) -> Graph[str]:
         """The steps and what each reads from; a cycle is an error that names it."""

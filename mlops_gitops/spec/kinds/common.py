@@ -36,6 +36,10 @@ ImageRef = Annotated[str, AfterValidator(check_image_reference),
                      WithJsonSchema({"type": "string", "pattern": PATTERN})]
 
 
+# environment_variables take any scalar, as Azure's do, and are passed to processes as strings
+EnvValue = str | bool | int | float
+
+
 class Strict(BaseModel):
     """Unknown keys are reported (warning by default, error with --strict)."""
 

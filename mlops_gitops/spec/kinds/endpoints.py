@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from mlops_gitops.spec.kinds.common import (
     CodeConfiguration,
+    EnvValue,
     Identity,
     InlineEnvironment,
     InlineModel,
@@ -88,7 +89,7 @@ class OnlineDeployment(Resource):
     model_mount_path: str | None = None
     code_configuration: CodeConfiguration | None = None
     environment: str | InlineEnvironment | None = None
-    environment_variables: dict[str, str] | None = None
+    environment_variables: dict[str, EnvValue] | None = None
     instance_count: int = Field(1, ge=1)
     app_insights_enabled: bool = False
     scale_settings: ScaleSettings | None = None
@@ -136,7 +137,7 @@ class ModelBatchSettings(Strict):
     retry_settings: RetrySettings | None = None
     output_action: Literal["append_row", "summary_only"] = "append_row"
     output_file_name: str = "predictions.csv"
-    environment_variables: dict[str, str] | None = None
+    environment_variables: dict[str, EnvValue] | None = None
 
 
 class BatchDeploymentBase(Resource):
@@ -193,7 +194,7 @@ class BatchDeployment(BatchDeploymentBase):
     retry_settings: RetrySettings | None = None
     output_action: Literal["append_row", "summary_only"] | None = None
     output_file_name: str | None = None
-    environment_variables: dict[str, str] | None = None
+    environment_variables: dict[str, EnvValue] | None = None
 
     @model_validator(mode="after")
     def _has_source(self) -> BatchDeployment:

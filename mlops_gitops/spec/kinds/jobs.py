@@ -9,6 +9,7 @@ from pydantic import Field
 from mlops_gitops.spec.kinds.common import (
     Asset,
     DataOutput,
+    EnvValue,
     Identity,
     InlineEnvironment,
     JobInput,
@@ -89,7 +90,7 @@ class PipelineStep(Strict):
     command: str | None = None
     code: str | None = None
     environment: str | InlineEnvironment | None = None
-    environment_variables: dict[str, str] | None = None
+    environment_variables: dict[str, EnvValue] | None = None
     compute: str | None = None
     resources: Resources | None = None
     limits: Limits | None = None
@@ -135,7 +136,7 @@ class CommandJob(JobBase):
     command: str
     code: str | None = None
     environment: str | InlineEnvironment
-    environment_variables: dict[str, str] | None = None
+    environment_variables: dict[str, EnvValue] | None = None
     distribution: Distribution | None = None
     compute: str | None = None
     resources: Resources | None = None
