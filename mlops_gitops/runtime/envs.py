@@ -43,6 +43,7 @@ class ResolvedEnv:
     requirements: tuple[str, ...]
     python: str | None  # the Python the file asks for, as a PEP 440 specifier ("==3.10.*"), if any
     skipped: tuple[str, ...] = field(default=())  # conda entries with no PyPI equivalent (not installed)
+    relax: bool = False  # pins chosen for another Python (curated environments): relaxed when no wheel fits
 
     @property
     def interpreter(self) -> Interpreter:
@@ -167,6 +168,42 @@ def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
                           stdin=subprocess.DEVNULL)
 
 
+def _install(uv: str | None, python: Path, requirements: list[str],
+             extra: list[str]) -> subprocess.CompletedProcess[str]:
+    return _run([uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", str(python), *extra,
+                 *requirements] if uv else
+                [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", *requirements])
+
+
+_PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.\-]*(?:\[[^\]]*\])?)\s*(?:==|~=)\s*"
+                  r"(?P<version>[0-9][^,;\s]*?)(?:\.\*)?$")
+
+
+def _relax_pins(uv: str, python: Path, requirements: list[str]) -> list[str] | None:
+    """Each exact or compatible pin replaced by the lowest release at or above it that has a wheel for this
+    interpreter (uv resolves `name>=pin` with the lowest versions); None when even that does not resolve."""
+    pinned = {i: m for i, r in enumerate(requirements) if (m := _PIN.match(r.strip()))}
+    if not pinned:
+        return None
+    lower = "\n".join(f"{m.group('name')}>={m.group('version')}" for m in pinned.values())
+    proc = subprocess.run([uv, "pip", "compile", "-", "--quiet", "--no-header", "--no-annotate", "--no-build",
+                           "--resolution", "lowest-direct", "--python", str(python)], input=lower, capture_output=True,
+                          text=True, env=_uv_environment(), timeout=600)
+    if proc.returncode != 0:
+        return None
+    chosen = {}
+    for line in proc.stdout.splitlines():
+        name, sep, version = line.strip().partition("==")
+        if sep:
+            chosen[re.sub(r"[-_.]+", "-", name).lower()] = version.strip()
+    out = list(requirements)
+    for i, m in pinned.items():
+        picked = chosen.get(re.sub(r"[-_.]+", "-", m.group("name").split("[")[0]).lower())
+        if picked is not None:
+            out[i] = f"{m.group('name')}=={picked}"
+    return out
+
+
 def _build(envs_dir: Path, target: Path, resolved: ResolvedEnv, log: Any, label: str = "") -> Path:
     """Build in place (under the caller's lock): scripts in bin/ then name the interpreter they will run."""
     python = target / "bin" / "python"
@@ -189,17 +226,25 @@ def _build(envs_dir: Path, target: Path, resolved: ResolvedEnv, log: Any, label:
     if made.returncode != 0:
         shutil.rmtree(target, ignore_errors=True)
         raise EnvironmentError_(f"could not create a virtual environment: {(made.stderr or made.stdout).strip()}")
-    if resolved.requirements:
-        log(f"  building environment {what}: {tool} install {' '.join(resolved.requirements)}")
-        proc = _run([uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", str(python),
-                     *resolved.requirements] if uv else
-                    [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q",
-                     *resolved.requirements])
+    requirements = list(resolved.requirements)
+    if requirements:
+        log(f"  building environment {what}: {tool} install {' '.join(requirements)}")
+        # pins made for another Python: wheels only, so that a pin without one fails at once instead of building
+        wheels_only = ["--no-build"] if resolved.relax and uv else []
+        proc = _install(uv, python, requirements, wheels_only)
+        if proc.returncode != 0 and resolved.relax and uv:
+            relaxed = _relax_pins(uv, python, requirements)
+            if relaxed is not None and relaxed != requirements:
+                changed = [f"{a} -> {b.split('==')[1]}" for a, b in zip(requirements, relaxed, strict=True) if a != b]
+                log(f"  {what}: no wheel for Python {interpreter.version[0]}.{interpreter.version[1]} fits its pins; "
+                    f"it gets the nearest releases that have one: {', '.join(changed)}")
+                requirements = relaxed
+                proc = _install(uv, python, requirements, [])
         if proc.returncode != 0:
             shutil.rmtree(target, ignore_errors=True)
             tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
             raise EnvironmentError_(f"{tool} could not install the environment's packages:\n{tail}")
-    write_private(target / "requirements.json", json.dumps(list(resolved.requirements)))
+    write_private(target / "requirements.json", json.dumps(requirements))
     write_private(target / ".complete", "ok")  # last: a build without it is rebuilt
     log(f"  built environment {what} in {time.monotonic() - started:.1f} s")
     return python

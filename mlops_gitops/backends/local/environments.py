@@ -12,7 +12,7 @@ import hashlib
 import json
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,8 @@ class EnvResolver:
             spec, env_files, env_prefix, label = found[0], found[1], "", f"environment {ref}"
         elif isinstance(env, dict):
             spec, env_files, env_prefix, label = env, list(files), prefix, "the inline environment"
+        elif isinstance(env, str) and env.startswith("azureml:"):
+            return _curated(env)
         else:
             return None  # no environment named: the host's Python
         read = self.reader(env_files)
@@ -126,6 +128,22 @@ class EnvResolver:
                 "digest": env.resolved.digest, "requirements": list(env.resolved.requirements),
                 "skipped": list(env.resolved.skipped)})
         return python
+
+
+def _curated(reference: str) -> EnvSource:
+    """A curated Azure ML environment, built from its published conda specification."""
+    from mlops_gitops.runtime.curated import CuratedError, lookup
+
+    try:
+        found = lookup(reference)
+    except CuratedError as exc:
+        raise WorkspaceError(str(exc)) from None
+    if found is None:
+        raise WorkspaceError(f"environment {reference} is neither registered in the workspace nor a curated Azure ML "
+                             "environment")
+    source = EnvSource(f"curated environment {found.name}")
+    source.resolved = replace(resolve_conda(found.conda), relax=True)
+    return source
 
 
 def _yaml(text: str) -> dict[str, Any]:

@@ -6,15 +6,30 @@ from pathlib import Path
 from typing import Any
 
 from mlops_gitops.addresses import Kind
-from mlops_gitops.diagnostics import Severity
 from mlops_gitops.fsutil import scan
 from mlops_gitops.spec.references import check_local_path, is_remote, local_path, parse_asset_ref, parse_job_output
 from mlops_gitops.spec.resource import Link, SpecResource
 from mlops_gitops.validate.context import RuleContext
 
 
+def _curated(ctx: RuleContext, res: SpecResource, link: Link) -> bool:
+    """A curated Azure ML environment: fine when its packages are known, else REF006; True when it is one."""
+    from mlops_gitops.runtime.curated import CuratedError, curated_name, lookup
+
+    if curated_name(link.text) is None:
+        return False
+    try:
+        lookup(link.text)
+    except CuratedError as exc:
+        ctx.report(res, link.loc, "REF006", str(exc))
+    return True
+
+
 def _asset(ctx: RuleContext, res: SpecResource, link: Link) -> None:
     ref = parse_asset_ref(link.text)
+    if link.target is Kind.ENVIRONMENT and (ref is None or not ctx.resolves(link.target, ref)) \
+            and _curated(ctx, res, link):
+        return
     if ref is None or link.target is None:
         return
     kind = link.target
@@ -28,11 +43,6 @@ def _asset(ctx: RuleContext, res: SpecResource, link: Link) -> None:
             ctx.report(res, link.loc, "REF001", f"deployment '{ref.version}' of endpoint '{ref.name}' not found")
         return
     if ctx.resolves(kind, ref):
-        return
-    if kind is Kind.ENVIRONMENT and ref.name.startswith("AzureML-"):
-        ctx.report(res, link.loc, "REF006",
-                   f"'{link.text}' is a curated Azure ML environment; the local workspace cannot build it",
-                   Severity.WARNING)
         return
     versions = sorted({r.version or "(auto)" for r in ctx.in_tree(kind, ref.name)}
                       | set(ctx.existing.get((kind, ref.name), ())))
@@ -101,6 +111,8 @@ def check(ctx: RuleContext) -> None:
                 _endpoint(ctx, res, link)
             elif link.text.startswith("azureml:") and parse_asset_ref(link.text) is not None:
                 _asset(ctx, res, link)
+            elif link.target is Kind.ENVIRONMENT and _curated(ctx, res, link):  # a registry URI
+                continue
             elif link.target is Kind.ONLINE_DEPLOYMENT or is_remote(link.text) or link.text.startswith("${{"):
                 continue
             else:
