@@ -111,7 +111,7 @@ def check(ctx: RuleContext) -> None:
                 _endpoint(ctx, res, link)
             elif link.text.startswith("azureml:") and parse_asset_ref(link.text) is not None:
                 _asset(ctx, res, link)
-            elif (link.target is Kind.ENVIRONMENT and _curated(ctx, res, link)  # a registry URI, checked
+            elif ((link.target is Kind.ENVIRONMENT and _curated(ctx, res, link))  # a registry URI, checked
                   or link.target is Kind.ONLINE_DEPLOYMENT or is_remote(link.text) or link.text.startswith("${{")):
                 continue
             else:
