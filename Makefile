@@ -25,6 +25,7 @@ bench:  ## prints the figures quoted in the README
 	$(PYTHON) benchmarks/bench_plan_apply.py 1000
 	$(PYTHON) benchmarks/bench_pipeline.py 20
 	$(PYTHON) benchmarks/bench_serving.py 15
+	$(PYTHON) benchmarks/bench_env_build.py
 
 schemas:  ## regenerate schemas/ from the pydantic models
 	$(PYTHON) -m mlops_gitops.spec.jsonschema

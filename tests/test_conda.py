@@ -67,7 +67,7 @@ def test_a_conda_file_with_conda_only_entries_builds_an_environment_that_imports
                          text=True, check=True)
     assert out.stdout.startswith("1.16")
     assert any("environment demo:1" in line and "libgcc-ng" in line for line in said), said
-    assert any("built environment environment demo:1" in line for line in said), said
+    assert any(line.startswith("  built environment demo:1 (") for line in said), said
     env = python.parent.parent
     assert env.parent == tmp_path / "envs" and (env / ".complete").exists()
     assert [p.name for p in (tmp_path / "envs").iterdir() if p.name.startswith(".build-")] == []

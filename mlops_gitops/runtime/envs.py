@@ -170,7 +170,7 @@ def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
 
 def _install(uv: str | None, python: Path, requirements: list[str],
              extra: list[str]) -> subprocess.CompletedProcess[str]:
-    return _run([uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", str(python), *extra,
+    return _run([uv, "pip", "install", "--quiet", "--python", str(python), *extra,
                  *requirements] if uv else
                 [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", *requirements])
 
@@ -207,7 +207,7 @@ def _relax_pins(uv: str, python: Path, requirements: list[str]) -> list[str] | N
 def _build(envs_dir: Path, target: Path, resolved: ResolvedEnv, log: Any, label: str = "") -> Path:
     """Build in place (under the caller's lock): scripts in bin/ then name the interpreter they will run."""
     python = target / "bin" / "python"
-    what = f"{label} ({resolved.digest[:12]})" if label else resolved.digest[:12]
+    what = f"{label or 'environment'} ({resolved.digest[:12]})"
     interpreter = resolved.interpreter
     if resolved.skipped:
         log(f"  {what}: not installed, no PyPI equivalent: {', '.join(resolved.skipped)}")
@@ -218,7 +218,7 @@ def _build(envs_dir: Path, target: Path, resolved: ResolvedEnv, log: Any, label:
     uv = installer()
     tool = "uv pip" if uv else "pip"
     started = time.monotonic()
-    log(f"  building environment {what}: a virtual environment on Python "
+    log(f"  building {what}: a virtual environment on Python "
         f"{interpreter.version[0]}.{interpreter.version[1]}")
     # Processes of their own with umask 077: another thread may set this process's umask to 0 (DVC does)
     made = _run([uv, "venv", "--quiet", "--seed", "--python", interpreter.path, str(target)] if uv else
@@ -228,7 +228,7 @@ def _build(envs_dir: Path, target: Path, resolved: ResolvedEnv, log: Any, label:
         raise EnvironmentError_(f"could not create a virtual environment: {(made.stderr or made.stdout).strip()}")
     requirements = list(resolved.requirements)
     if requirements:
-        log(f"  building environment {what}: {tool} install {' '.join(requirements)}")
+        log(f"  building {what}: {tool} install {' '.join(requirements)}")
         # pins made for another Python: wheels only, so that a pin without one fails at once instead of building
         wheels_only = ["--no-build"] if resolved.relax and uv else []
         proc = _install(uv, python, requirements, wheels_only)
@@ -246,5 +246,5 @@ def _build(envs_dir: Path, target: Path, resolved: ResolvedEnv, log: Any, label:
             raise EnvironmentError_(f"{tool} could not install the environment's packages:\n{tail}")
     write_private(target / "requirements.json", json.dumps(requirements))
     write_private(target / ".complete", "ok")  # last: a build without it is rebuilt
-    log(f"  built environment {what} in {time.monotonic() - started:.1f} s")
+    log(f"  built {what} in {time.monotonic() - started:.1f} s")
     return python

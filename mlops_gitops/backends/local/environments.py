@@ -100,9 +100,13 @@ class EnvResolver:
                 source.context_digest = hashlib.sha256(json.dumps(sorted(context)).encode()).hexdigest()[:24]
                 if not self.preview:
                     source.context = materialise(context, read, here / "environment")
-                digest = dict(context).get("requirements.txt")
+                names = dict(context)
+                digest = names.get("requirements.txt")
+                conda_name = next((n for n in CONTEXT_CONDA_FILES if n in names), None)
                 if digest is not None:
                     source.resolved = resolve_requirements(read(digest).read_text())
+                elif conda_name is not None:  # the context's conda file, as its Dockerfile would use it
+                    source.resolved = resolve_conda(_yaml(read(names[conda_name]).read_text()))
         except EnvironmentError_ as exc:
             raise WorkspaceError(f"{label}: {exc}") from None
         return source
@@ -128,6 +132,11 @@ class EnvResolver:
                 "digest": env.resolved.digest, "requirements": list(env.resolved.requirements),
                 "skipped": list(env.resolved.skipped)})
         return python
+
+
+# conda files a Docker build context may carry (Azure's curated contexts use conda_dependencies.yaml)
+CONTEXT_CONDA_FILES = ("conda_dependencies.yaml", "conda_dependencies.yml", "conda.yaml", "conda.yml",
+                       "environment.yml", "environment.yaml")
 
 
 def _curated(reference: str) -> EnvSource:
