@@ -34,6 +34,7 @@ class DesiredState:
     diagnostics: Diagnostics = field(default_factory=Diagnostics)
     # A folder used by several resources (a shared src/) is hashed once per plan.
     manifests: dict[Path, list[tuple[str, str, int]]] = field(default_factory=dict)
+    boundary: Path | None = None  # where paths may lead (the Git work tree); the tree's root when None
 
     def manifest(self, path: Path, root: Path) -> list[tuple[str, str, int]]:
         if path not in self.manifests:
@@ -48,7 +49,9 @@ def _loc_key(loc: tuple[str | int, ...]) -> str:
     return ".".join(str(p) for p in loc)
 
 
-def _hash_paths(state: DesiredState, res: SpecResource, root: Path) -> tuple[dict[str, Any], list[ArtifactFile]]:
+def _hash_paths(state: DesiredState, res: SpecResource, root: Path,
+                boundary: Path | None = None) -> tuple[dict[str, Any], list[ArtifactFile]]:
+    boundary = boundary or root
     """Content hashes of every local path the resource points at, and the files to store."""
     derived: dict[str, Any] = {}
     artifacts: list[ArtifactFile] = []
@@ -58,8 +61,8 @@ def _hash_paths(state: DesiredState, res: SpecResource, root: Path) -> tuple[dic
             continue
         if is_remote(link.text) or link.text.startswith("${{"):
             continue
-        check = check_local_path(res.base_dir, link.text, root)
-        if whole_asset and link.loc == ("path",) and check.inside:
+        check = check_local_path(res.base_dir, link.text, boundary)
+        if whole_asset and link.loc == ("path",) and check.inside and check.resolved.is_relative_to(root):
             tracked = _dvc(state, res, check.resolved, root)
             if tracked is not None:  # versioned by DVC's hash; the data itself may be fetched at apply
                 derived["path"] = tracked
@@ -68,7 +71,7 @@ def _hash_paths(state: DesiredState, res: SpecResource, root: Path) -> tuple[dic
         if not check.exists:
             continue
         try:
-            manifest = state.manifest(check.resolved, root)
+            manifest = state.manifest(check.resolved, boundary)
         except UnsafePathError as exc:  # validate says so first, with the entry; a file changed since
             line, col = res.pos(link.loc)
             state.diagnostics.add(res.file, line, col, "PATH001", str(exc))
@@ -120,7 +123,7 @@ def _content(spec: dict[str, Any], derived: dict[str, Any], kind: Kind) -> str:
 
 
 def build_desired(tree: Tree, snapshot: Snapshot) -> DesiredState:
-    state = DesiredState()
+    state = DesiredState(boundary=tree.boundary)
     versioned = [r for r in tree.resources if r.kind in VERSIONED]
     others = [r for r in tree.resources if r.kind not in VERSIONED]
     explicit_numbers: dict[tuple[Kind, str], int] = {}
@@ -140,7 +143,7 @@ def build_desired(tree: Tree, snapshot: Snapshot) -> DesiredState:
 def _add_versioned(state: DesiredState, res: SpecResource, root: Path, snapshot: Snapshot,
                    explicit_numbers: dict[tuple[Kind, str], int]) -> None:
     spec = _user_spec(res)
-    paths, artifacts = _hash_paths(state, res, root)
+    paths, artifacts = _hash_paths(state, res, root, state.boundary)
     refs, deps = _resolve_refs(state, res, snapshot, root)
     job_output = resolved_job_output(refs.get("path"))
     if job_output is not None:  # the files come from the job's latest completed run, if there is one
@@ -231,7 +234,7 @@ def _component_by_file(state: DesiredState, res: SpecResource, text: str, root: 
 
 def _add_other(state: DesiredState, res: SpecResource, root: Path, snapshot: Snapshot) -> None:
     spec = _user_spec(res)
-    paths, artifacts = _hash_paths(state, res, root)
+    paths, artifacts = _hash_paths(state, res, root, state.boundary)
     refs, deps = _resolve_refs(state, res, snapshot, root)
     derived: dict[str, Any] = {}
     if paths:

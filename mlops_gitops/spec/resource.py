@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ class SpecResource:
         if self.kind in (Kind.ONLINE_DEPLOYMENT, Kind.BATCH_DEPLOYMENT):
             return f"{m.endpoint_name}/{m.name}"
         if self.kind is Kind.JOB and not m.name:
-            return self.doc.path.stem  # a job without a name is known by its file
+            return job_name_from_path(self.doc.rel)
         return str(m.name)
 
     @property
@@ -102,6 +103,14 @@ def _steps(loc: Loc, jobs: dict[str, Any], out: list[Link]) -> None:
         if step.environment is not None:
             _ref_or_path((*sloc, "environment"), "environment", step.environment, Kind.ENVIRONMENT, out)
         _io_paths((*sloc, "inputs"), step.inputs, out)
+
+
+def job_name_from_path(rel: str) -> str:
+    """A nameless job is known by its path within the tree, made to follow Azure's job-name rule
+    (`jobs/basics/hello-world.yml` -> `jobs-basics-hello-world`): every `job.yml` of a repository differs."""
+    stem = rel.rsplit(".", 1)[0] if rel.endswith((".yml", ".yaml")) else rel
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", stem.replace("/", "-")).strip("-_") or "job"
+    return name[:255]
 
 
 def compute_links(res: SpecResource) -> list[Link]:  # noqa: C901 - one branch per kind reads best

@@ -21,7 +21,7 @@ SKIP_DIRS = {"node_modules", "__pycache__"}
 
 @dataclass
 class Tree:
-    root: Path
+    root: Path  # the folder whose YAML files are the desired state
     config: RepoConfig
     config_file: str | None
     resources: list[SpecResource] = field(default_factory=list)
@@ -29,6 +29,11 @@ class Tree:
     documents: dict[str, Document] = field(default_factory=dict)
     diagnostics: Diagnostics = field(default_factory=Diagnostics)
     _by_file: dict[str, SpecResource] = field(default_factory=dict, repr=False)
+    boundary_: Path | None = None  # where paths may lead: the Git work tree holding root (root outside Git)
+
+    @property
+    def boundary(self) -> Path:
+        return self.boundary_ or self.root
 
     def resource_by_file(self, rel: str) -> SpecResource | None:
         if len(self._by_file) != len(self.resources):  # rebuilt while the tree is being loaded
@@ -130,12 +135,21 @@ def _typed(doc: Document, strict: bool, diags: Diagnostics) -> SpecResource | bo
     return res
 
 
+def work_tree(path: Path) -> Path:
+    """The Git work tree holding path (the nearest folder above with a .git entry), else path itself: paths
+    in resource files may leave the tree (Azure's examples reference ../../model-1/) but not this."""
+    for folder in (path, *path.parents):
+        if (folder / ".git").exists():
+            return folder
+    return path
+
+
 def load_tree(root: Path, strict: bool = False) -> Tree:
     root = root.resolve()
     tree_diags = Diagnostics()
     config, config_file = load_config(root, tree_diags)
     strict = strict or config.strict
-    tree = Tree(root, config, config_file, diagnostics=tree_diags)
+    tree = Tree(root, config, config_file, diagnostics=tree_diags, boundary_=work_tree(root))
     files = discover(root, config)
     tree.files = files
 

@@ -61,9 +61,10 @@ def _endpoint(ctx: RuleContext, res: SpecResource, link: Link) -> None:
 
 
 def _path(ctx: RuleContext, res: SpecResource, link: Link) -> None:
-    check = check_local_path(res.base_dir, link.text, ctx.tree.root)
+    check = check_local_path(res.base_dir, link.text, ctx.tree.boundary)
     if not check.inside:
-        ctx.report(res, link.loc, "REF003", f"path '{link.text}' points outside the repository")
+        where = "the Git work tree" if ctx.tree.boundary != ctx.tree.root else "the repository"
+        ctx.report(res, link.loc, "REF003", f"path '{link.text}' points outside {where} ({ctx.tree.boundary})")
         return
     if not check.exists:
         unresolved = res.base_dir / local_path(link.text)
@@ -72,7 +73,7 @@ def _path(ctx: RuleContext, res: SpecResource, link: Link) -> None:
         elif not Path(f"{check.resolved}.dvc").is_file():  # DVC data is fetched at apply
             ctx.report(res, link.loc, "REF002", f"path '{link.text}' does not exist (relative to {res.file})")
         return
-    _, problems = scan(check.resolved, ctx.tree.root)  # what plan would store: links, devices, FIFOs
+    _, problems = scan(check.resolved, ctx.tree.boundary)  # what plan would store: links, devices, FIFOs
     for problem in problems[:5]:
         ctx.report(res, link.loc, problem.code, f"path {problem.describe(link.text.rstrip('/'))}")
     if len(problems) > 5:
@@ -83,7 +84,7 @@ def _scoring_script(ctx: RuleContext, res: SpecResource) -> None:
     cc: Any = getattr(res.model, "code_configuration", None)
     if cc is None:
         return
-    code = check_local_path(res.base_dir, cc.code, ctx.tree.root)
+    code = check_local_path(res.base_dir, cc.code, ctx.tree.boundary)
     if code.exists and not (code.resolved / cc.scoring_script).is_file():
         ctx.report(res, ("code_configuration", "scoring_script"), "REF005",
                    f"scoring script '{cc.scoring_script}' not found in '{cc.code}'")
