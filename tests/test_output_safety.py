@@ -69,10 +69,11 @@ def test_apply_history_and_model_list_escape_values(cli: Cli, example: Path) -> 
 
 
 def test_a_file_name_never_starts_a_runner_command(cli: Cli, example: Path) -> None:
-    (example / "##vso[task.setvariable variable=X]1.yml").write_text("not: a resource\n")
-    (example / "::set-env name=Y::2.yml").write_text("not: a resource\n")
+    looks_like_a_model = "name: x\npath: ./model.onnx\n"  # a warning names the file
+    (example / "##vso[task.setvariable variable=X]1.yml").write_text(looks_like_a_model)
+    (example / "::set-env name=Y::2.yml").write_text(looks_like_a_model)
     res = cli("validate", str(example), "--offline")
-    assert res.code == 1 and "SCHEMA001" in res.out
+    assert "SCHEMA001" in res.out
     assert commands_in(res.out) == [] and "./::set-env" in res.out
 
 

@@ -74,12 +74,21 @@ def test_malformed_yaml_names_line_and_column(cli: Cli, tree: Path) -> None:
     assert "malformed YAML" in str(d["message"])
 
 
-def test_missing_schema_lists_known_kinds(cli: Cli, tree: Path) -> None:
+def test_a_resource_without_schema_is_a_warning_naming_its_likely_kind(cli: Cli, tree: Path) -> None:
     write(tree / "models" / "other.yml", "name: other\npath: ./churn.onnx\n")
     code, diags = diagnostics(cli, str(tree))
     d = only(diags, "SCHEMA001")
-    assert code == 1 and d["file"] == "models/other.yml"
-    assert "managedOnlineDeployment" in str(d["message"])
+    assert code == 0 and d["file"] == "models/other.yml" and d["severity"] == "warning"
+    assert "looks like a model or data asset" in str(d["message"]) and "managedOnlineDeployment" in str(d["message"])
+
+
+def test_other_yaml_beside_the_resources_is_skipped_without_a_word(cli: Cli, tree: Path) -> None:
+    write(tree / ".azure-pipelines" / "ci.yml", "trigger: [main]\npool: {vmImage: ubuntu-latest}\nsteps:\n"
+                                                "  - script: echo hi\n")
+    write(tree / "infra" / "settings.yaml", "region: westeurope\nreplicas: 3\n")
+    write(tree / "envs" / "conda.yml", "name: x\ndependencies: [python=3.11]\n")
+    code, diags = diagnostics(cli, str(tree))
+    assert code == 0 and [d for d in diags if d["code"] == "SCHEMA001"] == []
 
 
 def test_unknown_schema(cli: Cli, tree: Path) -> None:
@@ -132,15 +141,20 @@ def test_nested_unknown_field_points_at_its_key(cli: Cli, tree: Path) -> None:
 
 def test_dangling_reference(cli: Cli, tree: Path) -> None:
     write(tree / "deployments" / "blue.yml", deployment("blue", "azureml:churn-v2:1"))
+    res = cli("validate", "--format", "json", str(tree))  # the workspace is consulted (it holds nothing)
+    d = only(json.loads(res.out)["diagnostics"], "REF001")
+    assert res.code == 1 and d["file"] == "deployments/blue.yml" and d["line"] == 4 and d["severity"] == "error"
+    assert "churn-v2" in str(d["message"])
+    # offline (the pre-commit hook) nobody can tell whether the workspace has it: a warning
     code, diags = diagnostics(cli, str(tree))
     d = only(diags, "REF001")
-    assert code == 1 and d["file"] == "deployments/blue.yml" and d["line"] == 4
-    assert "churn-v2" in str(d["message"])
+    assert code == 0 and d["severity"] == "warning" and "checked by plan and apply" in str(d["message"])
 
 
 def test_explicit_version_reference_must_exist(cli: Cli, tree: Path) -> None:
     write(tree / "models" / "churn.yml", MODEL + "version: '3'\n")
-    code, diags = diagnostics(cli, str(tree))
+    res = cli("validate", "--format", "json", str(tree))  # the (empty) workspace is consulted
+    code, diags = res.code, json.loads(res.out)["diagnostics"]
     refs = [d for d in diags if d["code"] == "REF001"]
     assert code == 1 and len(refs) == 2  # blue and green both ask for churn:1
     assert all("versions known: 3" in str(d["message"]) for d in refs)
@@ -214,11 +228,12 @@ def test_single_file_is_checked_against_the_whole_tree(cli: Cli, tree: Path) -> 
     # The deployment references a model defined in another file: still resolves.
     code, diags = diagnostics(cli, str(tree / "deployments" / "blue.yml"))
     assert code == 0 and diags == []
-    write(tree / "deployments" / "green.yml", deployment("green", "azureml:missing:1"))
+    write(tree / "deployments" / "green.yml", deployment("green", "azureml:churn:1").replace(
+        "endpoint_name: churn", "endpoint_name: no-such-endpoint"))
     code, diags = diagnostics(cli, str(tree / "deployments" / "blue.yml"))
     assert code == 0, "errors in other files are not reported for the files asked about"
     code, diags = diagnostics(cli, str(tree / "deployments" / "green.yml"))
-    assert code == 1 and only(diags, "REF001")["file"] == "deployments/green.yml"
+    assert code == 1 and only(diags, "REF004")["file"] == "deployments/green.yml"
 
 
 def test_referenced_non_resource_yaml_is_not_an_error(cli: Cli, tree: Path) -> None:

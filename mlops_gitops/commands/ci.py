@@ -133,7 +133,8 @@ def _plan(run: GitHubRun, path: str, workspace: str | None, name: str, plan: boo
     from mlops_gitops.plan.render.documents import plan_documents
     from mlops_gitops.plan.render.markdown import MARKER
 
-    code = validate([path], fmt="github", workspace=workspace, offline=True)  # ::error lines: annotations
+    # the workspace is consulted (the plan that follows reads it): a reference it lacks is an error here too
+    code = validate([path], fmt="github", workspace=workspace)  # ::error lines: annotations
     body: str
     summary: str
     if code != EXIT_OK:

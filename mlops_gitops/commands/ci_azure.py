@@ -85,7 +85,7 @@ def _plan(env: dict[str, str], path: str, workspace: str | None, name: str, plan
     from mlops_gitops.plan.render.documents import plan_documents
     from mlops_gitops.plan.render.markdown import MARKER
 
-    code = validate([path], fmt="azure", workspace=workspace, offline=True)
+    code = validate([path], fmt="azure", workspace=workspace)  # consults the workspace, as the plan will
     if code != EXIT_OK:
         summary = "Validation failed: see the issues logged on the files."
         body = f"{MARKER}\n### mlops-gitops: validation failed for workspace `{name}`\n\n[Run]({_run_url(env)})"

@@ -49,7 +49,7 @@ def validate(paths: list[str], strict: bool = False, fmt: str = "text", workspac
                         or (settings.path / "state.db").exists()):
         with workspace_backend(project, workspace) as (_, backend):
             snapshot = backend.read()
-    diags = validate_tree(tree, snapshot.index())
+    diags = validate_tree(tree, snapshot.index(), offline=offline)
     if snapshot.workspace_id is not None and not diags.has_errors():
         diags.extend(build_desired(tree, snapshot).diagnostics)  # VER001 against the workspace
     if strict or project.config.strict:

@@ -173,13 +173,38 @@ def load_tree(root: Path, strict: bool = False) -> Tree:
     for doc in without_schema:
         if doc.rel in referenced:
             continue
+        kind = likely_kind(doc.data)
+        if kind is None:
+            continue  # other YAML (CI pipelines, conda files, configs): not an Azure ML resource, skipped
         known = ", ".join(catalog.known_schema_names())
         tree.diagnostics.add(
             doc.rel, 1, 1, "SCHEMA001",
-            f"no $schema: a resource file must name its kind (known kinds: {known}); "
-            "exclude other YAML files in mlops.yaml",
-        )
+            f"no $schema, so the file is skipped, but it looks like a {kind}: add `$schema:` naming its kind "
+            f"(known kinds: {known}), or exclude it in mlops.yaml", Severity.WARNING)
     return tree
+
+
+def likely_kind(data: object) -> str | None:
+    """The kind a YAML file without `$schema` seems to be (a resource that lost its `$schema`), else None."""
+    if not isinstance(data, dict):
+        return None
+    keys = set(data)
+    if "jobs" in keys and data.get("type") == "pipeline":
+        return "pipelineJob or pipelineComponent"
+    if "command" in keys and keys & {"environment", "code", "inputs", "outputs"}:
+        return "commandJob or commandComponent"
+    if "endpoint_name" in keys and keys & {"model", "code_configuration", "environment", "component"}:
+        return "managedOnlineDeployment or batchDeployment"
+    if "trigger" in keys and keys & {"create_job", "create_monitor"}:
+        return "schedule"
+    if "auth_mode" in keys and "name" in keys:
+        return "managedOnlineEndpoint"
+    if "name" in keys and keys & {"conda_file", "image", "build"} and "path" not in keys:
+        return "environment"
+    if "name" in keys and "path" in keys:
+        kind = str(data.get("type", ""))
+        return "data asset" if kind in ("uri_file", "uri_folder", "mltable") else "model or data asset"
+    return None
 
 
 def _referenced_yaml(tree: Tree) -> set[str]:

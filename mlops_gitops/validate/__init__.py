@@ -11,9 +11,11 @@ from mlops_gitops.validate.context import RuleContext
 from mlops_gitops.validate.rules import run_all
 
 
-def validate_tree(tree: Tree, existing: Mapping[tuple[Kind, str], tuple[str, ...]] | None = None) -> Diagnostics:
-    """All diagnostics for the tree: loading problems first, then every semantic rule."""
-    ctx = RuleContext(tree, existing or {})
+def validate_tree(tree: Tree, existing: Mapping[tuple[Kind, str], tuple[str, ...]] | None = None,
+                  offline: bool = False) -> Diagnostics:
+    """All diagnostics for the tree: loading problems first, then every semantic rule. `offline`: no
+    workspace was consulted, so a reference to an asset outside the tree is a warning, not an error."""
+    ctx = RuleContext(tree, existing or {}, offline=offline)
     ctx.diagnostics.extend(tree.diagnostics)
     run_all(ctx)
     return ctx.diagnostics

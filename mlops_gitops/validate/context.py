@@ -19,6 +19,7 @@ class RuleContext:
     # Existing resources in the workspace: (kind, name) -> versions (empty tuple for unversioned kinds).
     existing: Mapping[tuple[Kind, str], tuple[str, ...]] = field(default_factory=dict)
     diagnostics: Diagnostics = field(default_factory=Diagnostics)
+    offline: bool = False  # no workspace consulted: what only a workspace could hold is not known to be missing
 
     def __post_init__(self) -> None:
         self.by_name: dict[tuple[Kind, str], list[SpecResource]] = {}

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_gitops.addresses import Kind
+from mlops_gitops.diagnostics import Severity
 from mlops_gitops.fsutil import scan
 from mlops_gitops.spec.references import check_local_path, is_remote, local_path, parse_asset_ref, parse_job_output
 from mlops_gitops.spec.resource import Link, SpecResource
@@ -47,6 +48,10 @@ def _asset(ctx: RuleContext, res: SpecResource, link: Link) -> None:
     versions = sorted({r.version or "(auto)" for r in ctx.in_tree(kind, ref.name)}
                       | set(ctx.existing.get((kind, ref.name), ())))
     hint = f" (versions known: {', '.join(versions)})" if versions else ""
+    if ctx.offline:  # it may well be in the workspace: only plan and apply can tell
+        ctx.report(res, link.loc, "REF001", f"{kind.value} '{ref}' is not in the tree{hint}; whether the workspace "
+                                            "has it is checked by plan and apply (validated offline)", Severity.WARNING)
+        return
     ctx.report(res, link.loc, "REF001", f"{kind.value} '{ref}' not found in the tree or the workspace{hint}")
 
 
