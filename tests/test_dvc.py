@@ -63,6 +63,20 @@ def test_a_dvc_tracked_data_asset_is_versioned_by_its_dvc_hash(tracked_repo: Pat
     assert [f.rel for f in row.files] == ["rows.csv"]
 
 
+def test_the_plan_from_a_subfolder_is_the_plan_from_the_root(tracked_repo: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from_root = plan_read_only(open_project(tracked_repo), None).plan
+    assert apply(str(tracked_repo), auto_approve=True) == 0
+    monkeypatch.chdir(tracked_repo / "data")  # DVC reads relative paths against the cwd
+    from_sub = plan_read_only(open_project("."), None).plan
+    data = [c for c in from_root.changes if c.address.kind == Kind.DATA]
+    assert data and "dvc md5:" in str([f.after for f in data[0].fields])
+    assert [c.action.value for c in from_sub.changes if c.address.kind == Kind.DATA] == ["no-op"]
+    assert apply(".", auto_approve=True) == 0
+    resources = LocalBackend(tracked_repo / ".mlops" / "dev").read().resources
+    assert [a for a in resources if a.kind == Kind.DATA] == [Address(Kind.DATA, "rows", "1")]
+
+
 def test_data_missing_from_the_working_tree_is_fetched_from_the_dvc_remote(tracked_repo: Path,
                                                                             tmp_path: Path) -> None:
     clone = tmp_path / "clone"

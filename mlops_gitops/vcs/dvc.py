@@ -63,7 +63,7 @@ def tracked(path: Path) -> Tracked | None:
         raise DvcError(f"{rel} is tracked by DVC, and reading DVC files needs dvc: pip install dvc") from None
     fs = DVCFileSystem(str(root))
     try:
-        info = fs.info(rel)
+        info = fs.info(f"/{rel}")  # rooted: DVC reads a relative path against the cwd when it is inside the repo
     except FileNotFoundError:
         return None
     except Exception as exc:  # a broken .dvc file, a bad config: DVC's own message
