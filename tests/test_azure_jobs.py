@@ -111,3 +111,28 @@ name: flaky
     if b_status == "skipped":
         b = next(s for s in info["steps"] if s["step"] == "b")  # type: ignore[attr-defined]
         assert "continue_on_step_failure is false" in b["message"]
+
+
+def test_job_run_is_not_blocked_by_errors_the_job_does_not_use(repo: Path, cli: Cli) -> None:
+    write(repo / "jobs" / "train" / "job.yml", f"$schema: {AZ}/commandJob.schema.json\n"
+                                               f"command: python -c \"print('trained')\"\n{IMAGE_ONLY}")
+    # elsewhere: a deployment of a model nobody has registered yet, and a broken model file
+    write(repo / "endpoints" / "ep.yml", f"$schema: {AZ}/managedOnlineEndpoint.schema.json\nname: ep1\n"
+                                         "auth_mode: key\n")
+    write(repo / "endpoints" / "blue.yml", f"$schema: {AZ}/managedOnlineDeployment.schema.json\nname: blue\n"
+                                           "endpoint_name: ep1\nmodel: azureml:taxi-model@latest\n"
+                                           "instance_type: Standard_DS3_v2\ninstance_count: 1\n")
+    write(repo / "models" / "bad.yml", f"$schema: {AZ}/model.schema.json\nname: bad\npath: [1]\n")
+    init_repo(repo, "A job beside files with errors")
+    assert cli("plan", cwd=repo).code == 1  # plan and apply are still blocked
+    res = cli("job", "run", "train/job.yml", cwd=repo / "jobs")  # FILE relative to the cwd
+    assert res.code == 0, res.err
+    assert "trained" in cli("job", "logs", show(cli, repo)["id"], cwd=repo).out
+    assert "endpoints/blue.yml:4:" in res.err and "warning REF001" in res.err
+    assert "models/bad.yml:3:" in res.err and "not used by this job" in res.err
+
+    # an error in the job's own file (or what it uses) still stops it, naming the file and line
+    write(repo / "jobs" / "train" / "job.yml", f"$schema: {AZ}/commandJob.schema.json\ncommand: [1]\n{IMAGE_ONLY}")
+    res = cli("job", "run", "jobs/train/job.yml", cwd=repo)
+    assert res.code == 1 and "jobs/train/job.yml:2:" in res.err and "nothing was run" in res.err
+    assert "models/bad.yml" not in res.err

@@ -10,9 +10,19 @@ from typing import Any
 from mlops_gitops.addresses import Kind
 from mlops_gitops.backends.base import Backend, Runs
 from mlops_gitops.commands import args
-from mlops_gitops.commands.common import EXIT_ERROR, EXIT_OK, err, open_project, out, workspace_backend
+from mlops_gitops.commands.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    err,
+    open_project,
+    out,
+    print_warnings,
+    workspace_backend,
+)
+from mlops_gitops.diagnostics import Severity
 from mlops_gitops.errors import ConfigError, NotFoundError, SpecError, WorkspaceError
 from mlops_gitops.plan.desired import build_desired
+from mlops_gitops.plan.scope import job_scope, outside_scope_as_warnings
 from mlops_gitops.spec.tree import load_tree
 from mlops_gitops.textsafe import escape
 from mlops_gitops.validate import validate_tree
@@ -28,24 +38,35 @@ def runs_of(backend: Backend) -> Runs:
 
 def job_run(file: str, path: str = ".", workspace: str | None = None, force_rerun: bool = False,
             parallelism: int = 4) -> int:
-    project = open_project(path)
     target = Path(file)
     target = (target if target.is_absolute() else Path.cwd() / target).resolve()
+    if not target.is_file():
+        raise ConfigError(f"{file}: no such job file")
+    project = open_project(target if path == "." else path)  # the tree that holds the file
     try:
         rel = target.relative_to(project.root).as_posix()
     except ValueError:
-        raise ConfigError(f"{file} is outside the repository at {project.root}") from None
+        raise ConfigError(f"{file} is outside the tree at {project.root}") from None
     tree = load_tree(project.root)
     with workspace_backend(project, workspace) as (name, backend):
         snapshot = backend.read()
         diags = validate_tree(tree, snapshot.index())
-        if diags.has_errors():
-            raise SpecError("the repository has errors; nothing was run", diags.sorted())
         desired = build_desired(tree, snapshot)
+        diags.extend(desired.diagnostics)
         found = [d for a, d in desired.resources.items() if a.kind is Kind.JOB and d.source_file == rel]
         if not found:
+            own = [d for d in diags.sorted() if d.file == rel and d.severity is Severity.ERROR]
+            if own:
+                raise SpecError(f"{rel} has errors; nothing was run", own)
             raise ConfigError(f"{rel} is not a job of the tree (is it excluded in mlops.yaml?)")
         job = found[0]
+        # Errors in files the job does not use (a deployment of a model no run has registered yet) are
+        # warnings here: they block plan and apply, not this run.
+        diags = outside_scope_as_warnings(diags, job_scope(tree, desired, job.address))
+        if diags.has_errors():
+            raise SpecError(f"{rel} or what it uses has errors; nothing was run",
+                            [d for d in diags.sorted() if d.severity is Severity.ERROR])
+        print_warnings(diags.warnings, len(tree.documents))
         if job.spec.get("type", "command") not in ("pipeline", "command"):
             raise WorkspaceError(f"{rel} is a {job.spec.get('type')} job; `job run` runs command and pipeline jobs")
         git = repo_info(project.root)
