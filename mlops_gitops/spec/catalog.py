@@ -65,7 +65,9 @@ _ENTRIES = [
 CATALOG: dict[str, KindInfo] = {e.schema_name: e for e in _ENTRIES}
 # Aliases: names Azure uses for the same shapes.
 _ALIASES = {"monitorschedule": "schedule", "k8sonlineendpoint": "kubernetesOnlineEndpoint",
-            "k8sonlinedeployment": "kubernetesOnlineDeployment"}
+            "k8sonlinedeployment": "kubernetesOnlineDeployment",
+            # the SDK's `http://azureml/sdk-2-0/<Kind>.json` names: online kinds without "managed"
+            "onlineendpoint": "managedOnlineEndpoint", "onlinedeployment": "managedOnlineDeployment"}
 _BY_LOWER = {name.lower(): info for name, info in CATALOG.items()} | {
     alias: CATALOG[target] for alias, target in _ALIASES.items()
 }
@@ -77,23 +79,35 @@ NOT_MANAGED = frozenset(
         "sweepJob", "sparkJob", "parallelJob", "automlJob", "amlCompute", "computeInstance", "vmCompute",
         "kubernetesCompute", "workspace", "azureBlob", "azureFile", "azureDataLakeGen1", "azureDataLakeGen2",
         "registry", "featureStore", "featureSet", "featureStoreEntity", "connection", "serverlessEndpoint",
-        "marketplaceSubscription", "sparkComponent", "parallelComponent", "capabilityHost",
+        "marketplaceSubscription", "sparkComponent", "parallelComponent", "capabilityHost", "dataImport",
+        "dataTransferComponent", "flowComponent", "index",
     )
 )
+# Job kinds the local workspace cannot run: the file is skipped with one warning that says so.
+NOT_RUN = frozenset(name.lower() for name in ("sweepJob", "sparkJob", "parallelJob", "automlJob", "sparkComponent",
+                                              "parallelComponent", "dataTransferComponent", "flowComponent"))
 
 
 def schema_basename(url: str) -> str | None:
-    """`…/latest/managedOnlineDeployment.schema.json` → `managedOnlineDeployment`."""
+    """`…/latest/managedOnlineDeployment.schema.json` → `managedOnlineDeployment`; the SDK's
+    `http://azureml/sdk-2-0/CommandComponent.json` → `CommandComponent` (looked up ignoring case)."""
     text = url.strip().split("?", 1)[0].split("#", 1)[0].rstrip("/")
     base = text.rsplit("/", 1)[-1]
-    if not base.lower().endswith(".schema.json"):
-        return None
-    return base[: -len(".schema.json")]
+    if base.lower().endswith(".schema.json"):
+        return base[: -len(".schema.json")]
+    if "/sdk-2-0/" in text.lower() and base.lower().endswith(".json"):
+        return base[: -len(".json")]
+    return None
 
 
 def lookup(url: str) -> KindInfo | None:
     base = schema_basename(url)
     return _BY_LOWER.get(base.lower()) if base else None
+
+
+def is_not_run(url: str) -> bool:
+    base = schema_basename(url)
+    return base is not None and base.lower() in NOT_RUN
 
 
 def is_unmanaged(url: str) -> bool:

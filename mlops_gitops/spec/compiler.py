@@ -15,6 +15,7 @@ from typing import Any
 from mlops_gitops import expressions
 from mlops_gitops.graph import CycleError, Graph
 from mlops_gitops.iotypes import DATA_TYPES, LiteralTypeError, check_literal, compatible
+from mlops_gitops.spec.kinds.jobs import NOT_RUN_STEPS
 
 Loc = tuple[str | int, ...]
 
@@ -74,6 +75,7 @@ class CompiledPipeline:
     steps: dict[str, CompiledStep] = field(default_factory=dict)
     outputs: dict[str, tuple[str, str]] = field(default_factory=dict)  # pipeline output -> (step, port)
     problems: list[Problem] = field(default_factory=list)
+    not_run: dict[str, str] = field(default_factory=dict)  # steps of types the local workspace does not run
 
     @property
     def ok(self) -> bool:
@@ -124,6 +126,11 @@ class _Compiler:
         components: dict[str, Component] = {}
         for name, step in steps.items():
             step = step if isinstance(step, dict) else {}
+            step_type = str(step.get("type", "command")).lower()
+            if step_type in NOT_RUN_STEPS:  # Azure runs it; what it outputs is not known here
+                self.out.not_run[name] = step_type
+                self.unknown.add(name)
+                continue
             found = self.find(name, step) if step.get("component") is not None else None
             if found is None and step.get("component") is None:
                 found = inline_component(name, step) if step.get("command") else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,7 +120,11 @@ def _typed(doc: Document, strict: bool, diags: Diagnostics) -> SpecResource | bo
     info = catalog.lookup(schema)
     if info is None:
         line, col = doc.pos(("$schema",))
-        if catalog.is_unmanaged(schema):
+        if catalog.is_not_run(schema):
+            diags.add(doc.rel, line, col, "SCHEMA003",
+                      f"a {catalog.schema_basename(schema)} is not run in the local workspace; file skipped",
+                      Severity.WARNING)
+        elif catalog.is_unmanaged(schema):
             diags.add(doc.rel, line, col, "SCHEMA003",
                       f"kind '{catalog.schema_basename(schema)}' is not managed by mlops-gitops; file skipped",
                       Severity.WARNING)
@@ -161,9 +166,12 @@ def load_tree(root: Path, strict: bool = False) -> Tree:
                 tree.diagnostics.add(rel, 1, 1, problems[0].code, problems[0].describe(rel))
                 continue
         doc = load_file(root / rel, rel, tree.diagnostics)
-        if doc is None:
+        if doc is not None:
+            tree.documents[doc.rel] = doc
+    unplaced = _infer_endpoint_names(list(tree.documents.values()), tree.diagnostics)
+    for doc in tree.documents.values():
+        if doc.rel in unplaced:
             continue
-        tree.documents[doc.rel] = doc
         result = _typed(doc, strict, tree.diagnostics)
         if result is False:
             without_schema.append(doc)
@@ -182,6 +190,50 @@ def load_tree(root: Path, strict: bool = False) -> Tree:
             f"no $schema, so the file is skipped, but it looks like a {kind}: add `$schema:` naming its kind "
             f"(known kinds: {known}), or exclude it in mlops.yaml", Severity.WARNING)
     return tree
+
+
+_ENDPOINT_OF = {  # deployment kind -> the endpoint kinds it may belong to (lower-case $schema names)
+    **dict.fromkeys(("managedonlinedeployment", "kubernetesonlinedeployment",
+                     "k8sonlinedeployment", "onlinedeployment"), "online"),
+    **dict.fromkeys(("batchdeployment", "modelbatchdeployment", "pipelinecomponentbatchdeployment"), "batch"),
+}
+_ENDPOINTS = {"managedonlineendpoint": "online", "kubernetesonlineendpoint": "online", "k8sonlineendpoint": "online",
+              "onlineendpoint": "online", "batchendpoint": "batch"}
+
+
+def _schema_key(doc: Document) -> str:
+    data = doc.data
+    schema = data.get("$schema") if isinstance(data, dict) else None
+    base = catalog.schema_basename(schema) if isinstance(schema, str) else None
+    return (base or "").lower()
+
+
+def _infer_endpoint_names(docs: list[Document], diags: Diagnostics) -> set[str]:
+    """A deployment without `endpoint_name` belongs to the one endpoint declared in its folder, as the
+    `az ml online-deployment create --endpoint-name` of Azure's examples supplies it. Returns the files
+    whose endpoint cannot be inferred (reported; not loaded further)."""
+    endpoints: dict[tuple[str, str], list[str]] = {}
+    for doc in docs:
+        family = _ENDPOINTS.get(_schema_key(doc))
+        name = doc.data.get("name") if family and isinstance(doc.data, dict) else None
+        if isinstance(name, str):
+            endpoints.setdefault((posixpath.dirname(doc.rel), family or ""), []).append(name)
+    unplaced: set[str] = set()
+    for doc in docs:
+        family = _ENDPOINT_OF.get(_schema_key(doc))
+        if family is None or not isinstance(doc.data, dict) or "endpoint_name" in doc.data:
+            continue
+        folder = posixpath.dirname(doc.rel)
+        found = sorted(set(endpoints.get((folder, family), [])))
+        if len(found) == 1:
+            doc.data["endpoint_name"] = found[0]
+            continue
+        where = f"folder '{folder or '.'}'"
+        why = f"{where} declares several {family} endpoints ({', '.join(found)})" if found else \
+            f"{where} declares no {family} endpoint"
+        diags.add(doc.rel, 1, 1, "REF004", f"the deployment names no endpoint_name and its {why}: set endpoint_name")
+        unplaced.add(doc.rel)
+    return unplaced
 
 
 def likely_kind(data: object) -> str | None:

@@ -20,11 +20,29 @@ from mlops_gitops.spec.catalog import lookup
 from mlops_gitops.spec.yamlload import load_file
 
 
+def _folded(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _enum(validator: Any, enums: Any, instance: Any, schema: Any) -> Any:
+    """Enum values match ignoring case, as Azure's SDK (and the whole-tree validate) read them."""
+    if _folded(instance) not in [_folded(e) for e in enums]:
+        yield jsonschema.ValidationError(f"{instance!r} is not one of {enums!r}")
+
+
+def _const(validator: Any, const: Any, instance: Any, schema: Any) -> Any:
+    if _folded(instance) != _folded(const):
+        yield jsonschema.ValidationError(f"{const!r} was expected")
+
+
+_Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"enum": _enum, "const": _const})
+
+
 @cache
 def _validator(schema_name: str) -> Any:
     text = (schemas_dir() / f"{schema_name}.schema.json").read_text(encoding="utf-8")
     schema = json.loads(text)
-    return jsonschema.Draft202012Validator(schema)
+    return _Validator(schema)
 
 
 def check_files(paths: list[Path], root: Path) -> tuple[Diagnostics, int]:

@@ -71,6 +71,10 @@ class PipelineResolver:
             return compiler.Component(comp_spec, f"component:{ref}")
 
         compiled = compiler.compile_pipeline(name, spec, find)
+        for step_name, step_type in compiled.not_run.items():
+            raise PipelineError(f"step '{step_name}' is of type {step_type}, which the local workspace does not run "
+                                "(validate warns of it as STEP001): run this pipeline on Azure ML, or make the step "
+                                "a command step")
         if compiled.problems:
             first = compiled.problems[0]
             raise PipelineError(f"{first.code}: {first.message}")

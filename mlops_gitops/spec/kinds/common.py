@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from mlops_gitops.imageref import PATTERN, check_image_reference
 
@@ -40,11 +41,43 @@ ImageRef = Annotated[str, AfterValidator(check_image_reference),
 EnvValue = str | bool | int | float
 
 
+def _literal_options(annotation: Any) -> dict[str, str]:
+    """The string values of the Literals in an annotation (through unions and Optional), by lower case."""
+    if get_origin(annotation) is Literal:
+        return {v.lower(): v for v in get_args(annotation) if isinstance(v, str)}
+    out: dict[str, str] = {}
+    if get_origin(annotation) in (Union, UnionType):
+        for arg in get_args(annotation):
+            out |= _literal_options(arg)
+    return out
+
+
 class Strict(BaseModel):
     """Unknown keys are reported (warning by default, error with --strict)."""
 
     # defer_build: a kind's validator is built on first use, so start-up pays only for kinds in the tree
     model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _enum_case(cls, data: Any) -> Any:
+        """Enum values match ignoring case, as Azure's SDK reads them (`auth_mode: Key`)."""
+        if not isinstance(data, dict):
+            return data
+        table = _ENUMS.get(cls)
+        if table is None:
+            table = _ENUMS[cls] = {f.alias or name: opts for name, f in cls.model_fields.items()
+                                   if (opts := _literal_options(f.annotation))}
+        fixed = None
+        for key, options in table.items():
+            value = data.get(key)
+            if isinstance(value, str) and value not in options.values() and value.lower() in options:
+                fixed = fixed if fixed is not None else dict(data)
+                fixed[key] = options[value.lower()]
+        return data if fixed is None else fixed
+
+
+_ENUMS: dict[type[Strict], dict[str, dict[str, str]]] = {}
 
 
 class GitOpsExtension(Strict):

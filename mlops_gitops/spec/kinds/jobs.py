@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from mlops_gitops.spec.kinds.common import (
     Asset,
@@ -78,10 +79,36 @@ class CommandComponent(Asset):
     additional_includes: list[str] | None = None
 
 
+# Step types Azure runs and the local workspace does not: validated for what the fields shared with
+# command steps say, their own fields kept as written, and reported as one warning each.
+NOT_RUN_STEPS = ("sweep", "parallel", "spark", "automl", "data_transfer", "import")
+
+
+def _foreign_fields_schema(schema: dict[str, Any]) -> None:
+    """In the published schema: a step of those types may carry fields of its own; others may not."""
+    schema.pop("additionalProperties", None)
+    schema["if"] = {"properties": {"type": {"enum": list(NOT_RUN_STEPS)}}, "required": ["type"]}
+    schema["else"] = {"propertyNames": {"enum": [k for k in schema.get("properties", {}) if k != "foreign"]}}
+
+
 class PipelineStep(Strict):
     """One entry of a pipeline's `jobs`: a component reference or an inline command."""
 
-    type: Literal["command", "pipeline", "sweep", "parallel", "spark"] = "command"
+    model_config = ConfigDict(json_schema_extra=_foreign_fields_schema)
+
+    type: Literal["command", "pipeline", "sweep", "parallel", "spark", "automl", "data_transfer", "import"] = \
+        "command"
+    # the fields of a step type that is not run locally (spark's entry and conf, automl's task, ...)
+    foreign: SkipJsonSchema[dict[str, Any] | None] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keep_foreign_fields(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or str(data.get("type", "")).lower() not in NOT_RUN_STEPS:
+            return data
+        own = {k: v for k, v in data.items() if k in cls.model_fields and k != "foreign"}
+        rest = {k: v for k, v in data.items() if k not in own}
+        return {**own, "foreign": rest} if rest else own
     component: str | dict[str, Any] | None = None
     name: str | None = None
     display_name: str | None = None

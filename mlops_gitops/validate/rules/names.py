@@ -8,14 +8,29 @@ from __future__ import annotations
 
 from mlops_gitops.addresses import Kind
 from mlops_gitops.kinds import PORT_NAME, STEP_NAME, VERSION, traits
+from mlops_gitops.spec.references import check_local_path
 from mlops_gitops.spec.resource import SpecResource
 from mlops_gitops.validate.context import RuleContext
 
 
-def _check_name(ctx: RuleContext, res: SpecResource, loc: tuple[str, ...], value: str, kind: Kind) -> None:
+def _check_name(ctx: RuleContext, res: SpecResource, loc: tuple[str, ...], value: str, kind: Kind,
+                note: str = "") -> None:
     rule = traits(kind).name
     if not rule.accepts(value):
-        ctx.report(res, loc, "NAME001", f"invalid {kind.value} name '{value}': {rule.description}")
+        ctx.report(res, loc, "NAME001", f"invalid {kind.value} name '{value}': {rule.description}{note}")
+
+
+def _used_by_path(ctx: RuleContext) -> set[str]:
+    """Component files that pipelines or deployments name by path: Azure loads those anonymously and
+    ignores their `name` (its published uci-heart-train-pipeline example relies on it)."""
+    used: set[str] = set()
+    for res in ctx.tree.resources:
+        for link in res.links:
+            if link.role == "component" and link.yaml_file:
+                check = check_local_path(res.base_dir, link.text, ctx.tree.root)
+                if check.inside:
+                    used.add(check.resolved.relative_to(ctx.tree.root).as_posix())
+    return used
 
 
 def _ports(owner: object) -> dict[str, object]:
@@ -54,13 +69,16 @@ def _check_steps(ctx: RuleContext, res: SpecResource) -> None:
 
 
 def check(ctx: RuleContext) -> None:
+    anonymous = _used_by_path(ctx)
     for res in ctx.tree.resources:
         m = res.model
         _check_ports(ctx, res, m, ())
         _check_steps(ctx, res)
         name = getattr(m, "name", None)
-        if isinstance(name, str):
-            _check_name(ctx, res, ("name",), name, res.kind)
+        if isinstance(name, str) and not (res.kind is Kind.COMPONENT and res.file in anonymous):
+            note = (" (Azure's rule for a registered component; one that a pipeline or deployment names by path "
+                    "is anonymous and keeps any name)") if res.kind is Kind.COMPONENT else ""
+            _check_name(ctx, res, ("name",), name, res.kind, note)
         if res.kind in (Kind.ONLINE_DEPLOYMENT, Kind.BATCH_DEPLOYMENT):
             endpoint_kind = Kind.ONLINE_ENDPOINT if res.kind is Kind.ONLINE_DEPLOYMENT else Kind.BATCH_ENDPOINT
             _check_name(ctx, res, ("endpoint_name",), getattr(m, "endpoint_name", ""), endpoint_kind)

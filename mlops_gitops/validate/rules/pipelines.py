@@ -1,10 +1,11 @@
-"""BIND001-BIND007, CMD001: what the pipeline compiler finds in pipelines, and command placeholders."""
+"""BIND001-BIND007, CMD001, STEP001: what the pipeline compiler finds in pipelines, and command placeholders."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from mlops_gitops.addresses import Kind
+from mlops_gitops.diagnostics import Severity
 from mlops_gitops.spec.compiler import Component, Problem, check_command, compile_pipeline
 from mlops_gitops.spec.references import check_local_path, parse_asset_ref
 from mlops_gitops.spec.resource import SpecResource
@@ -51,7 +52,11 @@ def check(ctx: RuleContext) -> None:
     for res in ctx.tree.resources:
         data = res.doc.data if isinstance(res.doc.data, dict) else {}
         if res.info.schema_name in ("pipelineJob", "pipelineComponent"):
-            _report(ctx, res, compile_pipeline(res.name, data, _finder(ctx, res)).problems)
+            compiled = compile_pipeline(res.name, data, _finder(ctx, res))
+            _report(ctx, res, compiled.problems)
+            for step, step_type in compiled.not_run.items():
+                ctx.report(res, ("jobs", step), "STEP001", f"step '{step}' is of type {step_type}: not run in the "
+                                                           "local workspace (Azure ML runs it)", Severity.WARNING)
         elif res.info.schema_name in ("commandComponent", "commandJob") and isinstance(data.get("command"), str):
             problems: list[Problem] = []
             check_command(data["command"], _ports(data, "inputs"), _ports(data, "outputs"), ("command",), problems)
