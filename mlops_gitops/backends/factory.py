@@ -13,6 +13,7 @@ from mlops_gitops.spec.project import Project, WorkspaceSettings, resolve_worksp
 if TYPE_CHECKING:
     from mlops_gitops.backends.base import Backend
     from mlops_gitops.events.sinks import Sink
+    from mlops_gitops.runtime.remote import Datastore
 
 
 def _local(project: Project, settings: WorkspaceSettings, sinks: list[Sink]) -> Backend:
@@ -21,7 +22,24 @@ def _local(project: Project, settings: WorkspaceSettings, sinks: list[Sink]) -> 
     return LocalBackend(settings.path, settings.database, runtime=settings.runtime, port=settings.port,
                         base_image=settings.base_image, sinks=sinks, source=f"mlops-gitops://local/{settings.name}",
                         tree_root=project.root, artifacts=settings.artifacts, serving=settings.serving,
-                        where=lambda key: project.config.where("workspaces", settings.name, key))
+                        where=lambda key: project.config.where("workspaces", settings.name, key),
+                        datastores=datastores_of(project))
+
+
+def datastores_of(project: Project) -> dict[str, Datastore]:
+    """The datastores of mlops.yaml, `${VAR}` expanded (credentials stay in the environment)."""
+    from mlops_gitops.runtime.remote import Datastore
+
+    config = project.config
+    out: dict[str, Datastore] = {}
+    for name, ds in config.datastores.items():
+        def value(key: str, text: str | None, name: str = name) -> str | None:
+            return config.expand(text, "datastores", name, key) or None if text else None
+
+        out[name] = Datastore(name, value("account_url", ds.account_url) or "", ds.container,
+                              value("credential", ds.credential), value("connection_string", ds.connection_string),
+                              config.where("datastores", name))
+    return out
 
 
 BACKENDS: dict[str, Callable[[Project, WorkspaceSettings, list[Sink]], Backend]] = {"local": _local}

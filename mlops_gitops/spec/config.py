@@ -40,6 +40,19 @@ class WorkspaceConfig(Strict):
                           "mlops-gitops-base:bookworm.")
 
 
+class DatastoreConfig(Strict):
+    """Where `azureml://datastores/<name>/paths/…` inputs are read from (Azure Blob Storage, through adlfs)."""
+
+    type: Literal["azure_blob", "azure_data_lake_gen2"] = "azure_blob"
+    account_url: str = Field(description="https://ACCOUNT.blob.core.windows.net (or an emulator's URL, such as "
+                                         "Azurite's http://127.0.0.1:10000/devstoreaccount1).")
+    container: str = Field(description="The blob container (the file system of a Data Lake Gen2 account).")
+    credential: str | None = Field(None, description="An account key or SAS token, e.g. ${AZURE_STORAGE_KEY}; "
+                                                     "default: connection_string, else DefaultAzureCredential.")
+    connection_string: str | None = Field(None, description="An Azure Storage connection string, e.g. "
+                                                            "${AZURE_STORAGE_CONNECTION_STRING}.")
+
+
 class NotificationConfig(Strict):
     type: Literal["webhook", "file", "command", "github"]
     url: str | None = None
@@ -58,6 +71,7 @@ class RepoConfig(Strict):
     prune: bool = False
     strict: bool = False
     notifications: list[NotificationConfig] = Field(default_factory=list)
+    datastores: dict[str, DatastoreConfig] = Field(default_factory=dict)
     policies: dict[str, Any] = Field(default_factory=dict)
     # where each value sits in mlops.yaml (file name, key path -> line and column), for messages
     _source: tuple[str, dict[tuple[str | int, ...], tuple[int, int]]] = PrivateAttr(("mlops.yaml", {}))

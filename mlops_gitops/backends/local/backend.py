@@ -47,6 +47,7 @@ from mlops_gitops.textsafe import defuse_text
 
 if TYPE_CHECKING:  # the image builder (jinja2) is imported only where images are built
     from mlops_gitops.runtime.packaging import ImageRecipe
+    from mlops_gitops.runtime.remote import Datastore
 
 # how long a finished `job run` waits for an apply to release the lock before recording its end without it
 FINISH_LOCK_WAIT_S = 120.0
@@ -68,7 +69,7 @@ class LocalBackend:
                  runtime: str = "none", port: int = 0, base_image: str | None = None,
                  sinks: list[Sink] | None = None, source: str | None = None, tree_root: Path | None = None,
                  artifacts: str | None = None, where: Callable[[str], str] = lambda key: key,
-                 serving: str = "apply") -> None:
+                 serving: str = "apply", datastores: dict[str, Datastore] | None = None) -> None:
         if runtime not in ("process", "container", "none"):
             raise WorkspaceError(f"unknown runtime '{runtime}': use process, container or none")
         if serving not in ("apply", "hosts"):
@@ -82,7 +83,7 @@ class LocalBackend:
         self.source = source or f"mlops-gitops://local/{path.name}"  # CloudEvents source of its events
         self.dispatcher = Dispatcher(sinks or [], path / "events" / "dead-letter.jsonl", lambda m: self.hooks.warn(m))
         self.hooks = Hooks(note=_note, warn=warn, emit=self.emit)
-        self._runs = LocalRuns(self.store, self.hooks, executes=runtime != "none")
+        self._runs = LocalRuns(self.store, self.hooks, executes=runtime != "none", datastores=datastores)
         self._deployer: Deployer | None = None
         self._serving: LocalServing | None = None
 
@@ -315,11 +316,13 @@ class LocalBackend:
 class LocalRuns:
     """Runs of the local workspace: records (RunRecords) and the pipeline effect that makes them."""
 
-    def __init__(self, store: LocalStore, hooks: Hooks, executes: bool = True) -> None:
+    def __init__(self, store: LocalStore, hooks: Hooks, executes: bool = True,
+                 datastores: dict[str, Datastore] | None = None) -> None:
         self.store = store
         self.hooks = hooks
         self.executes = executes  # runtime none: applying a job records it, nothing runs
         self.records = RunRecords(store)
+        self.datastores = datastores or {}  # where azureml://datastores/… inputs are read from
 
     def all(self, pipeline: str | None = None) -> list[RunRecord]:
         self.reap()
@@ -368,7 +371,7 @@ class LocalRuns:
 
         with self._locked("job run", f"start a run of {job.address.name}"):
             try:
-                pipeline = PipelineResolver(self.store, self.hooks, pending).resolve(
+                pipeline = PipelineResolver(self.store, self.hooks, pending, datastores=self.datastores).resolve(
                     job.address.name, job.spec, job.derived, job.artifacts, job.source_file or "")
             except PipelineError as exc:
                 raise WorkspaceError(f"{job.source_file}: {exc}") from None
@@ -400,7 +403,8 @@ class LocalRuns:
         from mlops_gitops.runtime.pipelines.steps import PipelineError
 
         try:
-            pipeline = PipelineResolver(self.store, self.hooks, pending, preview=True).resolve(
+            pipeline = PipelineResolver(self.store, self.hooks, pending, preview=True,
+                                        datastores=self.datastores).resolve(
                 desired.address.name, desired.spec, desired.derived, desired.artifacts, desired.source_file)
             return [{"step": p.step, "action": p.action, "reason": p.reason} for p in preview(self.records, pipeline)]
         except (PipelineError, WorkspaceError) as exc:
@@ -413,7 +417,7 @@ class LocalRuns:
         from mlops_gitops.runtime.pipelines.steps import PipelineError
 
         try:
-            pipeline = PipelineResolver(self.store, self.hooks).resolve(
+            pipeline = PipelineResolver(self.store, self.hooks, datastores=self.datastores).resolve(
                 desired.address.name, desired.spec, desired.derived, desired.artifacts, desired.source_file)
         except PipelineError as exc:
             raise WorkspaceError(f"{desired.source_file}: {exc}") from None

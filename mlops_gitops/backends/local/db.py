@@ -86,6 +86,20 @@ blobs = Table(
     Column("recorded_at", String(40), nullable=False),
 )
 
+# Remote inputs already downloaded (https files, datastore blobs): what validator (ETag or Last-Modified)
+# the copy in artifacts/ had, so an unchanged object is not fetched again. Keyed by a hash of the URL
+# (URLs may carry SAS tokens); `shown` is the masked URL.
+remote_objects = Table(
+    "mg_remote_objects",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("shown", Text, nullable=False),
+    Column("etag", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("fetched_at", String(40), nullable=False),
+)
+
 counters = Table(
     "mg_counters",
     metadata,

@@ -16,6 +16,7 @@ from typing import Any
 from mlops_gitops.addresses import Address, Kind
 from mlops_gitops.backends.local.environments import EnvResolver
 from mlops_gitops.backends.local.hooks import Hooks
+from mlops_gitops.backends.local.remote import RemoteInputs
 from mlops_gitops.backends.local.runs import RunRecords
 from mlops_gitops.backends.local.store import LocalStore
 from mlops_gitops.errors import WorkspaceError
@@ -23,6 +24,7 @@ from mlops_gitops.fsutil import UnsafePathError, safe_join
 from mlops_gitops.hashing import canonical_json, path_manifest
 from mlops_gitops.runtime.pipelines.runner import OutputRecord, PipelineRunner, RunResult
 from mlops_gitops.runtime.pipelines.steps import FileEntry, Input, Pipeline, PipelineError, Step, manifest_digest
+from mlops_gitops.runtime.remote import Datastore, RemoteError, is_remote_input, shown
 from mlops_gitops.spec import compiler
 from mlops_gitops.state import ArtifactFile, DesiredResource
 
@@ -43,11 +45,12 @@ class PipelineResolver:
     """YAML of a pipeline job -> runtime.pipelines.Pipeline, through the one pipeline compiler."""
 
     def __init__(self, store: LocalStore, hooks: Hooks, pending: dict[Address, DesiredResource] | None = None,
-                 preview: bool = False) -> None:
+                 preview: bool = False, datastores: dict[str, Datastore] | None = None) -> None:
         self.store = store
         self.hooks = hooks
         self.preview = preview
         self.envs = EnvResolver(store, hooks, pending, preview)
+        self.remote = RemoteInputs(store, datastores or {}, hooks)
 
     def resolve(self, name: str, spec: dict[str, Any], derived: dict[str, Any], files: list[ArtifactFile],
                 source_file: str = "") -> Pipeline:
@@ -133,14 +136,27 @@ class PipelineResolver:
             found = self.envs.lookup(Address(Kind.DATA, name, version))
             if found is None:
                 raise PipelineError(f"step '{step}': data asset {ref} is not registered")
-            data_files = found[1]
+            data_spec, data_files = found[0], found[1]
+            if not data_files and is_remote_input(str(data_spec.get("path", ""))):  # an asset that names a URL
+                return self._remote(step, port, type_, str(data_spec["path"]), f"data:{ref}")
             return Input("data", type_, files=_entries(data_files, "", self.envs.reader(data_files)),
                          origin=f"data:{ref}")
+        path = str(source.given.get("path"))
+        if is_remote_input(path):
+            return self._remote(step, port, type_, path, shown(path))
         local = _entries(files, f"{source.loc}.path/", read)
         if not local:
             raise PipelineError(f"step '{step}': input '{port}' points at {source.given.get('path')}, which cannot "
                                 "be read here")
         return Input("data", type_, files=local, origin=str(source.given.get("path")))
+
+    def _remote(self, step: str, port: str, type_: str, url: str, origin: str) -> Input:
+        if self.preview:  # plan reads no network: the step is shown as one that runs
+            return Input("data", type_, files=(), origin=origin)
+        try:
+            return Input("data", type_, files=self.remote.files(url, type_), origin=origin)
+        except RemoteError as exc:
+            raise PipelineError(f"step '{step}': input '{port}': {exc}") from None
 
 
 def _with_includes(step: str, comp: dict[str, Any], code: tuple[FileEntry, ...], files: list[ArtifactFile],

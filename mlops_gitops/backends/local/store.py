@@ -247,6 +247,24 @@ class LocalStore:
         with self.reading() as conn:
             return latest_outputs(conn, job)
 
+    # -- remote inputs ---------------------------------------------------------------------------
+
+    def remote_object(self, key: str) -> tuple[str, str, int] | None:
+        """(validator, sha256, size) of a remote object downloaded before, if its copy is still stored."""
+        if not self.has_state():
+            return None
+        with self.reading() as conn:
+            row = conn.execute(select(db.remote_objects).where(db.remote_objects.c.key == key)).first()
+        if row is None or not self.artifacts.has(row.sha256):
+            return None
+        return row.etag, row.sha256, row.size
+
+    def remember_remote_object(self, key: str, shown: str, etag: str, sha256: str, size: int) -> None:
+        with self.writing() as conn:
+            conn.execute(delete(db.remote_objects).where(db.remote_objects.c.key == key))
+            conn.execute(insert(db.remote_objects).values(key=key, shown=shown, etag=etag, sha256=sha256, size=size,
+                                                          fetched_at=now()))
+
     # -- keys ------------------------------------------------------------------------------------
 
     def endpoint_keys(self, endpoint: str) -> tuple[str, str]:
@@ -533,6 +551,7 @@ def _try_os_lock(store: LocalStore) -> Iterator[bool]:
 def _referenced(conn: Connection) -> set[str]:
     """Every stored file some resource, run or reuse-cache entry refers to, or a running run holds."""
     referenced = {r.sha256 for r in conn.execute(select(db.asset_files.c.sha256))}
+    referenced.update(r.sha256 for r in conn.execute(select(db.remote_objects.c.sha256)))  # downloads kept
     referenced.update(r.sha256 for r in conn.execute(
         select(db.leases.c.sha256).join(db.runs, db.runs.c.id == db.leases.c.run_id)
         .where(db.runs.c.status == "running")))
