@@ -33,7 +33,7 @@ def web() -> Iterator[tuple[str, Files]]:
     files = Files()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the http.server hook
+        def do_GET(self) -> None:
             files.requests.append((self.path, self.headers.get("If-None-Match")))
             body = files.content.get(self.path.split("?", 1)[0])
             if body is None:
