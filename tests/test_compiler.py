@@ -14,7 +14,7 @@ TRAIN = {"inputs": {"data": {"type": "uri_folder"}, "lr": {"type": "number"},
 
 
 def finder(**components: dict[str, Any]) -> Any:
-    def find(_name: str, step: dict[str, Any]) -> Component | None:
+    def find(_name: str, step: dict[str, Any], _within: Component | None) -> Component | None:
         spec = components.get(str(step.get("component")))
         return Component(spec, f"component:{step['component']}") if spec is not None else None
     return find
@@ -102,5 +102,45 @@ def test_component_commands_are_not_checked_again() -> None:
     spec = pipeline(prep={"component": "prep", "inputs": {"raw": "${{parent.inputs.raw}}"}})
     assert compile_pipeline("p", spec, finder(prep=broken)).ok
     inline = pipeline(prep={"component": broken, "inputs": {"raw": "${{parent.inputs.raw}}"}})
-    out = compile_pipeline("p", inline, lambda _n, s: Component(s["component"], "inline component"))
+    out = compile_pipeline("p", inline, lambda _n, s, _w: Component(s["component"], "inline component"))
     assert codes(out) == ["CMD001"]
+
+
+def test_a_pipeline_component_step_expands_into_its_steps() -> None:
+    inner = {"type": "pipeline", "inputs": {"data": {"type": "uri_folder"}, "n": {"type": "integer", "default": 3}},
+             "outputs": {"model": {"type": "uri_folder"}},
+             "jobs": {"fit": {"component": "fit", "inputs": {"data": "${{parent.inputs.data}}",
+                                                             "n": "${{parent.inputs.n}}"},
+                              "outputs": {"model": "${{parent.outputs.model}}"}}}}
+    fit = {"command": "fit", "inputs": {"data": {"type": "uri_folder"}, "n": {"type": "integer"}},
+           "outputs": {"model": {"type": "uri_folder"}}}
+    prep = {"command": "prep", "inputs": {"raw": {"type": "uri_file"}}, "outputs": {"clean": {"type": "uri_folder"}}}
+    use = {"command": "use", "inputs": {"m": {"type": "uri_folder"}}}
+    spec = pipeline(prep={"component": "prep", "inputs": {"raw": "${{parent.inputs.raw}}"}},
+                    training={"type": "pipeline", "component": "inner",
+                              "inputs": {"data": "${{parent.jobs.prep.outputs.clean}}", "n": 7},
+                              "outputs": {"model": "${{parent.outputs.final}}"}},
+                    use={"component": "use", "inputs": {"m": "${{parent.jobs.training.outputs.model}}"}})
+    spec["outputs"] = {"final": {"type": "uri_folder"}}
+    out = compile_pipeline("p", spec, finder(prep=prep, inner=inner, fit=fit, use=use))
+    assert out.ok, out.problems
+    assert sorted(out.steps) == ["prep", "training.fit", "use"]
+    fit_step = out.steps["training.fit"]
+    assert fit_step.inputs["data"] == ("uri_folder", Upstream("prep", "clean"))  # the outer binding, passed in
+    assert fit_step.inputs["n"] == ("integer", Literal(7))
+    assert fit_step.local == "fit" and fit_step.owner is not None
+    assert out.steps["use"].inputs["m"] == ("uri_folder", Upstream("training.fit", "model"))  # rewired inside
+    assert out.outputs == {"final": ("training.fit", "model")}
+
+
+def test_a_pipeline_job_can_run_a_pipeline_component_by_name() -> None:
+    inner = {"type": "pipeline", "inputs": {"raw": {"type": "uri_file"}},
+             "jobs": {"prep": {"component": "prep", "inputs": {"raw": "${{parent.inputs.raw}}"}}}}
+    prep = {"command": "prep", "inputs": {"raw": {"type": "uri_file"}}}
+    out = compile_pipeline("p", {"component": "inner", "inputs": {"raw": {"type": "uri_file", "path": "x.csv"}}},
+                           lambda _n, step, _w: Component({"inner": inner, "prep": prep}[step["component"]],
+                                                          str(step["component"])))
+    assert out.ok, out.problems
+    assert list(out.steps) == ["prep"]  # the component's steps, not prefixed
+    source = out.steps["prep"].inputs["raw"][1]
+    assert isinstance(source, Data) and source.loc == "inputs.raw" and source.owner == ""

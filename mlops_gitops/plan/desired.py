@@ -131,13 +131,39 @@ def build_desired(tree: Tree, snapshot: Snapshot) -> DesiredState:
         if (n := versioning.number(res.version)) is not None:
             key = (res.kind, res.name)
             explicit_numbers[key] = max(explicit_numbers.get(key, 0), n)
-    # Components resolve the environments and data they name, so those get their versions first.
-    for res in sorted(versioned, key=lambda r: rank(r.kind)):
+    # Components resolve the environments and data they name, so those get their versions first; a
+    # pipeline component comes after the component files its steps name.
+    depth = _component_depths(tree)
+    for res in sorted(versioned, key=lambda r: (rank(r.kind), depth.get(r.file, 0))):
         _add_versioned(state, res, tree.root, snapshot, explicit_numbers)
     for res in others:
         _add_other(state, res, tree.root, snapshot)
     _link_dependencies(state, snapshot)
     return state
+
+
+def _component_depths(tree: Tree) -> dict[str, int]:
+    """How deep each component file nests other component files of the tree (0: names none)."""
+    by_file = {r.file: r for r in tree.resources if r.kind is Kind.COMPONENT}
+    depths: dict[str, int] = {}
+
+    def depth(rel: str, seen: frozenset[str]) -> int:
+        if rel in depths:
+            return depths[rel]
+        res = by_file[rel]
+        found = 0
+        for link in res.links:
+            if link.role == "component" and link.target is None:
+                check = check_local_path(res.base_dir, link.text, tree.root)
+                inner = check.resolved.relative_to(tree.root).as_posix() if check.inside else ""
+                if inner in by_file and inner not in seen:  # a cycle is the pipeline compiler's to report
+                    found = max(found, depth(inner, seen | {inner}) + 1)
+        depths[rel] = found
+        return found
+
+    for rel in by_file:
+        depth(rel, frozenset({rel}))
+    return depths
 
 
 def _add_versioned(state: DesiredState, res: SpecResource, root: Path, snapshot: Snapshot,

@@ -33,6 +33,7 @@ class Component:
 
     spec: dict[str, Any]
     label: str  # component:NAME:VERSION, step:NAME (an inline command), or the component's file
+    file: str = ""  # its file in the tree, where known: the paths it writes are relative to it
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Literal:
 class Data:
     given: dict[str, Any]  # {type, path, mode, …} as written
     loc: str  # key of the value in the job's derived data: "inputs.raw" or "jobs.prep.inputs.raw"
+    owner: str = ""  # label of the pipeline component that gives it ("": the job), whose files hold it
 
 
 @dataclass(frozen=True)
@@ -57,11 +59,13 @@ Source = Literal | Data | Upstream
 
 @dataclass
 class CompiledStep:
-    name: str
+    name: str  # in the run: `outer.inner` for a step of a pipeline component
     spec: dict[str, Any]  # the step as written
     component: Component
     inputs: dict[str, tuple[str, Source]] = field(default_factory=dict)  # port -> (type, source)
     outputs: dict[str, str] = field(default_factory=dict)  # port -> type
+    owner: Component | None = None  # the pipeline component whose `jobs` hold it; None: the job itself
+    local: str = ""  # its name in its owner's `jobs`
 
     @property
     def upstream(self) -> set[str]:
@@ -82,7 +86,9 @@ class CompiledPipeline:
         return not self.problems
 
 
-FindComponent = Callable[[str, dict[str, Any]], Component | None]
+# (step name, the step as written, the pipeline component holding it or None) -> what the step runs
+FindComponent = Callable[[str, dict[str, Any], Component | None], Component | None]
+MAX_NESTING = 8
 
 
 def inline_component(step_name: str, step: dict[str, Any]) -> Component:
@@ -111,27 +117,37 @@ def _ports(spec: dict[str, Any], direction: str) -> dict[str, dict[str, Any]]:
 
 
 class _Compiler:
-    def __init__(self, name: str, spec: dict[str, Any], find: FindComponent) -> None:
+    def __init__(self, name: str, spec: dict[str, Any], find: FindComponent, owner: Component | None = None,
+                 parent_sources: dict[str, tuple[str, Source]] | None = None, prefix: str = "",
+                 depth: int = 0) -> None:
         self.spec = spec
         self.find = find
         self.out = CompiledPipeline(name, dict(spec.get("settings") or {}))
         self.declared: dict[str, dict[str, str]] = {}  # step -> its outputs' types (None: unknown component)
         self.unknown: set[str] = set()
+        # A pipeline component expanded into the run: its steps are named prefix + name, and its
+        # `${{parent.inputs.x}}` are what the step that uses it was given.
+        self.owner, self.parent_sources, self.prefix, self.depth = owner, parent_sources, prefix, depth
+        self.nested: dict[str, dict[str, tuple[str, str]]] = {}  # step -> its outputs, as (inner step, port)
 
     def problem(self, code: str, loc: Loc, message: str) -> None:
         self.out.problems.append(Problem(code, loc, message))
 
     def run(self) -> CompiledPipeline:
         steps: dict[str, Any] = self.spec.get("jobs") or {}
+        if not steps and isinstance(self.spec.get("component"), str):  # a pipeline job running a pipeline component
+            steps = {"": {"type": "pipeline", "component": self.spec["component"],
+                          "inputs": {k: f"${{{{parent.inputs.{k}}}}}" for k in _mapping(self.spec.get("inputs"))},
+                          "outputs": {k: f"${{{{parent.outputs.{k}}}}}" for k in _mapping(self.spec.get("outputs"))}}}
         components: dict[str, Component] = {}
         for name, step in steps.items():
             step = step if isinstance(step, dict) else {}
             step_type = str(step.get("type", "command")).lower()
             if step_type in NOT_RUN_STEPS:  # Azure runs it; what it outputs is not known here
-                self.out.not_run[name] = step_type
+                self.out.not_run[self.prefix + name] = step_type
                 self.unknown.add(name)
                 continue
-            found = self.find(name, step) if step.get("component") is not None else None
+            found = self.find(name, step, self.owner) if step.get("component") is not None else None
             if found is None and step.get("component") is None:
                 found = inline_component(name, step) if step.get("command") else None
                 if found is None:
@@ -147,12 +163,48 @@ class _Compiler:
                         else "uri_folder"
             self.declared[name] = outputs
         for name, comp in components.items():
-            self.out.steps[name] = self._step(name, steps[name], comp)
+            compiled = self._step(name, steps[name], comp)
+            if str(comp.spec.get("type", "command")).lower() == "pipeline":
+                self._expand(name, compiled)
+            else:
+                self.out.steps[self.prefix + name] = compiled
+        self._rewire()
         self._order()
         return self.out
 
+    def _expand(self, name: str, step: CompiledStep) -> None:
+        """A step that runs a pipeline component: its steps join the run as `name.inner`."""
+        if self.depth >= MAX_NESTING:
+            self.problem("BIND004", ("jobs", name), f"step '{name}': pipeline components nest more than "
+                                                    f"{MAX_NESTING} deep (does one use itself?)")
+            return
+        inner = _Compiler(step.component.label, step.component.spec, self.find, step.component, step.inputs,
+                          f"{self.prefix}{name}." if name else self.prefix, self.depth + 1).run()
+        for p in inner.problems:
+            where = f"step '{name}' ({step.component.label})" if name else step.component.label
+            self.out.problems.append(Problem(p.code, ("jobs", name) if name else ("component",),
+                                             f"{where}: {p.message}"))
+        self.out.steps.update(inner.steps)
+        self.out.not_run.update(inner.not_run)
+        self.nested[self.prefix + name] = inner.outputs
+        for port, target in _mapping(step.spec.get("outputs")).items():
+            bound = expressions.binding(target.get("path") if isinstance(target, dict) else target)
+            if bound is not None and bound.scope == "outputs" and port in inner.outputs:
+                self.out.outputs[bound.name] = inner.outputs[port]
+
+    def _rewire(self) -> None:
+        """Bindings to a step that was a pipeline component go to the inner step that makes the output."""
+        if not self.nested:
+            return
+        for step in self.out.steps.values():
+            for port, (type_, source) in list(step.inputs.items()):
+                if isinstance(source, Upstream) and source.step in self.nested:
+                    target = self.nested[source.step].get(source.output)
+                    if target is not None:
+                        step.inputs[port] = (type_, Upstream(*target))
     def _step(self, name: str, step: dict[str, Any], comp: Component) -> CompiledStep:
-        compiled = CompiledStep(name, step, comp, outputs=dict(self.declared[name]))
+        compiled = CompiledStep(self.prefix + name, step, comp, outputs=dict(self.declared[name]), owner=self.owner,
+                                local=name)
         declared_inputs = _ports(comp.spec, "inputs")
         bound_inputs: dict[str, Any] = step.get("inputs") or {}
         for port in bound_inputs:
@@ -178,7 +230,7 @@ class _Compiler:
                     declared = ", ".join(sorted(_ports(self.spec, "outputs"))) or "none"
                     self.problem("BIND001", loc, f"'{bound}': the pipeline has no output '{bound.name}' "
                                                  f"(declared: {declared})")
-                self.out.outputs[bound.name] = (name, port)
+                self.out.outputs[bound.name] = (self.prefix + name, port)
             elif expressions.find(str(value or "")):
                 self.problem("BIND001", loc, f"'{value}' is not a binding an output can take "
                                              "(${{parent.outputs.NAME}})")
@@ -211,6 +263,8 @@ class _Compiler:
             self.problem("BIND001", loc, f"'{expr}' is not a binding this pipeline can resolve "
                                          "(${{parent.inputs.NAME}} or ${{parent.jobs.STEP.outputs.NAME}})")
             return None
+        if b.scope == "inputs" and self.parent_sources is not None:  # what the step using this component gave
+            return self._from_parent(b.name, step, port, type_, loc)
         if b.scope == "inputs":
             parent_inputs = self.spec.get("inputs") or {}
             if b.name not in parent_inputs:
@@ -222,7 +276,7 @@ class _Compiler:
             self.problem("BIND001", loc, f"'{b}': there is no step '{b.name}'")
             return None
         if b.name in self.unknown:  # its component could not be read: what it outputs is not known here
-            return Upstream(b.name, b.port)
+            return Upstream(self.prefix + b.name, b.port)
         outputs = self.declared[b.name]
         if b.port not in outputs:
             self.problem("BIND001", loc, f"'{b}': step '{b.name}' has no output '{b.port}' "
@@ -232,7 +286,25 @@ class _Compiler:
             self.problem("BIND005", loc, f"step '{step}': input '{port}' is {type_} but output '{b.port}' of step "
                                          f"'{b.name}' is {outputs[b.port]}")
             return None
-        return Upstream(b.name, b.port)
+        return Upstream(self.prefix + b.name, b.port)
+
+    def _from_parent(self, name: str, step: str, port: str, type_: str, loc: Loc) -> Source | None:
+        assert self.parent_sources is not None
+        given = self.parent_sources.get(name)
+        if given is None:
+            declared = _ports(self.spec, "inputs").get(name)
+            if declared is None:
+                self.problem("BIND001", loc, f"'${{{{parent.inputs.{name}}}}}': the pipeline component has no input "
+                                             f"'{name}'")
+                return None
+            return Literal(None)  # optional and not given (a required one was reported where it is used)
+        given_type, source = given
+        if isinstance(source, Literal) or given_type not in DATA_TYPES or type_ not in DATA_TYPES \
+                or compatible(given_type, type_):
+            return source
+        self.problem("BIND005", loc, f"step '{step}': input '{port}' is {type_} but the component's input "
+                                     f"'{name}' is {given_type}")
+        return None
 
     def _given(self, step: str, port: str, type_: str, given: Any, key: str, loc: Loc) -> Source | None:
         if isinstance(given, dict):
@@ -243,7 +315,7 @@ class _Compiler:
             if type_ not in DATA_TYPES:
                 self.problem("BIND005", loc, f"step '{step}': input '{port}' is {type_} but is given data ({path})")
                 return None
-            return Data(given, key)
+            return Data(given, key, self.owner.label if self.owner is not None else "")
         return self._literal(step, port, type_, given, loc)
 
     def _literal(self, step: str, port: str, type_: str, value: Any, loc: Loc) -> Source | None:

@@ -94,15 +94,17 @@ def _steps(loc: Loc, jobs: dict[str, Any], out: list[Link]) -> None:
     for step_name, step in jobs.items():
         sloc = (*loc, step_name)
         if isinstance(step.component, str):
-            comp = step.component
-            out.append(Link((*sloc, "component"), "component", comp,
-                            Kind.COMPONENT if comp.startswith("azureml:") else None,
-                            yaml_file=not comp.startswith("azureml:")))
+            _component_link((*sloc, "component"), step.component, out)
         if step.code:
             out.append(Link((*sloc, "code"), "code", step.code))
         if step.environment is not None:
             _ref_or_path((*sloc, "environment"), "environment", step.environment, Kind.ENVIRONMENT, out)
         _io_paths((*sloc, "inputs"), step.inputs, out)
+
+
+def _component_link(loc: Loc, comp: str, out: list[Link]) -> None:
+    registered = comp.startswith("azureml:")
+    out.append(Link(loc, "component", comp, Kind.COMPONENT if registered else None, yaml_file=not registered))
 
 
 def job_name_from_path(rel: str) -> str:
@@ -140,6 +142,8 @@ def compute_links(res: SpecResource) -> list[Link]:  # noqa: C901 - one branch p
             _ref_or_path(("environment",), "environment", m.environment, Kind.ENVIRONMENT, out)
         else:
             _steps(("jobs",), m.jobs, out)
+            if isinstance(m.component, str):  # a pipeline job that runs a pipeline component
+                _component_link(("component",), m.component, out)
         _io_paths(("inputs",), m.inputs, out)
     elif kind in (Kind.ONLINE_DEPLOYMENT, Kind.BATCH_DEPLOYMENT):
         endpoint_kind = Kind.ONLINE_ENDPOINT if kind is Kind.ONLINE_DEPLOYMENT else Kind.BATCH_ENDPOINT
@@ -152,9 +156,7 @@ def compute_links(res: SpecResource) -> list[Link]:  # noqa: C901 - one branch p
             out.append(Link(("code_configuration", "code"), "code", m.code_configuration.code))
         component = getattr(m, "component", None)
         if isinstance(component, str):
-            out.append(Link(("component",), "component", component,
-                            Kind.COMPONENT if component.startswith("azureml:") else None,
-                            yaml_file=not component.startswith("azureml:")))
+            _component_link(("component",), component, out)
     elif kind is Kind.SCHEDULE:
         if isinstance(m.create_job, str):
             job = m.create_job

@@ -59,10 +59,14 @@ class PipelineResolver:
             single.outputs = {out: ("main", out) for out in spec.get("outputs") or {}}
             return single
         refs: dict[str, str] = derived.get("refs") or {}
-        found: dict[str, tuple[list[ArtifactFile], dict[str, str]]] = {}
+        # files and references of the job ("") and of each pipeline component its steps expand
+        scopes: dict[str, tuple[list[ArtifactFile], dict[str, str]]] = {"": (files, refs)}
+        found: dict[tuple[str, str], tuple[list[ArtifactFile], dict[str, str]]] = {}
 
-        def find(step_name: str, step: dict[str, Any]) -> compiler.Component:
-            ref = refs.get(f"jobs.{step_name}.component")
+        def find(step_name: str, step: dict[str, Any], within: compiler.Component | None) -> compiler.Component:
+            scope = within.label if within is not None else ""
+            key = f"jobs.{step_name}.component" if step_name else "component"  # "": the job's own `component:`
+            ref = scopes[scope][1].get(key)
             if ref is None:
                 raise PipelineError(f"step '{step_name}': component {step['component']!r} cannot be found")
             comp_name, _, version = ref.partition(":")
@@ -70,7 +74,8 @@ class PipelineResolver:
             if looked is None:
                 raise PipelineError(f"step '{step_name}': component {ref} is neither in the workspace nor in the tree")
             comp_spec, comp_files, comp_refs = looked
-            found[step_name] = (comp_files, comp_refs)
+            found[(scope, step_name)] = (comp_files, comp_refs)
+            scopes[f"component:{ref}"] = (comp_files, comp_refs)
             return compiler.Component(comp_spec, f"component:{ref}")
 
         compiled = compiler.compile_pipeline(name, spec, find)
@@ -81,7 +86,6 @@ class PipelineResolver:
         if compiled.problems:
             first = compiled.problems[0]
             raise PipelineError(f"{first.code}: {first.message}")
-        read = self.envs.reader(files)
         settings = compiled.settings
         pipeline = Pipeline(name, {}, force_rerun=bool(settings.get("force_rerun")), source_file=source_file,
                             outputs=dict(compiled.outputs),
@@ -91,20 +95,23 @@ class PipelineResolver:
             self.hooks.warn(f"{source_file or name}: settings.{' and settings.'.join(azure_only)} name Azure "
                             "resources and do not apply to the local workspace")
         for step_name, cstep in compiled.steps.items():
-            pipeline.steps[step_name] = self._step(name, cstep, refs, files, read, found.get(step_name))
+            scope = cstep.owner.label if cstep.owner is not None else ""
+            pipeline.steps[step_name] = self._step(name, cstep, scopes, found.get((scope, cstep.local)))
         pipeline.order()  # the compiler has already refused a cycle
         return pipeline
 
-    def _step(self, pipeline: str, cstep: compiler.CompiledStep, refs: dict[str, str], files: list[ArtifactFile],
-              read: Any, component: tuple[list[ArtifactFile], dict[str, str]] | None) -> Step:
-        step, comp, name = cstep.spec, cstep.component.spec, cstep.name
+    def _step(self, pipeline: str, cstep: compiler.CompiledStep, scopes: dict[str, tuple[list[ArtifactFile],
+              dict[str, str]]], component: tuple[list[ArtifactFile], dict[str, str]] | None) -> Step:
+        """One step; `scopes` are the files and references of the job ("") and of each pipeline component."""
+        step, comp, name, local = cstep.spec, cstep.component.spec, cstep.name, cstep.local or cstep.name
+        files, refs = scopes[cstep.owner.label if cstep.owner is not None else ""]
         if component is not None:  # a registered (or pending) component: its own files and references
             comp_files, comp_refs = component
             code_prefix, env_prefix, env_ref = "code/", "environment.", comp_refs.get("environment")
         else:  # an inline command: the job's files, keyed under the step
             comp_files = files
-            code_prefix, env_prefix = f"jobs.{name}.code/", f"jobs.{name}.environment."
-            env_ref = refs.get(f"jobs.{name}.environment")
+            code_prefix, env_prefix = f"jobs.{local}.code/", f"jobs.{local}.environment."
+            env_ref = refs.get(f"jobs.{local}.environment")
         env = self.envs.source(step.get("environment") or comp.get("environment"), env_ref, comp_files,
                                env_prefix, safe_join(self.store.path / "pipelines", pipeline, name))
         timeout = ((step.get("limits") or {}).get("timeout")) or None
@@ -121,15 +128,16 @@ class PipelineResolver:
         if not runtime_step.command:
             raise PipelineError(f"step '{name}' has no command")
         for port, (type_, source) in cstep.inputs.items():
-            runtime_step.inputs[port] = self._input(refs, files, read, name, port, type_, source)
+            runtime_step.inputs[port] = self._input(scopes, name, port, type_, source)
         return runtime_step
 
-    def _input(self, refs: dict[str, str], files: list[ArtifactFile], read: Any, step: str, port: str, type_: str,
+    def _input(self, scopes: dict[str, tuple[list[ArtifactFile], dict[str, str]]], step: str, port: str, type_: str,
                source: compiler.Source) -> Input:
         if isinstance(source, compiler.Literal):
             return Input("literal", type_, source.value)
         if isinstance(source, compiler.Upstream):
             return Input("output", type_, step=source.step, output=source.output)
+        files, refs = scopes[source.owner]  # data is given where it is written: the job, or a pipeline component
         ref = refs.get(f"{source.loc}.path")
         if ref is not None:
             name, _, version = ref.partition(":")
@@ -144,7 +152,7 @@ class PipelineResolver:
         path = str(source.given.get("path"))
         if is_remote_input(path):
             return self._remote(step, port, type_, path, shown(path))
-        local = _entries(files, f"{source.loc}.path/", read)
+        local = _entries(files, f"{source.loc}.path/", self.envs.reader(files))
         if not local:
             raise PipelineError(f"step '{step}': input '{port}' points at {source.given.get('path')}, which cannot "
                                 "be read here")

@@ -180,4 +180,14 @@ class PipelineJob(JobBase):
     inputs: dict[str, JobInput] = Field(default_factory=dict)
     outputs: dict[str, DataOutput | None] = Field(default_factory=dict)
     settings: PipelineSettings | None = None
-    jobs: dict[str, PipelineStep]
+    jobs: dict[str, PipelineStep] = Field(default_factory=dict)
+    # instead of `jobs`: run a pipeline component (a file or azureml:NAME:VERSION) with these inputs
+    component: str | None = None
+
+    @model_validator(mode="after")
+    def _jobs_or_component(self) -> PipelineJob:
+        if not self.jobs and self.component is None:
+            raise ValueError("a pipeline job needs `jobs` or `component` (a pipeline component to run)")
+        if self.jobs and self.component is not None:
+            raise ValueError("a pipeline job has either `jobs` or `component`, not both")
+        return self

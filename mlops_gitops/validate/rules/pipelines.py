@@ -14,11 +14,12 @@ from mlops_gitops.validate.context import RuleContext
 
 
 def _finder(ctx: RuleContext, res: SpecResource) -> Any:
-    def find(_step: str, step: dict[str, Any]) -> Component | None:
-        """The component a step runs as the tree has it; None when it cannot be known here (REF rules say why)."""
+    def find(_step: str, step: dict[str, Any], within: Component | None) -> Component | None:
+        """The component a step runs as the tree has it; None when it cannot be known here (REF rules say why).
+        A step of a pipeline component names its component relative to that component's file."""
         comp = step.get("component")
         if isinstance(comp, dict):
-            return Component(comp, "inline component")
+            return Component(comp, "inline component", within.file if within else res.file)
         if not isinstance(comp, str):
             return None
         ref = parse_asset_ref(comp)
@@ -27,13 +28,16 @@ def _finder(ctx: RuleContext, res: SpecResource) -> Any:
             if ref.version is not None:
                 found = [r for r in found if r.version == ref.version]
             data = found[0].doc.data if found else None
-            return Component(data, comp) if isinstance(data, dict) else None
-        check = check_local_path(res.base_dir, comp, ctx.tree.root)
+            return Component(data, comp, found[0].file) if isinstance(data, dict) else None
+        if within is not None and not within.file:
+            return None  # a registered component's own paths: not known here
+        base = (ctx.tree.root / within.file).parent if within is not None else res.base_dir
+        check = check_local_path(base, comp, ctx.tree.root)
         if not check.exists or not check.resolved.is_file():
             return None
         rel = check.resolved.relative_to(ctx.tree.root).as_posix()
         doc = ctx.tree.documents.get(rel) or load_file(check.resolved, rel, ctx.diagnostics)
-        return Component(doc.data, rel) if doc is not None and isinstance(doc.data, dict) else None
+        return Component(doc.data, rel, rel) if doc is not None and isinstance(doc.data, dict) else None
 
     return find
 
