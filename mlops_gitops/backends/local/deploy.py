@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 from mlops_gitops.addresses import Address, Kind
@@ -10,8 +12,10 @@ from mlops_gitops.backends.local.hooks import Hooks
 from mlops_gitops.backends.local.serving import ServingController, materialise
 from mlops_gitops.backends.local.store import LocalStore
 from mlops_gitops.errors import WorkspaceError
-from mlops_gitops.fsutil import safe_join
+from mlops_gitops.fsutil import ensure_dir, safe_join
 from mlops_gitops.runtime.containers import ContainerError, Engine
+from mlops_gitops.runtime.envs import EnvironmentError_
+from mlops_gitops.runtime.mlflow_models import SCORING_SCRIPT, find_mlmodel, model_environment
 from mlops_gitops.runtime.packaging import DEFAULT_BASE_IMAGE, ImageRecipe, build_image
 from mlops_gitops.runtime.serving.config import DeploymentConfig, EndpointConfig, local_workers
 from mlops_gitops.state import ActualResource, DesiredResource
@@ -107,10 +111,13 @@ class Deployer:
         cc = spec.get("code_configuration") or {}
         code_dir = None
         env = None
+        env_vars = {str(k): str(v) for k, v in (spec.get("environment_variables") or {}).items()}
         if cc:
             code_dir = str(materialise(under(files, "code_configuration.code/"), self.store.artifact_path,
                                        here / "code"))
             env = self.envs.source(spec.get("environment"), refs.get("environment"), files, "environment.", here)
+        elif model_dir is not None and self._model_type(res, refs) == "mlflow_model":
+            cc, code_dir, env = self._mlflow(res, Path(model_dir), here, env_vars)
         ignored = [key for key in AZURE_ONLY if spec.get(key) not in (None, False)]
         if ignored:
             self.hooks.warn(f"{res.address}: {', '.join(ignored)} describe Azure compute and do not apply "
@@ -125,11 +132,36 @@ class Deployer:
             endpoint=endpoint, name=name, model_name=model_name, model_version=model_version,
             model_dir=str(model_dir) if model_dir else None, code_dir=code_dir,
             scoring_script=cc.get("scoring_script"),
-            environment_variables={str(k): str(v) for k, v in (spec.get("environment_variables") or {}).items()},
+            environment_variables=env_vars,
             instance_count=instances,
             max_concurrent_requests_per_instance=int(rs.get("max_concurrent_requests_per_instance", 1)),
             request_timeout_ms=int(rs.get("request_timeout_ms", 5000)), spec_hash=res.spec_hash)
         return cfg, env
+
+    def _model_type(self, res: DesiredResource | ActualResource, refs: dict[str, str]) -> str:
+        if "model" in refs:
+            name, _, version = refs["model"].partition(":")
+            row = self.store.get(Address(Kind.MODEL, name, version))
+            return str(row.spec.get("type", "custom_model")) if row is not None else ""
+        model = res.spec.get("model")
+        return str(model.get("type", "custom_model")) if isinstance(model, dict) else ""
+
+    def _mlflow(self, res: DesiredResource | ActualResource, model_dir: Path, here: Path,
+                env_vars: dict[str, str]) -> tuple[dict[str, Any], str, EnvSource]:
+        """An MLflow model without a scoring script: served by mlflow.pyfunc in the model's own environment."""
+        folder = find_mlmodel(model_dir)
+        if folder is None:
+            raise WorkspaceError(f"{res.address}: its model is an mlflow_model without an MLmodel file, and the "
+                                 "deployment has no code_configuration to serve it otherwise")
+        code = ensure_dir(here / "mlflow-scoring")
+        shutil.copyfile(SCORING_SCRIPT, code / SCORING_SCRIPT.name)
+        env_vars["MLOPS_GITOPS_MLFLOW_MODEL"] = str(folder)
+        try:
+            resolved = model_environment(folder, _conda_mapping)
+        except EnvironmentError_ as exc:
+            raise WorkspaceError(f"{res.address}: the MLflow model's environment: {exc}") from None
+        env = EnvSource(f"the MLflow model's environment ({folder.name})", resolved=resolved)
+        return {"scoring_script": SCORING_SCRIPT.name}, str(code), env
 
     def recipe(self, cfg: DeploymentConfig, env: EnvSource | None) -> ImageRecipe:
         recipe = ImageRecipe(cfg, base_image=self.base_image or DEFAULT_BASE_IMAGE)
@@ -158,3 +190,12 @@ class Deployer:
             return build_image(engine, self.recipe(cfg, env), tag, log=self.hooks.note)
         except ContainerError as exc:
             raise WorkspaceError(str(exc)) from None
+
+
+def _conda_mapping(text: str) -> dict[str, Any]:
+    from ruamel.yaml import YAML
+
+    data = YAML(typ="safe").load(text)
+    if not isinstance(data, dict):
+        raise WorkspaceError("the MLflow model's conda.yaml is not a mapping")
+    return data

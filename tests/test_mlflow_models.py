@@ -1,0 +1,91 @@
+"""MLflow models deployed without a scoring script: served by mlflow.pyfunc in the model's own
+environment (built from the requirements it was logged with), answering Azure's and MLflow's formats."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import AZ, Result, init_repo, write
+from tests.serving_helpers import stop_host
+
+Cli = Callable[..., Result]
+pytestmark = pytest.mark.slow
+PACKAGES = ("mlflow-skinny", "scikit-learn", "pandas", "skops")
+
+
+@pytest.fixture(scope="session")
+def mlflow_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A virtual environment with MLflow, to make models as a training script would (uv, real packages)."""
+    from uv import find_uv_bin
+
+    venv = tmp_path_factory.mktemp("mlflow") / "venv"
+    uv = find_uv_bin()
+    subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True, timeout=300)
+    env = {**os.environ, "VIRTUAL_ENV": str(venv)}
+    subprocess.run([uv, "pip", "install", "-q", *PACKAGES], check=True, env=env, timeout=600)
+    return venv / "bin" / "python"
+
+
+TRAIN = """
+import json, sys, mlflow.sklearn
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+X, y = load_iris(return_X_y=True, as_frame=True)
+model = LogisticRegression(max_iter=500).fit(X, y)
+mlflow.sklearn.save_model(model, sys.argv[1], input_example=X.head(2))
+rows = X.iloc[[0, 60, 120]]
+print(json.dumps({"columns": list(X.columns), "data": rows.values.tolist(),
+                  "expected": model.predict(rows).tolist()}))
+"""
+
+
+@pytest.fixture
+def tree(tmp_path: Path, mlflow_python: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, dict]]:
+    monkeypatch.setenv("MLOPS_GITOPS_RUNTIME", "process")
+    root = tmp_path / "repo"
+    write(root / "mlops.yaml", "workspaces:\n  dev: {path: .mlops/dev, runtime: process}\ndefault_workspace: dev\n")
+    out = subprocess.run([str(mlflow_python), "-c", TRAIN, str(root / "model-1" / "iris")], check=True,
+                         capture_output=True, text=True, timeout=300)
+    sample = json.loads(out.stdout.strip().splitlines()[-1])
+    # Azure's layout: an endpoint folder beside the model folder, no scoring script, no environment
+    write(root / "cli" / "model.yml", f"$schema: {AZ}/model.schema.json\nname: iris\nversion: '1'\n"
+                                      "type: mlflow_model\npath: ../model-1/iris\n")
+    write(root / "cli" / "endpoint.yml", f"$schema: {AZ}/managedOnlineEndpoint.schema.json\nname: iris-ep\n"
+                                         "auth_mode: key\ntraffic: {blue: 100}\n")
+    write(root / "cli" / "blue.yml", f"$schema: {AZ}/managedOnlineDeployment.schema.json\nname: blue\n"
+                                     "model: azureml:iris:1\ninstance_type: Standard_DS3_v2\ninstance_count: 1\n")
+    init_repo(root, "An MLflow model and a deployment without a scoring script")
+    yield root, sample
+    stop_host(root / ".mlops" / "dev")
+
+
+def invoke(cli: Cli, root: Path, body: object) -> Result:
+    request = root / "request.json"
+    request.write_text(json.dumps(body))
+    return cli("endpoint", "invoke", "iris-ep", "--request-file", str(request), "-C", str(root))
+
+
+def test_an_mlflow_model_is_served_without_a_scoring_script(cli: Cli, tree: tuple[Path, dict]) -> None:
+    root, sample = tree
+    res = cli("apply", str(root), "--auto-approve")
+    assert res.code == 0, res.err
+    split = {"columns": sample["columns"], "index": [0, 1, 2], "data": sample["data"]}
+    res = invoke(cli, root, {"input_data": split})  # Azure's format: the bare list of predictions
+    assert res.code == 0, res.err
+    assert json.loads(res.out) == sample["expected"]
+    res = invoke(cli, root, {"dataframe_split": {"columns": sample["columns"], "data": sample["data"]}})
+    assert json.loads(res.out) == {"predictions": sample["expected"]}  # MLflow's format, MLflow's answer
+    records = [dict(zip(sample["columns"], row, strict=True)) for row in sample["data"]]
+    assert json.loads(invoke(cli, root, {"dataframe_records": records}).out) == {"predictions": sample["expected"]}
+    # the environment came from the model's own requirements, with MLflow's pyfunc (mlflow-skinny) in it
+    envs = list((root / ".mlops" / "dev" / "envs").glob("*/lib/python*/site-packages/mlflow_skinny-*"))
+    assert envs, "the deployment's environment has mlflow-skinny"
+    res = invoke(cli, root, {"rows": []})  # a body in no known format: an error that says what to send
+    assert res.code != 0 and "input_data" in res.out + res.err
