@@ -89,3 +89,65 @@ def test_an_mlflow_model_is_served_without_a_scoring_script(cli: Cli, tree: tupl
     assert envs, "the deployment's environment has mlflow-skinny"
     res = invoke(cli, root, {"rows": []})  # a body in no known format: an error that says what to send
     assert res.code != 0 and "input_data" in res.out + res.err
+
+
+TRAIN_SCRIPT = """
+import mlflow, mlflow.sklearn
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+X, y = load_iris(return_X_y=True, as_frame=True)
+with mlflow.start_run() as run:
+    mlflow.log_param("C", 0.5)
+    mlflow.set_tag("team", "fraud")
+    model = LogisticRegression(C=0.5, max_iter=500).fit(X, y)
+    for epoch, value in enumerate([0.5, 0.8, model.score(X, y)]):
+        mlflow.log_metric("accuracy", value, step=epoch)
+    mlflow.sklearn.log_model(model, name="model", input_example=X.head(2))
+    mlflow.register_model(f"runs:/{run.info.run_id}/model", "taxi-model")
+print("trained", model.score(X, y))
+"""
+
+
+def test_a_job_that_logs_and_registers_with_mlflow_feeds_the_workspace(cli: Cli, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOPS_GITOPS_RUNTIME", "process")
+    root = tmp_path / "repo"
+    write(root / "mlops.yaml", "workspaces:\n  dev: {path: .mlops/dev, runtime: process}\ndefault_workspace: dev\n")
+    write(root / "jobs" / "train" / "src" / "train.py", TRAIN_SCRIPT)
+    write(root / "jobs" / "train" / "conda.yml", "name: train\ndependencies:\n  - python=3.11\n  - pip\n  - pip:\n"
+                                                 + "".join(f"    - {p}\n" for p in PACKAGES))
+    write(root / "jobs" / "train" / "job.yml", f"$schema: {AZ}/commandJob.schema.json\nname: train-taxi\n"
+                                               "code: ./src\ncommand: python train.py\n"
+                                               "environment: {image: python, conda_file: ./conda.yml}\n")
+    write(root / "endpoints" / "endpoint.yml", f"$schema: {AZ}/managedOnlineEndpoint.schema.json\nname: taxi-ep\n"
+                                               "traffic: {blue: 100}\n")
+    write(root / "endpoints" / "blue.yml", f"$schema: {AZ}/managedOnlineDeployment.schema.json\nname: blue\n"
+                                           "model: azureml:taxi-model@latest\ninstance_type: Standard_DS3_v2\n"
+                                           "instance_count: 1\n")
+    init_repo(root, "A training job that registers through MLflow, and a deployment of its model")
+    try:
+        assert cli("plan", str(root)).code == 1  # the deployment's model exists nowhere yet
+        res = cli("job", "run", "jobs/train/job.yml", cwd=root)  # ...which does not block the training run
+        assert res.code == 0, res.err
+        assert "warning REF001" in res.err and "registered model taxi-model:1" in res.err + res.out
+        runs = json.loads(cli("job", "list", "--format", "json", cwd=root).out)
+        shown = json.loads(cli("job", "show", runs[0]["id"], "--format", "json", cwd=root).out)
+        main = shown["steps"][0]
+        assert main["metrics"]["accuracy"] > 0.9  # the last step's value
+        assert main["metrics"]["params.C"] == "0.5" and main["metrics"]["tags.team"] == "fraud"
+        assert "mlflow_model" in main["outputs"]  # the logged model is kept with the run
+
+        model = json.loads(cli("state", "show", "model:taxi-model:1", "--format", "json", cwd=root).out)
+        assert model["spec"]["type"] == "mlflow_model" and model["provenance"]["run"] == runs[0]["id"]
+
+        res = cli("apply", str(root), "--auto-approve")  # now @latest resolves, and serves without a script
+        assert res.code == 0, res.err
+        request = root / "request.json"
+        request.write_text(json.dumps({"input_data": {"columns": ["sepal length (cm)", "sepal width (cm)",
+                                                                  "petal length (cm)", "petal width (cm)"],
+                                                      "data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}}))
+        res = cli("endpoint", "invoke", "taxi-ep", "--request-file", str(request), "-C", str(root))
+        assert res.code == 0, res.err
+        assert json.loads(res.out) == [0, 2]
+    finally:
+        stop_host(root / ".mlops" / "dev")

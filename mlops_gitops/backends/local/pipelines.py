@@ -16,6 +16,7 @@ from typing import Any
 from mlops_gitops.addresses import Address, Kind
 from mlops_gitops.backends.local.environments import EnvResolver
 from mlops_gitops.backends.local.hooks import Hooks
+from mlops_gitops.backends.local.registration import register_logged_models
 from mlops_gitops.backends.local.remote import RemoteInputs
 from mlops_gitops.backends.local.runs import RunRecords
 from mlops_gitops.backends.local.store import LocalStore
@@ -332,6 +333,9 @@ class PipelineRun:
     def finish(self, result: RunResult) -> None:
         failed = [f"{name}: {r.message}" for name, r in result.steps.items() if r.status == "failed"]
         self.records.finish(self.run_id, result.status, result.outputs, "\n".join(failed))
+        for address in register_logged_models(self.store, self.pipeline.name, self.run_id, result, self.hooks.note):
+            self.hooks.emit("model.registered", str(address), {"name": address.name, "version": address.version,
+                                                               "run": self.run_id, "by": "mlflow.register_model"})
         self.hooks.emit("job.completed" if result.status == "completed" else "job.failed", f"run:{self.run_id}", {
             "job": self.pipeline.name, "status": result.status,
             "steps": {n: r.status for n, r in result.steps.items()},

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from mlops_gitops.fsutil import UnsafePathError, copy_private, ensure_dir, open_private, safe_join
 from mlops_gitops.graph import run_dag
+from mlops_gitops.runtime.mlflow_tracking import STORE_FOLDER, read_store, tracking_environment
 from mlops_gitops.runtime.pipelines.steps import (
     FileEntry,
     Input,
@@ -44,6 +46,8 @@ class StepResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     message: str = ""
     reused_from: str = ""
+    # models the step registered with mlflow.register_model: (model name, the output that holds it)
+    registered: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -111,6 +115,11 @@ def _metrics(paths: dict[str, Path]) -> dict[str, Any]:
         if isinstance(data, dict):
             found.update({k: v for k, v in data.items() if isinstance(v, int | float | str | bool)})
     return found
+
+
+def _port(name: str) -> str:
+    """A logged model's name as an output name (an identifier)."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", name).strip("_") or "model"
 
 
 def _tail(path: Path, lines: int = 12) -> str:
@@ -227,7 +236,8 @@ class PipelineRunner:
             paths[name] = path
             values[f"outputs.{name}"] = str(path)
         bound = render_command(step.command, values)
-        env = {**os.environ, **step.environment_variables, "PYTHONUNBUFFERED": "1",
+        env = {**os.environ, **tracking_environment(here, self.pipeline.name, step.environment_variables),
+               **step.environment_variables, "PYTHONUNBUFFERED": "1",
                "PATH": f"{Path(python).parent}{os.pathsep}{os.environ.get('PATH', '')}",
                "AZUREML_RUN_ID": self.run_dir.name, "MLOPS_GITOPS_STEP": step.name, **bound.env}
         env.pop("VIRTUAL_ENV", None)
@@ -261,12 +271,21 @@ class PipelineRunner:
             message = f"the command succeeded but did not write its uri_file output(s): {', '.join(missing)}"
             self.store.step_event(step.name, "failed", exit_code=code, message=message)
             return StepResult("failed", key, code, message=message)
-        outputs = self.store.store_outputs(step, paths)
         metrics = _metrics(paths)
+        tracked = read_store(here / STORE_FOLDER)
+        registered: list[tuple[str, str]] = []
+        if not tracked.empty:  # what the step logged with MLflow joins its record; its models are outputs
+            metrics |= tracked.metrics | {f"params.{k}": v for k, v in tracked.params.items()} \
+                | {f"tags.{k}": v for k, v in tracked.tags.items()}
+            logged = {name: f"mlflow_{_port(name)}" for name in tracked.models}
+            paths |= {logged[name]: folder for name, folder in tracked.models.items()}
+            step = replace(step, outputs={**step.outputs, **dict.fromkeys(logged.values(), "mlflow_model")})
+            registered = [(model, logged[name]) for model, name in tracked.registered if name in logged]
+        outputs = self.store.store_outputs(step, paths)
         if step.deterministic:
             self.store.save_cache(key, step.name, outputs, metrics)
         self.store.step_event(step.name, "completed", exit_code=code, outputs=outputs, metrics=metrics)
-        return StepResult("completed", key, code, outputs, metrics)
+        return StepResult("completed", key, code, outputs, metrics, registered=registered)
 
 
 __all__ = ["OutputRecord", "PipelineRunner", "RunResult", "RunStore", "StepResult"]
