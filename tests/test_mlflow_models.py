@@ -138,7 +138,9 @@ def test_a_job_that_logs_and_registers_with_mlflow_feeds_the_workspace(cli: Cli,
         assert "mlflow_model" in main["outputs"]  # the logged model is kept with the run
 
         model = json.loads(cli("state", "show", "model:taxi-model:1", "--format", "json", cwd=root).out)
-        assert model["spec"]["type"] == "mlflow_model" and model["provenance"]["run"] == runs[0]["id"]
+        assert model["spec"]["type"] == "mlflow_model" and model["provenance"]["run.id"] == runs[0]["id"]
+        lineage = cli("lineage", "model:taxi-model:1", cwd=root)
+        assert lineage.code == 0 and runs[0]["id"] in lineage.out
 
         res = cli("apply", str(root), "--auto-approve")  # now @latest resolves, and serves without a script
         assert res.code == 0, res.err

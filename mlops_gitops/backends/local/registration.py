@@ -72,7 +72,8 @@ def register_logged_models(store: LocalStore, job: str, run_id: str, result: Run
             desired = DesiredResource(address=address, spec=spec, derived=derived, content_hash=content,
                                       spec_hash=spec_hash({"spec": spec, "derived": derived}), source_file="",
                                       schema_name="model", auto_version=True, artifacts=files)
-            store.write(desired, "create", {"run": run_id, "step": step, "job": job, "by": "mlflow.register_model"},
+            store.write(desired, "create", {"run.id": run_id, "run.step": step, "job": job,
+                                            "by": "mlflow.register_model"},
                         None, origin="run")
             note(f"  registered model {model}:{version} (logged by step {step} with MLflow)")
             made.append(address)
