@@ -7,6 +7,7 @@ becomes a ContainerError with a message a user can act on.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterator
@@ -117,6 +118,30 @@ class Engine:
                                               labels={LABEL: "1", **labels})
         except Exception as exc:
             raise ContainerError(f"could not start a container from {image}: {_short(exc)}") from None
+
+    def run_to_end(self, image: str, command: str, workdir: Path, mounts: list[Path], environment: dict[str, str],
+                   log: Path, timeout_s: int | None, labels: dict[str, str]) -> int | None:
+        """Run `sh -c command` in a container until it ends (mounts at their own paths, host network),
+        appending its output to log. The exit code, or None when it ran past timeout_s (then killed)."""
+        try:
+            container = self.client.containers.run(
+                image, command=["/bin/sh", "-c", command], detach=True, network_mode="host",
+                working_dir=str(workdir), environment=environment, labels={LABEL: "1", **labels},
+                volumes={str(m): {"bind": str(m), "mode": "rw"} for m in mounts})
+        except Exception as exc:
+            raise ContainerError(f"could not start a container from {image}: {_short(exc)}") from None
+        code: int | None = None
+        try:
+            try:
+                code = int(container.wait(timeout=timeout_s).get("StatusCode", 1))
+            except Exception:  # the wait timed out (or the engine went away): stop it
+                container.kill()
+            with open(log, "ab") as out:
+                out.write(container.logs(stdout=True, stderr=True))
+        finally:
+            with contextlib.suppress(Exception):  # already gone: nothing left to remove
+                container.remove(force=True)
+        return code
 
     def remove(self, name: str) -> None:
         docker = _docker()

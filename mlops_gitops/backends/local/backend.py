@@ -46,6 +46,7 @@ from mlops_gitops.state import (
 from mlops_gitops.textsafe import defuse_text
 
 if TYPE_CHECKING:  # the image builder (jinja2) is imported only where images are built
+    from mlops_gitops.backends.local.job_images import JobImages
     from mlops_gitops.runtime.packaging import ImageRecipe
     from mlops_gitops.runtime.remote import Datastore
 
@@ -83,7 +84,8 @@ class LocalBackend:
         self.source = source or f"mlops-gitops://local/{path.name}"  # CloudEvents source of its events
         self.dispatcher = Dispatcher(sinks or [], path / "events" / "dead-letter.jsonl", lambda m: self.hooks.warn(m))
         self.hooks = Hooks(note=_note, warn=warn, emit=self.emit)
-        self._runs = LocalRuns(self.store, self.hooks, executes=runtime != "none", datastores=datastores)
+        self._runs = LocalRuns(self.store, self.hooks, executes=runtime != "none", datastores=datastores,
+                               containers=runtime == "container", base_image=base_image)
         self._deployer: Deployer | None = None
         self._serving: LocalServing | None = None
 
@@ -317,9 +319,11 @@ class LocalRuns:
     """Runs of the local workspace: records (RunRecords) and the pipeline effect that makes them."""
 
     def __init__(self, store: LocalStore, hooks: Hooks, executes: bool = True,
-                 datastores: dict[str, Datastore] | None = None) -> None:
+                 datastores: dict[str, Datastore] | None = None, containers: bool = False,
+                 base_image: str | None = None) -> None:
         self.store = store
         self.hooks = hooks
+        self.containers, self.base_image = containers, base_image  # runtime: container runs steps in images
         self.executes = executes  # runtime none: applying a job records it, nothing runs
         self.records = RunRecords(store)
         self.datastores = datastores or {}  # where azureml://datastores/… inputs are read from
@@ -375,7 +379,7 @@ class LocalRuns:
                     job.address.name, job.spec, job.derived, job.artifacts, job.source_file or "")
             except PipelineError as exc:
                 raise WorkspaceError(f"{job.source_file}: {exc}") from None
-            run = PipelineRun(self.store, self.hooks, pipeline, snapshot)
+            run = PipelineRun(self.store, self.hooks, pipeline, snapshot, images=self._images())
             run.start()
         result = run.execute(force_rerun, parallelism, log)
         try:
@@ -385,6 +389,11 @@ class LocalRuns:
             self.hooks.warn(f"{exc}; recording the end of run {run.run_id} without it")
             run.finish(result)
         return run.run_id, result
+
+    def _images(self) -> JobImages | None:
+        from mlops_gitops.backends.local.job_images import JobImages
+
+        return JobImages(self.hooks, self.base_image) if self.containers else None
 
     @contextmanager
     def _locked(self, operation: str, reason: str, timeout: float = 0.0) -> Iterator[LockInfo]:
@@ -426,7 +435,8 @@ class LocalRuns:
             from mlops_gitops.vcs.git import uncommitted_diff
 
             snapshot["git.diff"] = uncommitted_diff(tree_root, [])
-        run_id, result = run_pipeline(self.store, self.hooks, pipeline, snapshot, apply_id=apply_id)
+        run_id, result = run_pipeline(self.store, self.hooks, pipeline, snapshot, apply_id=apply_id,
+                                      images=self._images())
         if result.status != "completed":
             failed = [f"step '{n}' {r.status}: {r.message}" for n, r in result.steps.items()
                       if r.status in ("failed", "cancelled")]

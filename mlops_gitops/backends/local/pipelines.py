@@ -16,6 +16,7 @@ from typing import Any
 from mlops_gitops.addresses import Address, Kind
 from mlops_gitops.backends.local.environments import EnvResolver
 from mlops_gitops.backends.local.hooks import Hooks
+from mlops_gitops.backends.local.job_images import JobImages
 from mlops_gitops.backends.local.registration import register_logged_models
 from mlops_gitops.backends.local.remote import RemoteInputs
 from mlops_gitops.backends.local.runs import RunRecords
@@ -23,6 +24,7 @@ from mlops_gitops.backends.local.store import LocalStore
 from mlops_gitops.errors import WorkspaceError
 from mlops_gitops.fsutil import UnsafePathError, safe_join
 from mlops_gitops.hashing import canonical_json, path_manifest
+from mlops_gitops.runtime.containers import Engine
 from mlops_gitops.runtime.pipelines.runner import OutputRecord, PipelineRunner, RunResult
 from mlops_gitops.runtime.pipelines.steps import FileEntry, Input, Pipeline, PipelineError, Step, manifest_digest
 from mlops_gitops.runtime.remote import Datastore, RemoteError, is_remote_input, shown
@@ -201,11 +203,13 @@ def _as_pipeline(spec: dict[str, Any], derived: dict[str, Any],
 class LocalRunStore:
     """The runner's RunStore: records through RunRecords, outputs into the content-addressed store."""
 
-    def __init__(self, store: LocalStore, records: RunRecords, envs: EnvResolver, run_id: str) -> None:
+    def __init__(self, store: LocalStore, records: RunRecords, envs: EnvResolver, run_id: str,
+                 images: JobImages | None = None) -> None:
         self.store = store
         self.records = records
         self.envs = envs
         self.run_id = run_id
+        self.images = images  # runtime: container — steps run in their environments' images
 
     def cached(self, key: str) -> tuple[dict[str, OutputRecord], dict[str, Any], str] | None:
         return self.records.cached(key)
@@ -233,6 +237,11 @@ class LocalRunStore:
 
     def python_for(self, step: Step) -> str:
         return self.envs.python(step.env)
+
+    def container_for(self, step: Step) -> tuple[Engine, str] | None:
+        if self.images is None:
+            return None
+        return self.images.engine, self.images.image_for(step.env)
 
     def step_event(self, step: str, status: str, **fields: Any) -> None:
         self.records.step_event(self.run_id, step, status, **fields)
@@ -302,9 +311,10 @@ class PipelineRun:
     executed, recorded at its end. `job run` holds the workspace lock only for start() and finish()."""
 
     def __init__(self, store: LocalStore, hooks: Hooks, pipeline: Pipeline, snapshot: dict[str, Any],
-                 apply_id: str | None = None) -> None:
+                 apply_id: str | None = None, images: JobImages | None = None) -> None:
         self.store, self.hooks, self.pipeline, self.snapshot = store, hooks, pipeline, snapshot
         self.apply_id = apply_id
+        self.images = images
         self.records = RunRecords(store)
         self.run_id = new_run_id(pipeline.name)
 
@@ -321,7 +331,8 @@ class PipelineRun:
 
     def execute(self, force_rerun: bool = False, parallelism: int = 4, log: Any = None) -> RunResult:
         run_dir = safe_join(self.store.path / "runs", self.run_id)
-        run_store = LocalRunStore(self.store, self.records, EnvResolver(self.store, self.hooks), self.run_id)
+        run_store = LocalRunStore(self.store, self.records, EnvResolver(self.store, self.hooks), self.run_id,
+                                  self.images)
         runner = PipelineRunner(self.pipeline, run_store, run_dir, parallelism, force_rerun,
                                 log=log or self.hooks.note)
         try:
@@ -351,9 +362,9 @@ def files_read(pipeline: Pipeline) -> set[str]:
 
 def run_pipeline(store: LocalStore, hooks: Hooks, pipeline: Pipeline, snapshot: dict[str, Any],
                  force_rerun: bool = False, parallelism: int = 4, apply_id: str | None = None,
-                 log: Any = None) -> tuple[str, RunResult]:
+                 log: Any = None, images: JobImages | None = None) -> tuple[str, RunResult]:
     """Run (or reuse) every step, recording the run as it goes; returns the run ID and the result."""
-    run = PipelineRun(store, hooks, pipeline, snapshot, apply_id)
+    run = PipelineRun(store, hooks, pipeline, snapshot, apply_id, images)
     run.start()
     result = run.execute(force_rerun, parallelism, log)
     run.finish(result)

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from mlops_gitops.fsutil import UnsafePathError, copy_private, ensure_dir, open_private, safe_join
 from mlops_gitops.graph import run_dag
+from mlops_gitops.runtime.containers import Engine
 from mlops_gitops.runtime.mlflow_tracking import STORE_FOLDER, read_store, tracking_environment
 from mlops_gitops.runtime.pipelines.steps import (
     FileEntry,
@@ -67,6 +68,10 @@ class RunStore(Protocol):
     def save_cache(self, key: str, step: str, outputs: dict[str, OutputRecord], metrics: dict[str, Any]) -> None: ...
 
     def python_for(self, step: Step) -> str: ...
+
+    def container_for(self, step: Step) -> tuple[Engine, str] | None:
+        """runtime: container — the engine and the image the step runs in; None: it runs as a process."""
+        ...
 
     def step_event(self, step: str, status: str, **fields: Any) -> None: ...
 
@@ -218,7 +223,8 @@ class PipelineRunner:
             ensure_dir(here / "code" / folder)
         log_path = here / "log.txt"
         self.store.step_event(step.name, "preparing", key=key, log=str(log_path))
-        python = self.store.python_for(step)
+        container = self.store.container_for(step)
+        python = self.store.python_for(step) if container is None else "python3"
         _lay_out(step.code, here / "code")
         values: dict[str, str | None] = {}
         for name, inp in step.inputs.items():
@@ -236,12 +242,25 @@ class PipelineRunner:
             paths[name] = path
             values[f"outputs.{name}"] = str(path)
         bound = render_command(step.command, values)
-        env = {**os.environ, **tracking_environment(here, self.pipeline.name, step.environment_variables),
-               **step.environment_variables, "PYTHONUNBUFFERED": "1",
-               "PATH": f"{Path(python).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-               "AZUREML_RUN_ID": self.run_dir.name, "MLOPS_GITOPS_STEP": step.name, **bound.env}
+        own = {**tracking_environment(here, self.pipeline.name, step.environment_variables),
+               **step.environment_variables, "PYTHONUNBUFFERED": "1", "AZUREML_RUN_ID": self.run_dir.name,
+               "MLOPS_GITOPS_STEP": step.name, **bound.env}  # what the step is given (a container: all it has)
+        env = {**os.environ, **own, "PATH": f"{Path(python).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
         env.pop("VIRTUAL_ENV", None)
         started = time.monotonic()
+        if container is not None:  # the image's own PATH and Python; the step's folder mounted where it is
+            engine, image = container
+            with os.fdopen(open_private(log_path), "ab") as out:
+                out.write(f"$ {bound.command}\n# in image {image}\n".encode())
+                out.writelines(f"# {var}={value}\n".encode() for var, value in sorted(bound.env.items()))
+            self.store.step_event(step.name, "running")
+            code = engine.run_to_end(image, bound.command, here / "code", [here], own, log_path, step.timeout_s,
+                                     {"org.mlops-gitops.run": self.run_dir.name, "org.mlops-gitops.step": step.name})
+            if code is None:
+                message = f"exceeded its timeout of {step.timeout_s} s\n{_tail(log_path)}"
+                self.store.step_event(step.name, "failed", exit_code=None, message=message)
+                return StepResult("failed", key, None, message=message)
+            return self._after(step, key, code, here, log_path, paths, started)
         with os.fdopen(open_private(log_path), "ab") as out:
             out.write(f"$ {bound.command}\n".encode())
             out.writelines(f"# {var}={value}\n".encode() for var, value in sorted(bound.env.items()))
@@ -258,6 +277,11 @@ class PipelineRunner:
                 message = f"exceeded its timeout of {step.timeout_s} s\n{_tail(log_path)}"
                 self.store.step_event(step.name, "failed", exit_code=None, message=message)
                 return StepResult("failed", key, None, message=message)
+        return self._after(step, key, code, here, log_path, paths, started)
+
+    def _after(self, step: Step, key: str, code: int, here: Path, log_path: Path, paths: dict[str, Path],
+               started: float) -> StepResult:
+        """A step's command ended: its status, outputs, metrics and what it logged with MLflow."""
         elapsed = time.monotonic() - started
         if code != 0:
             cancelled = self.store.cancel_requested()
