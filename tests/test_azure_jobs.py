@@ -45,6 +45,8 @@ import os, pathlib, sys
 from utils import GREETING
 from common.helper import shout
 assert pathlib.Path("outputs").is_dir() and pathlib.Path("logs").is_dir(), "Azure's working folders"
+assert os.environ["AZURE_ML_INPUT_times"] == "7", "inputs the command does not name are set too, as Azure sets them"
+assert os.environ["AZURE_ML_OUTPUT_said"] == sys.argv[1] and os.environ["AZUREML_RUN_ID"]
 out = pathlib.Path(sys.argv[1])
 out.mkdir(parents=True, exist_ok=True)
 (out / "said.txt").write_text(f"{shout(GREETING)} {os.environ['COUNT']} {os.environ['FLAG']} {os.environ['RATE']}")
@@ -57,7 +59,9 @@ code: ./src
 additional_includes:
   - ../shared/utils.py
   - ../libs/common
-{IMAGE_ONLY}outputs:
+{IMAGE_ONLY}inputs:
+  times: {{type: integer, default: 7}}
+outputs:
   said: {{type: uri_folder}}
 command: python main.py ${{{{outputs.said}}}}
 """)

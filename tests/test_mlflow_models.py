@@ -92,10 +92,10 @@ def test_an_mlflow_model_is_served_without_a_scoring_script(cli: Cli, tree: tupl
 
 
 TRAIN_SCRIPT = """
-import mlflow, mlflow.sklearn
-from sklearn.datasets import load_iris
+import sys, mlflow, mlflow.sklearn, pandas as pd
 from sklearn.linear_model import LogisticRegression
-X, y = load_iris(return_X_y=True, as_frame=True)
+data = pd.read_csv(sys.argv[1])
+X, y = data.drop(columns="target"), data["target"]
 with mlflow.start_run() as run:
     mlflow.log_param("C", 0.5)
     mlflow.set_tag("team", "fraud")
@@ -106,19 +106,42 @@ with mlflow.start_run() as run:
     mlflow.register_model(f"runs:/{run.info.run_id}/model", "taxi-model")
 print("trained", model.score(X, y))
 """
+PREP_SCRIPT = """
+import sys
+from pathlib import Path
+from sklearn.datasets import load_iris
+frame = load_iris(as_frame=True).frame
+Path(sys.argv[1]).mkdir(parents=True, exist_ok=True)
+frame.to_csv(Path(sys.argv[1]) / "iris.csv", index=False)
+"""
 
 
-def test_a_job_that_logs_and_registers_with_mlflow_feeds_the_workspace(cli: Cli, tmp_path: Path,
+def test_a_training_pipeline_that_registers_with_mlflow_feeds_the_workspace(cli: Cli, tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLOPS_GITOPS_RUNTIME", "process")
     root = tmp_path / "repo"
     write(root / "mlops.yaml", "workspaces:\n  dev: {path: .mlops/dev, runtime: process}\ndefault_workspace: dev\n")
-    write(root / "jobs" / "train" / "src" / "train.py", TRAIN_SCRIPT)
-    write(root / "jobs" / "train" / "conda.yml", "name: train\ndependencies:\n  - python=3.11\n  - pip\n  - pip:\n"
-                                                 + "".join(f"    - {p}\n" for p in PACKAGES))
-    write(root / "jobs" / "train" / "job.yml", f"$schema: {AZ}/commandJob.schema.json\nname: train-taxi\n"
-                                               "code: ./src\ncommand: python train.py\n"
-                                               "environment: {image: python, conda_file: ./conda.yml}\n")
+    write(root / "pipelines" / "src" / "train.py", TRAIN_SCRIPT)
+    write(root / "pipelines" / "src" / "prep.py", PREP_SCRIPT)
+    write(root / "pipelines" / "conda.yml", "name: train\ndependencies:\n  - python=3.11\n  - pip\n  - pip:\n"
+                                            + "".join(f"    - {p}\n" for p in PACKAGES))
+    env = "{image: python, conda_file: ./conda.yml}"
+    write(root / "pipelines" / "train.yml", f"""$schema: {AZ}/pipelineJob.schema.json
+type: pipeline
+name: train-taxi
+jobs:
+  prep:
+    code: ./src
+    command: python prep.py ${{{{outputs.data}}}}
+    environment: {env}
+    outputs: {{data: {{type: uri_folder}}}}
+  train:
+    code: ./src
+    command: python train.py ${{{{inputs.data}}}}/iris.csv
+    environment: {env}
+    inputs:
+      data: ${{{{parent.jobs.prep.outputs.data}}}}
+""")
     write(root / "endpoints" / "endpoint.yml", f"$schema: {AZ}/managedOnlineEndpoint.schema.json\nname: taxi-ep\n"
                                                "traffic: {blue: 100}\n")
     write(root / "endpoints" / "blue.yml", f"$schema: {AZ}/managedOnlineDeployment.schema.json\nname: blue\n"
@@ -127,12 +150,12 @@ def test_a_job_that_logs_and_registers_with_mlflow_feeds_the_workspace(cli: Cli,
     init_repo(root, "A training job that registers through MLflow, and a deployment of its model")
     try:
         assert cli("plan", str(root)).code == 1  # the deployment's model exists nowhere yet
-        res = cli("job", "run", "jobs/train/job.yml", cwd=root)  # ...which does not block the training run
+        res = cli("job", "run", "pipelines/train.yml", cwd=root)  # ...which does not block the training run
         assert res.code == 0, res.err
         assert "warning REF001" in res.err and "registered model taxi-model:1" in res.err + res.out
         runs = json.loads(cli("job", "list", "--format", "json", cwd=root).out)
         shown = json.loads(cli("job", "show", runs[0]["id"], "--format", "json", cwd=root).out)
-        main = shown["steps"][0]
+        main = next(s for s in shown["steps"] if s["step"] == "train")  # the last step registers the model
         assert main["metrics"]["accuracy"] > 0.9  # the last step's value
         assert main["metrics"]["params.C"] == "0.5" and main["metrics"]["tags.team"] == "fraud"
         assert "mlflow_model" in main["outputs"]  # the logged model is kept with the run

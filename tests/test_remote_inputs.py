@@ -180,3 +180,15 @@ def test_a_data_asset_that_names_a_url_is_fetched_when_a_job_reads_it(repo: Path
     run = last_run(cli, repo)
     assert "4.4" in cli("job", "logs", str(run["id"]), cwd=repo).out
     assert [r[0] for r in files.requests] == ["/iris.csv"]
+
+
+def test_a_datastore_without_credentials_says_which_setting_it_needs(repo: Path, cli: Cli) -> None:
+    write(repo / "mlops.yaml", "workspaces:\n  dev: {path: .mlops/dev, runtime: process}\ndefault_workspace: dev\n"
+                               "datastores:\n  blobs: {account_url: 'http://127.0.0.1:10000/devstoreaccount1', "
+                               "container: data}\n")
+    job(repo, "  rows: {type: uri_file, path: 'azureml://datastores/blobs/paths/taxi/rows.csv'}\n",
+        "cat ${{inputs.rows}}")
+    init_repo(repo, "A datastore without a credential")
+    res = cli("job", "run", "jobs/read/job.yml", cwd=repo)
+    assert res.code == 1 and "mlops.yaml:5:3: datastore 'blobs'" in res.err
+    assert "set `credential`" in res.err and "connection_string" in res.err and "Traceback" not in res.err

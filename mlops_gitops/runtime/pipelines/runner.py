@@ -33,6 +33,7 @@ from mlops_gitops.runtime.pipelines.steps import (
     literal_text,
     manifest_digest,
     render_command,
+    variable_for,
 )
 
 OutputRecord = tuple[str, tuple[FileEntry, ...]]  # type, files
@@ -244,7 +245,10 @@ class PipelineRunner:
         bound = render_command(step.command, values)
         own = {**tracking_environment(here, self.pipeline.name, step.environment_variables),
                **step.environment_variables, "PYTHONUNBUFFERED": "1", "AZUREML_RUN_ID": self.run_dir.name,
-               "MLOPS_GITOPS_STEP": step.name, **bound.env}  # what the step is given (a container: all it has)
+               "MLOPS_GITOPS_STEP": step.name,
+               # every input and output as Azure ML sets them, also those the command does not name
+               **{variable_for(k): v for k, v in values.items() if v is not None and "\x00" not in v},
+               **bound.env}  # what the step is given (a container: all it has)
         env = {**os.environ, **own, "PATH": f"{Path(python).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
         env.pop("VIRTUAL_ENV", None)
         started = time.monotonic()
