@@ -11,6 +11,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO_ROOT / "example-repo"
 AZ = "https://azuremlschemas.azureedge.net/latest"
+# mlops.yaml of a tree whose workspace `dev` runs jobs and deployments as local processes
+PROCESS_WORKSPACE = "workspaces:\n  dev: {path: .mlops/dev, runtime: process}\ndefault_workspace: dev\n"
 SCRIPTS = REPO_ROOT / "scripts"
 # Azurite's documented development account: a well-known public key, not a secret.
 AZURITE = ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import AZ, Result, init_repo, write
+from tests.helpers import AZ, PROCESS_WORKSPACE, Result, init_repo, write
 from tests.serving_helpers import stop_host
 
 Cli = Callable[..., Result]
@@ -50,7 +50,7 @@ print(json.dumps({"columns": list(X.columns), "data": rows.values.tolist(),
 def tree(tmp_path: Path, mlflow_python: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, dict]]:
     monkeypatch.setenv("MLOPS_GITOPS_RUNTIME", "process")
     root = tmp_path / "repo"
-    write(root / "mlops.yaml", "workspaces:\n  dev: {path: .mlops/dev, runtime: process}\ndefault_workspace: dev\n")
+    write(root / "mlops.yaml", PROCESS_WORKSPACE)
     out = subprocess.run([str(mlflow_python), "-c", TRAIN, str(root / "model-1" / "iris")], check=True,
                          capture_output=True, text=True, timeout=300)
     sample = json.loads(out.stdout.strip().splitlines()[-1])
@@ -120,7 +120,7 @@ def test_a_training_pipeline_that_registers_with_mlflow_feeds_the_workspace(cli:
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLOPS_GITOPS_RUNTIME", "process")
     root = tmp_path / "repo"
-    write(root / "mlops.yaml", "workspaces:\n  dev: {path: .mlops/dev, runtime: process}\ndefault_workspace: dev\n")
+    write(root / "mlops.yaml", PROCESS_WORKSPACE)
     write(root / "pipelines" / "src" / "train.py", TRAIN_SCRIPT)
     write(root / "pipelines" / "src" / "prep.py", PREP_SCRIPT)
     write(root / "pipelines" / "conda.yml", "name: train\ndependencies:\n  - python=3.11\n  - pip\n  - pip:\n"

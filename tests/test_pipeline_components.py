@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import AZ, Result, init_repo, write
+from tests.helpers import AZ, PROCESS_WORKSPACE, Result, init_repo, write
 
 Cli = Callable[..., Result]
 pytestmark = pytest.mark.slow
@@ -20,7 +20,7 @@ ENV = "environment: {image: 'mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MLOPS_GITOPS_RUNTIME", "process")
     root = tmp_path / "repo"
-    write(root / "mlops.yaml", "workspaces:\n  dev: {path: .mlops/dev, runtime: process}\ndefault_workspace: dev\n")
+    write(root / "mlops.yaml", PROCESS_WORKSPACE)
     write(root / "data" / "rows.csv", "a\n1\n2\n3\n")
     components = root / "components"
     write(components / "prep.yml", f"""$schema: {AZ}/commandComponent.schema.json

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import AZ, AZURITE, Result, init_repo, write
+from tests.helpers import AZ, AZURITE, PROCESS_WORKSPACE, Result, init_repo, write
 
 Cli = Callable[..., Result]
 pytestmark = pytest.mark.slow
@@ -82,7 +82,7 @@ def test_an_https_input_is_downloaded_once_and_revalidated_by_etag(repo: Path, c
                                                                    web: tuple[str, Files]) -> None:
     base, files = web
     files.content["/datasets/iris.csv"] = b"sepal,petal\n5.1,1.4\n"
-    write(repo / "mlops.yaml", "workspaces:\n  dev: {path: .mlops/dev, runtime: process}\ndefault_workspace: dev\n")
+    write(repo / "mlops.yaml", PROCESS_WORKSPACE)
     job(repo, f"  iris: {{type: uri_file, path: '{base}/datasets/iris.csv?sv=1&sig=SECRETSIG'}}\n",
         "cat ${{inputs.iris}}")
     init_repo(repo, "A job reading a file from the web")
@@ -108,7 +108,7 @@ def test_an_https_input_is_downloaded_once_and_revalidated_by_etag(repo: Path, c
 def test_an_unreachable_or_missing_url_is_one_error_naming_the_step(repo: Path, cli: Cli,
                                                                     web: tuple[str, Files]) -> None:
     base, _ = web
-    write(repo / "mlops.yaml", "workspaces:\n  dev: {path: .mlops/dev, runtime: process}\ndefault_workspace: dev\n")
+    write(repo / "mlops.yaml", PROCESS_WORKSPACE)
     job(repo, f"  iris: {{type: uri_file, path: '{base}/nothing.csv'}}\n", "cat ${{inputs.iris}}")
     init_repo(repo, "A job reading a missing file")
     res = cli("job", "run", "jobs/read/job.yml", cwd=repo)
@@ -133,7 +133,7 @@ def test_datastore_inputs_are_read_through_adlfs(repo: Path, cli: Cli, container
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     key = AZURITE.split("AccountKey=", 1)[1].split(";", 1)[0]
     monkeypatch.setenv("TEST_STORAGE_KEY", key)
-    write(repo / "mlops.yaml", "workspaces:\n  dev: {path: .mlops/dev, runtime: process}\ndefault_workspace: dev\n"
+    write(repo / "mlops.yaml", PROCESS_WORKSPACE +
                                "datastores:\n  workspaceblobstore:\n"
                                "    account_url: http://127.0.0.1:10000/devstoreaccount1\n"
                                f"    container: {container}\n    credential: ${{TEST_STORAGE_KEY}}\n")
@@ -157,7 +157,7 @@ def test_datastore_inputs_are_read_through_adlfs(repo: Path, cli: Cli, container
 
 
 def test_a_datastore_missing_from_mlops_yaml_names_the_setting_to_add(repo: Path, cli: Cli) -> None:
-    write(repo / "mlops.yaml", "workspaces:\n  dev: {path: .mlops/dev, runtime: process}\ndefault_workspace: dev\n")
+    write(repo / "mlops.yaml", PROCESS_WORKSPACE)
     job(repo, "  rows: {type: uri_file, path: 'azureml://datastores/workspaceblobstore/paths/taxi/rows.csv'}\n",
         "cat ${{inputs.rows}}")
     init_repo(repo, "A job reading an unconfigured datastore")
@@ -170,7 +170,7 @@ def test_a_data_asset_that_names_a_url_is_fetched_when_a_job_reads_it(repo: Path
                                                                        web: tuple[str, Files]) -> None:
     base, files = web
     files.content["/iris.csv"] = b"sepal\n4.4\n"
-    write(repo / "mlops.yaml", "workspaces:\n  dev: {path: .mlops/dev, runtime: process}\ndefault_workspace: dev\n")
+    write(repo / "mlops.yaml", PROCESS_WORKSPACE)
     write(repo / "data" / "iris.yml", f"$schema: {AZ}/data.schema.json\nname: iris\ntype: uri_file\n"
                                       f"path: {base}/iris.csv\n")
     job(repo, "  iris: {type: uri_file, path: 'azureml:iris@latest'}\n", "cat ${{inputs.iris}}")
@@ -183,7 +183,7 @@ def test_a_data_asset_that_names_a_url_is_fetched_when_a_job_reads_it(repo: Path
 
 
 def test_a_datastore_without_credentials_says_which_setting_it_needs(repo: Path, cli: Cli) -> None:
-    write(repo / "mlops.yaml", "workspaces:\n  dev: {path: .mlops/dev, runtime: process}\ndefault_workspace: dev\n"
+    write(repo / "mlops.yaml", PROCESS_WORKSPACE +
                                "datastores:\n  blobs: {account_url: 'http://127.0.0.1:10000/devstoreaccount1', "
                                "container: data}\n")
     job(repo, "  rows: {type: uri_file, path: 'azureml://datastores/blobs/paths/taxi/rows.csv'}\n",
