@@ -155,7 +155,8 @@ class Deployer:
                                  "deployment has no code_configuration to serve it otherwise")
         code = ensure_dir(here / "mlflow-scoring")
         shutil.copyfile(SCORING_SCRIPT, code / SCORING_SCRIPT.name)
-        env_vars["MLOPS_GITOPS_MLFLOW_MODEL"] = str(folder)
+        # relative to AZUREML_MODEL_DIR, which is elsewhere inside an image (runtime: container, package)
+        env_vars["MLOPS_GITOPS_MLFLOW_MODEL"] = folder.relative_to(model_dir).as_posix()
         try:
             resolved = model_environment(folder, _conda_mapping)
         except EnvironmentError_ as exc:

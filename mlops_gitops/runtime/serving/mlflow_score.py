@@ -2,7 +2,7 @@
 
 Run by the worker in the model's own environment (built from its requirements.txt or conda.yaml), so
 MLflow and the model's libraries are imported there, never by the toolkit. The model folder is given
-by MLOPS_GITOPS_MLFLOW_MODEL. Bodies accepted, as Azure ML and MLflow's scoring server accept them:
+by MLOPS_GITOPS_MLFLOW_MODEL, relative to AZUREML_MODEL_DIR. Bodies accepted, as Azure ML and MLflow's scoring server accept them:
 
     {"input_data": {"columns": [...], "index": [...], "data": [[...]]}}   Azure (split orientation)
     {"input_data": [[...], ...]} or {"input_data": {"name": [...]}}       Azure (tensors)
@@ -24,7 +24,8 @@ def init() -> None:
     global model
     import mlflow.pyfunc
 
-    model = mlflow.pyfunc.load_model(os.environ["MLOPS_GITOPS_MLFLOW_MODEL"])
+    folder = os.path.join(os.environ["AZUREML_MODEL_DIR"], os.environ.get("MLOPS_GITOPS_MLFLOW_MODEL", "."))
+    model = mlflow.pyfunc.load_model(os.path.normpath(folder))
 
 
 def _frame(split: Any) -> Any:
