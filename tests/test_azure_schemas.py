@@ -106,3 +106,15 @@ jobs:
     init_repo(tmp_path, "A pipeline with a Spark and an AutoML step")
     res = cli("job", "run", "p.yml", cwd=tmp_path)
     assert res.code == 1 and "step 'wrangle' is of type spark, which the local workspace does not run" in res.err
+
+
+def test_the_early_code_local_path_form_is_the_folder(cli: Cli, tmp_path: Path) -> None:
+    write(tmp_path / "src" / "hello.py", "print('hello')\n")
+    write(tmp_path / "job.yml", f"$schema: {AZ}/commandJob.schema.json\ncommand: python hello.py\n"
+                                "code:\n  local_path: src\nenvironment: {image: python}\n")
+    code, diags = diagnostics(cli, tmp_path)
+    assert code == 0 and diags == []
+    write(tmp_path / "job.yml", f"$schema: {AZ}/commandJob.schema.json\ncommand: python hello.py\n"
+                                "code:\n  local_path: nowhere\nenvironment: {image: python}\n")
+    code, diags = diagnostics(cli, tmp_path)
+    assert code == 1 and codes(diags) == ["REF002"]

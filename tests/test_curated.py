@@ -47,6 +47,24 @@ def test_packages_come_from_the_published_conda_file_with_azure_placeholders_res
     assert not any("{{" in str(p) for p in pip)
 
 
+def test_earlier_names_with_their_platform_name_the_same_environment() -> None:
+    found = lookup("azureml:AzureML-sklearn-1.0-ubuntu20.04-py38-cpu:3")  # the name Azure's examples use
+    assert found is not None and found.name == "sklearn-1.0"
+    with pytest.raises(CuratedError, match="retired"):
+        lookup("azureml:AzureML-sklearn-0.24-ubuntu18.04-py37-cpu@latest")
+
+
+def test_the_dockerfile_pins_replace_the_conda_file_pins_of_the_same_package() -> None:
+    entry = TABLE["environments"]["sklearn-1.0"]
+    overridden = {p.split("<")[0].split("=")[0].split(">")[0] for p in entry.get("dockerfile_pip") or []}
+    found = lookup("azureml:AzureML-sklearn-1.0@latest")
+    assert found is not None
+    pip = next(d["pip"] for d in found.conda["dependencies"] if isinstance(d, dict))
+    for name in overridden:  # each package once, with the Dockerfile's pin (installed after the conda file)
+        pins = [p for p in pip if p.split("<")[0].split("=")[0].split(">")[0].strip() == name]
+        assert pins == [next(e for e in entry["dockerfile_pip"] if e.startswith(name))], (name, pins)
+
+
 def test_gpu_unknown_and_unlisted_environments_are_clear_errors() -> None:
     gpu = TABLE["gpu_only"][0]
     with pytest.raises(CuratedError, match="GPU-only"):
@@ -83,3 +101,18 @@ def test_pins_without_a_wheel_for_this_python_are_relaxed_to_the_nearest_release
     assert version.split(".")[0] == "6"
     assert any("nearest releases" in line and "pyyaml==5.4.1 ->" in line for line in said), said
     assert json.loads((python.parent.parent / "requirements.json").read_text()) == [f"pyyaml=={version}"]
+
+
+@pytest.mark.slow
+def test_a_job_naming_a_curated_environment_with_a_version_runs_in_it(cli: Cli, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOPS_GITOPS_RUNTIME", "process")
+    write(tmp_path / "jobs" / "hello.yml", f"$schema: {AZ}/commandJob.schema.json\n"
+                                           "command: python -c \"import azureml_inference_server_http; print('in')\"\n"
+                                           "environment: azureml:AzureML-minimal-ubuntu22.04-py311-cpu-inference:3\n")
+    init_repo(tmp_path, "A job on a curated environment, by name and version as Azure's examples write it")
+    res = cli("job", "run", "jobs/hello.yml", cwd=tmp_path)
+    assert res.code == 0, res.err
+    assert "curated environment minimal-ubuntu22.04-py311-cpu-inference" in res.err + res.out
+    runs = json.loads(cli("job", "list", "--format", "json", cwd=tmp_path).out)
+    assert "in\n" in cli("job", "logs", runs[0]["id"], cwd=tmp_path).out

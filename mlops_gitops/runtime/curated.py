@@ -46,18 +46,31 @@ def curated_name(reference: str) -> str | None:
     return m.group("name") if m else None
 
 
+# Earlier names of the same environments carry the OS and Python they were first built on
+# (AzureML-sklearn-1.0-ubuntu20.04-py38-cpu is sklearn-1.0 today): the platform part is dropped.
+_PLATFORM = re.compile(r"-ubuntu\d+\.\d+-py\d+-cpu$")
+
+
 def _find(name: str) -> tuple[str, dict[str, Any]] | None:
     table = _table()["environments"]
     plain = name.removeprefix("AzureML-")
-    for key, entry in table.items():
-        if plain == key or name == key or name in entry.get("aliases", []) or plain in entry.get("aliases", []):
-            return key, entry
+    for candidate in dict.fromkeys((plain, _PLATFORM.sub("", plain))):
+        for key, entry in table.items():
+            if candidate == key or f"AzureML-{candidate}" in entry.get("aliases", []) \
+                    or candidate in entry.get("aliases", []):
+                return key, entry
     return None
 
 
 def is_gpu_only(name: str) -> bool:
     plain = name.removeprefix("AzureML-")
     return plain in _table().get("gpu_only", []) or name in _table().get("gpu_only", [])
+
+
+def _project(requirement: str) -> str:
+    """A requirement's project name, normalised as PyPI compares them."""
+    name = re.split(r"[\s\[<>=!~;]", requirement.strip(), maxsplit=1)[0]
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def known() -> list[str]:
@@ -79,8 +92,9 @@ def lookup(reference: str) -> Curated | None:
         why = (_table().get("skipped") or {}).get(plain)
         if why:
             raise CuratedError(f"'{reference}' is a curated environment whose packages are not known here: {why}")
-        raise CuratedError(f"'{reference}' is not a curated environment known to mlops-gitops (known: "
-                           f"{', '.join(known())})")
+        raise CuratedError(f"'{reference}' is not a curated environment known to mlops-gitops: Azure no longer "
+                           "publishes its package list (retired), or it is new; use a current one or your own conda "
+                           f"file (known: {', '.join(known())})")
     key, entry = found
     conda = json.loads(json.dumps(entry["conda"]).replace(_LATEST_PLACEHOLDER, ""))
     extra = [str(p) for p in entry.get("dockerfile_pip") or []]
@@ -89,7 +103,10 @@ def lookup(reference: str) -> Curated | None:
     if pip is None:
         pip = {"pip": []}
         deps.append(pip)
-    # conda-style pins slipped into pip lists ("numpy=1.26.4") mean an exact version
-    pip["pip"] = [re.sub(r"^([A-Za-z0-9_.\-\[\]]+)=(?!=)", r"\1==", str(p)) for p in [*pip["pip"], *extra]]
+    # conda-style pins slipped into pip lists ("numpy=1.26.4") mean an exact version; the Dockerfile's own
+    # `pip install` lines run after the conda file, so their pins replace its pins of the same packages
+    overridden = {_project(e) for e in extra}
+    listed = [p for p in pip["pip"] if _project(str(p)) not in overridden]
+    pip["pip"] = [re.sub(r"^([A-Za-z0-9_.\-\[\]]+)=(?!=)", r"\1==", str(p)) for p in [*listed, *extra]]
     conda["dependencies"] = deps
     return Curated(key, entry.get("python"), conda, f"{_table()['source']} {entry['path']} @ {entry['commit'][:12]}")

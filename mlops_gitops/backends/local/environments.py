@@ -75,6 +75,8 @@ class EnvResolver:
         if ref is not None:
             env_name, _, env_version = ref.partition(":")
             found = self.lookup(Address(Kind.ENVIRONMENT, env_name, env_version))
+            if found is None and isinstance(env, str) and env.startswith("azureml:AzureML-"):
+                return _curated(env)  # Azure's curated environment, not one of the workspace
             if found is None:
                 raise WorkspaceError(f"environment {ref} is not registered in the workspace")
             spec, env_files, env_prefix, label = found[0], found[1], "", f"environment {ref}"

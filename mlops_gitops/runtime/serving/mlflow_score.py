@@ -2,7 +2,8 @@
 
 Run by the worker in the model's own environment (built from its requirements.txt or conda.yaml), so
 MLflow and the model's libraries are imported there, never by the toolkit. The model folder is given
-by MLOPS_GITOPS_MLFLOW_MODEL, relative to AZUREML_MODEL_DIR. Bodies accepted, as Azure ML and MLflow's scoring server accept them:
+by MLOPS_GITOPS_MLFLOW_MODEL, relative to AZUREML_MODEL_DIR. Bodies accepted, as Azure ML and MLflow's
+scoring server accept them:
 
     {"input_data": {"columns": [...], "index": [...], "data": [[...]]}}   Azure (split orientation)
     {"input_data": [[...], ...]} or {"input_data": {"name": [...]}}       Azure (tensors)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from mlops_gitops.spec.kinds.common import (
@@ -20,6 +20,16 @@ from mlops_gitops.spec.kinds.common import (
     Strict,
     Tags,
 )
+
+
+def _local_path(value: Any) -> Any:
+    """`code: {local_path: src}`, the CLI's early form, is the folder `src`."""
+    if isinstance(value, dict) and set(value) == {"local_path"} and isinstance(value["local_path"], str):
+        return value["local_path"]
+    return value
+
+
+CodePath = Annotated[str, BeforeValidator(_local_path), WithJsonSchema({"type": "string"})]
 
 PortType = Literal[
     "number",
@@ -70,7 +80,7 @@ class CommandComponent(Asset):
     display_name: str | None = None
     is_deterministic: bool = True
     command: str
-    code: str | None = None
+    code: CodePath | None = None
     environment: str | InlineEnvironment
     distribution: Distribution | None = None
     resources: Resources | None = None
@@ -115,7 +125,7 @@ class PipelineStep(Strict):
     description: str | None = None
     tags: Tags | None = None
     command: str | None = None
-    code: str | None = None
+    code: CodePath | None = None
     environment: str | InlineEnvironment | None = None
     environment_variables: dict[str, EnvValue] | None = None
     compute: str | None = None
@@ -161,7 +171,7 @@ class JobBase(Resource):
 class CommandJob(JobBase):
     type: Literal["command"] = "command"
     command: str
-    code: str | None = None
+    code: CodePath | None = None
     environment: str | InlineEnvironment
     environment_variables: dict[str, EnvValue] | None = None
     distribution: Distribution | None = None
