@@ -154,8 +154,7 @@ def _component_depths(tree: Tree) -> dict[str, int]:
         found = 0
         for link in res.links:
             if link.role == "component" and link.target is None:
-                check = check_local_path(res.base_dir, link.text, tree.root)
-                inner = check.resolved.relative_to(tree.root).as_posix() if check.inside else ""
+                inner = tree.linked_file(res, link.text)
                 if inner in by_file and inner not in seen:  # a cycle is the pipeline compiler's to report
                     found = max(found, depth(inner, seen | {inner}) + 1)
         depths[rel] = found

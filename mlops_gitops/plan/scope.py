@@ -10,7 +10,6 @@ from mlops_gitops.addresses import Address
 from mlops_gitops.diagnostics import Diagnostic, Diagnostics, Severity
 from mlops_gitops.plan.desired import DesiredState
 from mlops_gitops.spec.config import CONFIG_NAMES
-from mlops_gitops.spec.references import check_local_path
 from mlops_gitops.spec.tree import Tree
 
 
@@ -28,12 +27,8 @@ def job_scope(tree: Tree, desired: DesiredState, job: Address) -> set[str]:
         spec = desired.by_spec.get(addr)
         if spec is None:
             continue
-        for link in spec.links:
-            if not link.yaml_file:
-                continue
-            check = check_local_path(spec.base_dir, link.text, tree.root)
-            if check.inside:
-                files.add(check.resolved.relative_to(tree.root).as_posix())
+        files.update(rel for link in spec.links if link.yaml_file
+                     and (rel := tree.linked_file(spec, link.text)) is not None)
     return files
 
 

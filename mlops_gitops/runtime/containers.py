@@ -134,8 +134,9 @@ class Engine:
         try:
             try:
                 code = int(container.wait(timeout=timeout_s).get("StatusCode", 1))
-            except Exception:  # the wait timed out (or the engine went away): stop it
-                container.kill()
+            except Exception:  # the wait timed out (or the engine went away): stop it, if it still runs
+                with contextlib.suppress(Exception):
+                    container.kill()
             with open(log, "ab") as out:
                 out.write(container.logs(stdout=True, stderr=True))
         finally:

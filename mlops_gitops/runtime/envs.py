@@ -55,6 +55,16 @@ class ResolvedEnv:
         return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
+def conda_mapping(text: str, what: str = "the conda file") -> dict[str, Any]:
+    """A conda file's YAML (an environment's, a Docker context's, an MLflow model's conda.yaml)."""
+    from ruamel.yaml import YAML
+
+    data = YAML(typ="safe").load(text)
+    if not isinstance(data, dict):
+        raise EnvironmentError_(f"{what} is not a mapping")
+    return data
+
+
 def resolve_conda(conda: dict[str, Any]) -> ResolvedEnv:
     found = translate(conda)
     return ResolvedEnv(found.requirements, found.python, found.dropped)

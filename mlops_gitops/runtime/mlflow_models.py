@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
-from mlops_gitops.runtime.envs import ResolvedEnv, resolve_conda, resolve_requirements
+from mlops_gitops.runtime.envs import ResolvedEnv, conda_mapping, resolve_conda, resolve_requirements
 
 SCORING_SCRIPT = Path(__file__).parent / "serving" / "mlflow_score.py"
 _MLFLOW = re.compile(r"^mlflow(\[[^\]]*\])?(?P<rest>\s*(==|>=|<=|~=|!=|<|>).*)?$", re.I)
@@ -39,12 +38,12 @@ def _skinny(req: str) -> str:
     return f"mlflow-skinny{(m.group('rest') or '').strip()}" if m else req
 
 
-def model_environment(folder: Path, conda_loader: Any) -> ResolvedEnv:
+def model_environment(folder: Path) -> ResolvedEnv:
     """The packages an MLflow model was logged with; pandas for the request formats that are frames."""
     if (folder / "requirements.txt").is_file():
         found = resolve_requirements((folder / "requirements.txt").read_text(encoding="utf-8"))
     elif (folder / "conda.yaml").is_file():
-        found = resolve_conda(conda_loader((folder / "conda.yaml").read_text(encoding="utf-8")))
+        found = resolve_conda(conda_mapping((folder / "conda.yaml").read_text(encoding="utf-8"), "conda.yaml"))
     else:
         found = ResolvedEnv(("mlflow-skinny",), None)
     reqs = [_skinny(r) for r in found.requirements]

@@ -7,6 +7,7 @@ import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlops_gitops.addresses import Kind
 from mlops_gitops.diagnostics import Diagnostics, Severity
 from mlops_gitops.fsutil import scan
 from mlops_gitops.spec import catalog
@@ -43,6 +44,11 @@ class Tree:
 
     def rel(self, path: Path) -> str:
         return path.resolve().relative_to(self.root).as_posix()
+
+    def linked_file(self, res: SpecResource, text: str) -> str | None:
+        """The file of the tree that a local path written in res names (None when it leaves the tree)."""
+        check = check_local_path(res.base_dir, text, self.root)
+        return check.resolved.relative_to(self.root).as_posix() if check.inside else None
 
 
 def find_config(start: Path) -> Path | None:
@@ -192,39 +198,35 @@ def load_tree(root: Path, strict: bool = False) -> Tree:
     return tree
 
 
-_ENDPOINT_OF = {  # deployment kind -> the endpoint kinds it may belong to (lower-case $schema names)
-    **dict.fromkeys(("managedonlinedeployment", "kubernetesonlinedeployment",
-                     "k8sonlinedeployment", "onlinedeployment"), "online"),
-    **dict.fromkeys(("batchdeployment", "modelbatchdeployment", "pipelinecomponentbatchdeployment"), "batch"),
-}
-_ENDPOINTS = {"managedonlineendpoint": "online", "kubernetesonlineendpoint": "online", "k8sonlineendpoint": "online",
-              "onlineendpoint": "online", "batchendpoint": "batch"}
+_ENDPOINT_OF = {Kind.ONLINE_DEPLOYMENT: Kind.ONLINE_ENDPOINT, Kind.BATCH_DEPLOYMENT: Kind.BATCH_ENDPOINT}
 
 
-def _schema_key(doc: Document) -> str:
-    data = doc.data
-    schema = data.get("$schema") if isinstance(data, dict) else None
-    base = catalog.schema_basename(schema) if isinstance(schema, str) else None
-    return (base or "").lower()
+def _kind(doc: Document) -> Kind | None:
+    """The kind a document's `$schema` names, as the catalog reads it (aliases and SDK names included)."""
+    schema = doc.data.get("$schema") if isinstance(doc.data, dict) else None
+    info = catalog.lookup(schema) if isinstance(schema, str) else None
+    return info.kind if info is not None else None
 
 
 def _infer_endpoint_names(docs: list[Document], diags: Diagnostics) -> set[str]:
     """A deployment without `endpoint_name` belongs to the one endpoint declared in its folder, as the
     `az ml online-deployment create --endpoint-name` of Azure's examples supplies it. Returns the files
     whose endpoint cannot be inferred (reported; not loaded further)."""
-    endpoints: dict[tuple[str, str], list[str]] = {}
+    endpoints: dict[tuple[str, Kind], list[str]] = {}
     for doc in docs:
-        family = _ENDPOINTS.get(_schema_key(doc))
-        name = doc.data.get("name") if family and isinstance(doc.data, dict) else None
-        if isinstance(name, str):
-            endpoints.setdefault((posixpath.dirname(doc.rel), family or ""), []).append(name)
+        kind = _kind(doc)
+        name = doc.data.get("name") if kind in _ENDPOINT_OF.values() and isinstance(doc.data, dict) else None
+        if isinstance(name, str) and kind is not None:
+            endpoints.setdefault((posixpath.dirname(doc.rel), kind), []).append(name)
     unplaced: set[str] = set()
     for doc in docs:
-        family = _ENDPOINT_OF.get(_schema_key(doc))
-        if family is None or not isinstance(doc.data, dict) or "endpoint_name" in doc.data:
+        kind = _kind(doc)
+        endpoint_kind = _ENDPOINT_OF.get(kind) if kind is not None else None
+        if endpoint_kind is None or not isinstance(doc.data, dict) or "endpoint_name" in doc.data:
             continue
+        family = "online" if endpoint_kind is Kind.ONLINE_ENDPOINT else "batch"
         folder = posixpath.dirname(doc.rel)
-        found = sorted(set(endpoints.get((folder, family), [])))
+        found = sorted(set(endpoints.get((folder, endpoint_kind), [])))
         if len(found) == 1:
             doc.data["endpoint_name"] = found[0]
             continue

@@ -97,15 +97,18 @@ class Deployer:
         endpoint, _, name = res.address.name.partition("/")
         here = safe_join(self.ws / "deployments", endpoint, name, res.spec_hash[:16])
         model_name = model_version = model_dir = None
+        model_type = ""
         if "model" in refs:
             model_name, _, model_version = refs["model"].partition(":")
             model = self.store.get(Address(Kind.MODEL, model_name, model_version))
             if model is None:
                 raise WorkspaceError(f"model {refs['model']} is not registered in the workspace")
+            model_type = str(model.spec.get("type", "custom_model"))
             model_dir = materialise(azure_layout(model.spec.get("path"), [(f.rel, f.sha256) for f in model.files]),
                                     self.store.artifact_path, safe_join(self.ws / "model-dirs", model_name,
                                                                         model_version))
         elif isinstance(spec.get("model"), dict):
+            model_type = str(spec["model"].get("type", "custom_model"))
             model_dir = materialise(azure_layout(spec["model"].get("path"), under(files, "model.path/")),
                                     self.store.artifact_path, here / "model")
         cc = spec.get("code_configuration") or {}
@@ -116,7 +119,7 @@ class Deployer:
             code_dir = str(materialise(under(files, "code_configuration.code/"), self.store.artifact_path,
                                        here / "code"))
             env = self.envs.source(spec.get("environment"), refs.get("environment"), files, "environment.", here)
-        elif model_dir is not None and self._model_type(res, refs) == "mlflow_model":
+        elif model_dir is not None and model_type == "mlflow_model":
             cc, code_dir, env = self._mlflow(res, Path(model_dir), here, env_vars)
         ignored = [key for key in AZURE_ONLY if spec.get(key) not in (None, False)]
         if ignored:
@@ -138,14 +141,6 @@ class Deployer:
             request_timeout_ms=int(rs.get("request_timeout_ms", 5000)), spec_hash=res.spec_hash)
         return cfg, env
 
-    def _model_type(self, res: DesiredResource | ActualResource, refs: dict[str, str]) -> str:
-        if "model" in refs:
-            name, _, version = refs["model"].partition(":")
-            row = self.store.get(Address(Kind.MODEL, name, version))
-            return str(row.spec.get("type", "custom_model")) if row is not None else ""
-        model = res.spec.get("model")
-        return str(model.get("type", "custom_model")) if isinstance(model, dict) else ""
-
     def _mlflow(self, res: DesiredResource | ActualResource, model_dir: Path, here: Path,
                 env_vars: dict[str, str]) -> tuple[dict[str, Any], str, EnvSource]:
         """An MLflow model without a scoring script: served by mlflow.pyfunc in the model's own environment."""
@@ -158,7 +153,7 @@ class Deployer:
         # relative to AZUREML_MODEL_DIR, which is elsewhere inside an image (runtime: container, package)
         env_vars["MLOPS_GITOPS_MLFLOW_MODEL"] = folder.relative_to(model_dir).as_posix()
         try:
-            resolved = model_environment(folder, _conda_mapping)
+            resolved = model_environment(folder)
         except EnvironmentError_ as exc:
             raise WorkspaceError(f"{res.address}: the MLflow model's environment: {exc}") from None
         env = EnvSource(f"the MLflow model's environment ({folder.name})", resolved=resolved)
@@ -192,11 +187,3 @@ class Deployer:
         except ContainerError as exc:
             raise WorkspaceError(str(exc)) from None
 
-
-def _conda_mapping(text: str) -> dict[str, Any]:
-    from ruamel.yaml import YAML
-
-    data = YAML(typ="safe").load(text)
-    if not isinstance(data, dict):
-        raise WorkspaceError("the MLflow model's conda.yaml is not a mapping")
-    return data

@@ -21,7 +21,14 @@ from mlops_gitops.backends.local.hooks import Hooks
 from mlops_gitops.backends.local.serving import materialise
 from mlops_gitops.backends.local.store import LocalStore
 from mlops_gitops.errors import WorkspaceError
-from mlops_gitops.runtime.envs import EnvironmentError_, ResolvedEnv, ensure_env, resolve_conda, resolve_requirements
+from mlops_gitops.runtime.envs import (
+    EnvironmentError_,
+    ResolvedEnv,
+    conda_mapping,
+    ensure_env,
+    resolve_conda,
+    resolve_requirements,
+)
 from mlops_gitops.state import ArtifactFile, DesiredResource
 
 
@@ -96,7 +103,7 @@ class EnvResolver:
                 found_conda = under(env_files, f"{env_prefix}conda_file/")
                 if not found_conda:
                     raise WorkspaceError(f"{label}: its conda file was not stored")
-                source.resolved = resolve_conda(_yaml(read(found_conda[0][1]).read_text()))
+                source.resolved = resolve_conda(conda_mapping(read(found_conda[0][1]).read_text(), "its conda file"))
             elif spec.get("build"):
                 context = under(env_files, f"{env_prefix}build.path/")
                 source.context_digest = hashlib.sha256(json.dumps(sorted(context)).encode()).hexdigest()[:24]
@@ -108,7 +115,7 @@ class EnvResolver:
                 if digest is not None:
                     source.resolved = resolve_requirements(read(digest).read_text())
                 elif conda_name is not None:  # the context's conda file, as its Dockerfile would use it
-                    source.resolved = resolve_conda(_yaml(read(names[conda_name]).read_text()))
+                    source.resolved = resolve_conda(conda_mapping(read(names[conda_name]).read_text(), conda_name))
         except EnvironmentError_ as exc:
             raise WorkspaceError(f"{label}: {exc}") from None
         return source
@@ -156,11 +163,3 @@ def _curated(reference: str) -> EnvSource:
     source.resolved = replace(resolve_conda(found.conda), relax=True)
     return source
 
-
-def _yaml(text: str) -> dict[str, Any]:
-    from ruamel.yaml import YAML
-
-    data = YAML(typ="safe").load(text)
-    if not isinstance(data, dict):
-        raise WorkspaceError("the environment's conda file is not a mapping")
-    return data

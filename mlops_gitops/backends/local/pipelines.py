@@ -64,7 +64,6 @@ class PipelineResolver:
         refs: dict[str, str] = derived.get("refs") or {}
         # files and references of the job ("") and of each pipeline component its steps expand
         scopes: dict[str, tuple[list[ArtifactFile], dict[str, str]]] = {"": (files, refs)}
-        found: dict[tuple[str, str], tuple[list[ArtifactFile], dict[str, str]]] = {}
 
         def find(step_name: str, step: dict[str, Any], within: compiler.Component | None) -> compiler.Component:
             scope = within.label if within is not None else ""
@@ -77,12 +76,12 @@ class PipelineResolver:
             if looked is None:
                 raise PipelineError(f"step '{step_name}': component {ref} is neither in the workspace nor in the tree")
             comp_spec, comp_files, comp_refs = looked
-            found[(scope, step_name)] = (comp_files, comp_refs)
             scopes[f"component:{ref}"] = (comp_files, comp_refs)
             return compiler.Component(comp_spec, f"component:{ref}")
 
         compiled = compiler.compile_pipeline(name, spec, find)
-        for step_name, step_type in compiled.not_run.items():
+        if compiled.not_run:
+            step_name, step_type = next(iter(compiled.not_run.items()))
             raise PipelineError(f"step '{step_name}' is of type {step_type}, which the local workspace does not run "
                                 "(validate warns of it as STEP001): run this pipeline on Azure ML, or make the step "
                                 "a command step")
@@ -97,9 +96,8 @@ class PipelineResolver:
         if azure_only and not self.preview:
             self.hooks.warn(f"{source_file or name}: settings.{' and settings.'.join(azure_only)} name Azure "
                             "resources and do not apply to the local workspace")
-        for step_name, cstep in compiled.steps.items():
-            scope = cstep.owner.label if cstep.owner is not None else ""
-            pipeline.steps[step_name] = self._step(name, cstep, scopes, found.get((scope, cstep.local)))
+        for step_name, cstep in compiled.steps.items():  # a registered component's files: its scope
+            pipeline.steps[step_name] = self._step(name, cstep, scopes, scopes.get(cstep.component.label))
         pipeline.order()  # the compiler has already refused a cycle
         return pipeline
 

@@ -252,40 +252,23 @@ class PipelineRunner:
         env = {**os.environ, **own, "PATH": f"{Path(python).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
         env.pop("VIRTUAL_ENV", None)
         started = time.monotonic()
+        with os.fdopen(open_private(log_path), "ab") as out:
+            out.write(f"$ {bound.command}\n".encode())
+            if container is not None:
+                out.write(f"# in image {container[1]}\n".encode())
+            out.writelines(f"# {var}={value}\n".encode() for var, value in sorted(bound.env.items()))
+            out.flush()
+            if container is None:
+                code = self._process(step, bound.command, here, env, out)
         if container is not None:  # the image's own PATH and Python; the step's folder mounted where it is
             engine, image = container
-            with os.fdopen(open_private(log_path), "ab") as out:
-                out.write(f"$ {bound.command}\n# in image {image}\n".encode())
-                out.writelines(f"# {var}={value}\n".encode() for var, value in sorted(bound.env.items()))
             self.store.step_event(step.name, "running")
             code = engine.run_to_end(image, bound.command, here / "code", [here], own, log_path, step.timeout_s,
                                      {"org.mlops-gitops.run": self.run_dir.name, "org.mlops-gitops.step": step.name})
-            if code is None:
-                message = f"exceeded its timeout of {step.timeout_s} s\n{_tail(log_path)}"
-                self.store.step_event(step.name, "failed", exit_code=None, message=message)
-                return StepResult("failed", key, None, message=message)
-            return self._after(step, key, code, here, log_path, paths, started)
-        with os.fdopen(open_private(log_path), "ab") as out:
-            out.write(f"$ {bound.command}\n".encode())
-            out.writelines(f"# {var}={value}\n".encode() for var, value in sorted(bound.env.items()))
-            out.flush()
-            proc = subprocess.Popen(["/bin/sh", "-c", bound.command], cwd=here / "code", env=env,
-                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True, umask=0o077)
-            self.store.step_event(step.name, "running", pid=proc.pid)
-            try:
-                code = proc.wait(timeout=step.timeout_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                message = f"exceeded its timeout of {step.timeout_s} s\n{_tail(log_path)}"
-                self.store.step_event(step.name, "failed", exit_code=None, message=message)
-                return StepResult("failed", key, None, message=message)
-        return self._after(step, key, code, here, log_path, paths, started)
-
-    def _after(self, step: Step, key: str, code: int, here: Path, log_path: Path, paths: dict[str, Path],
-               started: float) -> StepResult:
-        """A step's command ended: its status, outputs, metrics and what it logged with MLflow."""
+        if code is None:
+            message = f"exceeded its timeout of {step.timeout_s} s\n{_tail(log_path)}"
+            self.store.step_event(step.name, "failed", exit_code=None, message=message)
+            return StepResult("failed", key, None, message=message)
         elapsed = time.monotonic() - started
         if code != 0:
             cancelled = self.store.cancel_requested()
@@ -314,6 +297,18 @@ class PipelineRunner:
             self.store.save_cache(key, step.name, outputs, metrics)
         self.store.step_event(step.name, "completed", exit_code=code, outputs=outputs, metrics=metrics)
         return StepResult("completed", key, code, outputs, metrics, registered=registered)
+
+    def _process(self, step: Step, command: str, here: Path, env: dict[str, str], out: Any) -> int | None:
+        """The command as a process group of its own; its exit code, or None when it ran past its timeout."""
+        proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=here / "code", env=env, stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True, umask=0o077)
+        self.store.step_event(step.name, "running", pid=proc.pid)
+        try:
+            return proc.wait(timeout=step.timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return None
 
 
 __all__ = ["OutputRecord", "PipelineRunner", "RunResult", "RunStore", "StepResult"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from mlops_gitops.addresses import Kind
 from mlops_gitops.kinds import PORT_NAME, STEP_NAME, VERSION, traits
-from mlops_gitops.spec.references import check_local_path
 from mlops_gitops.spec.resource import SpecResource
 from mlops_gitops.validate.context import RuleContext
 
@@ -23,14 +22,8 @@ def _check_name(ctx: RuleContext, res: SpecResource, loc: tuple[str, ...], value
 def _used_by_path(ctx: RuleContext) -> set[str]:
     """Component files that pipelines or deployments name by path: Azure loads those anonymously and
     ignores their `name` (its published uci-heart-train-pipeline example relies on it)."""
-    used: set[str] = set()
-    for res in ctx.tree.resources:
-        for link in res.links:
-            if link.role == "component" and link.yaml_file:
-                check = check_local_path(res.base_dir, link.text, ctx.tree.root)
-                if check.inside:
-                    used.add(check.resolved.relative_to(ctx.tree.root).as_posix())
-    return used
+    return {rel for res in ctx.tree.resources for link in res.links if link.role == "component" and link.yaml_file
+            and (rel := ctx.tree.linked_file(res, link.text)) is not None}
 
 
 def _ports(owner: object) -> dict[str, object]:
