@@ -12,6 +12,15 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / ".work"
+# Commands run as an installed CLI does: its modules compiled once (some machines turn this off).
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
+
+def compile_package() -> None:
+    """Write the package's bytecode, as installing it does, so the first timed run does not pay for it."""
+    import mlops_gitops
+
+    run([sys.executable, "-m", "compileall", "-q", str(Path(mlops_gitops.__file__).parent)])
 
 
 def scratch(name: str) -> Path:

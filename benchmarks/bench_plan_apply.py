@@ -10,7 +10,6 @@ is not reachable. Commands run as an installed CLI does: with bytecode caching o
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import MLOPS, best, run, scratch
+from _common import MLOPS, best, compile_package, run, scratch
 from gen_tree import generate
 
 
@@ -79,12 +78,9 @@ def shared_workspace(n: int) -> tuple[tuple[float, float] | None, str]:
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
-    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # as an installed CLI runs: its modules compiled once
     ours = scratch("plan-apply-tree")
     generate(ours, n)
-    import mlops_gitops
-
-    run([sys.executable, "-m", "compileall", "-q", str(Path(mlops_gitops.__file__).parent)])  # as installing does
+    compile_package()
     apply_s, plan_s = measure(ours)
     print(f"{n} metadata-only resources")
     print(f"  mlops-gitops apply      {apply_s:6.2f} s   {n / apply_s:7.0f} resources/s")

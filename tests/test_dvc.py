@@ -150,3 +150,31 @@ def test_new_training_data_in_a_commit_runs_the_pipeline_and_registers_a_model(t
     dot = cli("lineage", "model:counts:2", "--format", "dot", cwd=tracked_repo).out  # type: ignore[operator]
     assert dot.startswith("digraph lineage {") and '[label="produced"]' in dot
     shutil.rmtree(tracked_repo / ".mlops")
+
+
+def test_dvcs_answers_are_kept_and_follow_the_record_and_the_file(tracked_repo: Path) -> None:
+    from mlops_gitops.vcs import dvc as facts
+
+    data = tracked_repo / "data" / "rows.csv"
+    first = facts.tracked(data)
+    assert first is not None and first.md5 == md5_of(tracked_repo / "data" / "rows.csv.dvc")
+    cache = tracked_repo / ".dvc" / "tmp" / facts.CACHE_FILE
+    entries = json.loads(cache.read_text())["entries"]
+    assert [v["md5"] for k, v in entries.items() if k.startswith("record:")] == [first.md5]
+    # The next answer comes from the cache, not from DVC: an entry edited by hand is what comes back.
+    key = next(k for k in entries if k.startswith("record:"))
+    cache.write_text(json.dumps({"entries": {key: {**entries[key], "md5": "0" * 32}}}))
+    assert facts.tracked(data) == facts.Tracked(first.repo_root, first.rel, "0" * 32, first.size, first.nfiles)
+    cache.write_text(json.dumps({"entries": entries}))
+    os.utime(data, (1_000_000_000, 1_000_000_000))  # old enough to be cached: not racy
+    assert facts.matches(first, data)
+    assert any(k.startswith("file:data/rows.csv:") for k in json.loads(cache.read_text())["entries"])
+    # The data changes (size and mtime move): the cached "matches" no longer applies.
+    data.write_text(data.read_text() + "9,9\n")
+    os.utime(data, (1_000_000_100, 1_000_000_100))
+    assert not facts.matches(first, data)
+    # `dvc add` writes a new record: the key changes, DVC is asked again and answers with the new hash.
+    dvc(tracked_repo, "add", "-q", "data/rows.csv")
+    second = facts.tracked(data)
+    assert second is not None and second.md5 == md5_of(tracked_repo / "data" / "rows.csv.dvc") != first.md5
+    assert facts.matches(second, data)

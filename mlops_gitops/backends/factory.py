@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from mlops_gitops.backends.base import Backend
     from mlops_gitops.events.sinks import Sink
     from mlops_gitops.runtime.remote import Datastore
+    from mlops_gitops.state import Snapshot
 
 
 def _local(project: Project, settings: WorkspaceSettings, sinks: list[Sink]) -> Backend:
@@ -24,6 +25,19 @@ def _local(project: Project, settings: WorkspaceSettings, sinks: list[Sink]) -> 
                         tree_root=project.root, artifacts=settings.artifacts, serving=settings.serving,
                         where=lambda key: project.config.where("workspaces", settings.name, key),
                         datastores=datastores_of(project))
+
+
+def _local_snapshot(settings: WorkspaceSettings) -> Snapshot | None:
+    """A SQLite workspace read without SQLAlchemy; a workspace never written reads as empty."""
+    if settings.database is not None or settings.artifacts is not None:
+        return None
+    if not (settings.path / "state.db").exists():
+        from mlops_gitops.state import Snapshot
+
+        return Snapshot(None, 0)  # nothing to check against (and opening it would make a database)
+    from mlops_gitops.backends.local.quickread import read_snapshot
+
+    return read_snapshot(settings.path)
 
 
 def datastores_of(project: Project) -> dict[str, Datastore]:
@@ -43,6 +57,8 @@ def datastores_of(project: Project) -> dict[str, Datastore]:
 
 
 BACKENDS: dict[str, Callable[[Project, WorkspaceSettings, list[Sink]], Backend]] = {"local": _local}
+# Read-only views of a backend's state that are cheaper to open than the backend (None: open it instead).
+SNAPSHOT_READERS: dict[str, Callable[[WorkspaceSettings], Snapshot | None]] = {"local": _local_snapshot}
 
 
 def open_backend(project: Project, workspace: str | None) -> tuple[str, Backend]:
@@ -62,6 +78,17 @@ def workspace_backend(project: Project, workspace: str | None) -> Iterator[tuple
         yield name, backend
     finally:
         backend.close()
+
+
+def read_snapshot(project: Project, workspace: str | None) -> Snapshot:
+    """The chosen workspace's state, for commands that only read it (validate)."""
+    settings = resolve_workspace(project, workspace)
+    quick = SNAPSHOT_READERS.get(settings.backend)
+    snapshot = quick(settings) if quick is not None else None
+    if snapshot is not None:
+        return snapshot
+    with workspace_backend(project, workspace) as (_, backend):
+        return backend.read()
 
 
 def sinks_for(project: Project) -> list[Sink]:

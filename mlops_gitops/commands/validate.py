@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Iterable
 from pathlib import Path
 
+from mlops_gitops.backends.factory import read_snapshot
 from mlops_gitops.commands import args
 from mlops_gitops.commands.common import (
     EXIT_ERROR,
@@ -14,7 +15,6 @@ from mlops_gitops.commands.common import (
     out,
     resolve_workspace,
     runner_command,
-    workspace_backend,
 )
 from mlops_gitops.diagnostics import Diagnostic, Diagnostics
 from mlops_gitops.errors import ConfigError
@@ -42,13 +42,8 @@ def validate(paths: list[str], strict: bool = False, fmt: str = "text", workspac
     project = open_project(targets[0])
     root = project.root
     tree = load_tree(root, strict)
-    snapshot = Snapshot(None, 0)
-    settings = resolve_workspace(project, workspace)
-    # A SQLite workspace that was never written has nothing to check against: skip opening it.
-    if not offline and (settings.backend != "local" or settings.database is not None
-                        or (settings.path / "state.db").exists()):
-        with workspace_backend(project, workspace) as (_, backend):
-            snapshot = backend.read()
+    resolve_workspace(project, workspace)  # a workspace that cannot be right is an error, offline too
+    snapshot = Snapshot(None, 0) if offline else read_snapshot(project, workspace)
     diags = validate_tree(tree, snapshot.index(), offline=offline)
     if snapshot.workspace_id is not None and not diags.has_errors():
         diags.extend(build_desired(tree, snapshot).diagnostics)  # VER001 against the workspace

@@ -3,14 +3,29 @@
 A data asset or model whose path is DVC-tracked is versioned by DVC's hash (from the `.dvc` file or
 dvc.lock, read through DVC's own API), so its version is known without the data being present; the
 data is fetched from the repository's DVC remote only when apply stores it.
+
+Importing and asking DVC costs ~0.4 s, which `validate` on every save cannot afford; its answers are kept
+in `.dvc/tmp/mlops-gitops-hashes.json` (DVC's own ignored folder), keyed by the content of every record
+that can name the path (`.dvc` files, dvc.yaml, dvc.lock) and, for the check of the working-tree file
+against it, by the file's size and modification time, as Git's index does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import logging
+import os
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+CACHE_FILE = "mlops-gitops-hashes.json"
+_CACHE_ENTRIES = 2000  # the newest answers kept; older ones are dropped when the file is written
+_RACY_S = 2.0  # a file modified this recently may change again within the same mtime tick: not cached
 
 
 class DvcError(Exception):
@@ -57,6 +72,17 @@ def tracked(path: Path) -> Tracked | None:
     root = dvc_root(path.parent)
     assert root is not None
     rel = path.relative_to(root).as_posix()
+    cache = _Cache(root)
+    key = "record:" + _records_key(root, path, rel)
+    if key in cache.entries:
+        hit = cache.entries[key]
+        return Tracked(root, rel, hit["md5"], hit["size"], hit["nfiles"]) if hit else None
+    found = _ask_dvc(root, rel)
+    cache.put(key, None if found is None else {"md5": found.md5, "size": found.size, "nfiles": found.nfiles})
+    return found
+
+
+def _ask_dvc(root: Path, rel: str) -> Tracked | None:
     try:
         from dvc.api import DVCFileSystem
     except ImportError:
@@ -83,11 +109,59 @@ def matches(t: Tracked, path: Path) -> bool:
     """Whether the file in the working tree is what DVC recorded (DVC 3 hashes a file's raw bytes)."""
     if t.isdir or not path.is_file():
         return True  # folders: DVC checks them itself when it is asked to
+    st = path.stat()
+    cache = _Cache(t.repo_root)
+    key = f"file:{t.rel}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+    if cache.entries.get(key, {}).get("md5") == t.md5:
+        return True
     h = hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
             h.update(chunk)
+    if time.time() - st.st_mtime > _RACY_S:
+        cache.put(key, {"md5": h.hexdigest()})
     return h.hexdigest() == t.md5
+
+
+def _records_key(root: Path, path: Path, rel: str) -> str:
+    """A hash of everything DVC reads to answer for `rel`: the records that can name it, as they are now."""
+    h = hashlib.sha256(rel.encode())
+    records = [Path(f"{c}.dvc") for c in [path, *path.parents] if c.is_relative_to(root) and c != root]
+    for record in [*records, root / "dvc.yaml", root / "dvc.lock"]:
+        h.update(b"\0" + record.relative_to(root).as_posix().encode() + b"\0")
+        with contextlib.suppress(OSError):
+            h.update(hashlib.sha256(record.read_bytes()).digest())
+    return h.hexdigest()
+
+
+class _Cache:
+    """DVC's answers in the DVC repository's ignored tmp folder; unreadable or unwritable means uncached."""
+
+    def __init__(self, root: Path) -> None:
+        self.file = root / ".dvc" / "tmp" / CACHE_FILE
+        self.entries: dict[str, Any] = {}
+        try:
+            data = json.loads(self.file.read_text())
+        except (OSError, ValueError):
+            return
+        if isinstance(data, dict) and isinstance(data.get("entries"), dict):
+            self.entries = data["entries"]
+
+    def put(self, key: str, value: dict[str, Any] | None) -> None:
+        self.entries.pop(key, None)
+        self.entries[key] = value  # insertion order is age: the newest last
+        keep = dict(list(self.entries.items())[-_CACHE_ENTRIES:])
+        tmp = None
+        try:
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.file.parent, prefix=".tmp-")
+            with os.fdopen(fd, "w") as f:
+                json.dump({"entries": keep}, f)
+            os.replace(tmp, self.file)  # readers see the old file or the new one, never half of one
+        except OSError:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
 
 
 def fetch(t: Tracked) -> None:

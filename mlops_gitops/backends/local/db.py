@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from sqlalchemy import (
     Boolean,
     Column,
@@ -24,7 +21,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from mlops_gitops.errors import WorkspaceError
 from mlops_gitops.redact import mask_credentials
 
 SCHEMA_VERSION = "2"
@@ -269,17 +265,6 @@ def add_missing_columns(conn: Connection) -> None:
             if column.name not in have:
                 kind = column.type.compile(dialect=conn.dialect)
                 conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
-
-
-def loads(text: str | None, where: str, empty: Any = None) -> Any:
-    """A JSON column's value; a corrupt one is a clear error naming the table and column, never a crash."""
-    if not text:
-        return {} if empty is None else empty
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise WorkspaceError(f"the workspace database is damaged: {where} holds invalid JSON ({exc}); restore the "
-                             "database from a backup, or fix or delete that row") from None
 
 
 def mask_url(url: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 
 from mlops_gitops.actor import now, whoami
-from mlops_gitops.backends.local import db
+from mlops_gitops.backends.local import db, rows
 from mlops_gitops.backends.local.store import LocalStore, add_leases
 from mlops_gitops.errors import NotFoundError
 from mlops_gitops.hashing import canonical_json
@@ -32,7 +32,7 @@ def encode_outputs(outputs: dict[str, OutputRecord]) -> str:
 
 
 def decode_outputs(text: str, path_of: Callable[[str], Path]) -> dict[str, OutputRecord]:
-    data = db.loads(text, "the outputs of a run")
+    data = rows.loads(text, "the outputs of a run")
     return {name: (str(rec["type"]), tuple(FileEntry(rel, sha, size, path_of(sha)) for rel, sha, size in rec["files"]))
             for name, rec in data.items()}
 
@@ -40,8 +40,8 @@ def decode_outputs(text: str, path_of: Callable[[str], Path]) -> dict[str, Outpu
 def _run(row: Any) -> RunRecord:
     return RunRecord(id=row.id, pipeline=row.pipeline, status=row.status, started_at=row.started_at,
                      finished_at=row.finished_at, submitted_by=row.submitted_by, source_file=row.source_file,
-                     apply_id=row.apply_id, snapshot=db.loads(row.snapshot, f"mg_runs.snapshot of run {row.id}"),
-                     outputs=db.loads(row.outputs, f"mg_runs.outputs of run {row.id}"), message=row.message or "",
+                     apply_id=row.apply_id, snapshot=rows.loads(row.snapshot, f"mg_runs.snapshot of run {row.id}"),
+                     outputs=rows.loads(row.outputs, f"mg_runs.outputs of run {row.id}"), message=row.message or "",
                      owner=row.owner or "")
 
 
@@ -49,10 +49,10 @@ def _step(row: Any) -> StepRecord:
     where = f"step {row.run_id}/{row.step}"
     return StepRecord(run_id=row.run_id, step=row.step, status=row.status, key=row.key, component=row.component,
                       exit_code=row.exit_code, pid=row.pid, started_at=row.started_at, finished_at=row.finished_at,
-                      inputs=db.loads(row.inputs, f"inputs of {where}"),
-                      outputs=db.loads(row.outputs, f"outputs of {where}"),
-                      metrics=db.loads(row.metrics, f"metrics of {where}"),
-                      environment=db.loads(row.environment, f"environment of {where}"),
+                      inputs=rows.loads(row.inputs, f"inputs of {where}"),
+                      outputs=rows.loads(row.outputs, f"outputs of {where}"),
+                      metrics=rows.loads(row.metrics, f"metrics of {where}"),
+                      environment=rows.loads(row.environment, f"environment of {where}"),
                       reused_from=row.reused_from or "", log=row.log or "", message=row.message or "")
 
 
@@ -149,7 +149,7 @@ class RunRecords:
         outputs = decode_outputs(row.outputs, self.store.artifact_path)
         if any(not f.source.is_file() for _, files in outputs.values() for f in files):
             return None  # collected as garbage since: run again
-        return outputs, db.loads(row.metrics, f"metrics of cache entry {key}"), f"{row.run_id}/{row.step}"
+        return outputs, rows.loads(row.metrics, f"metrics of cache entry {key}"), f"{row.run_id}/{row.step}"
 
     def save_cache(self, key: str, run_id: str, step: str, outputs: dict[str, OutputRecord],
                    metrics: dict[str, Any]) -> None:

@@ -29,7 +29,7 @@ from sqlalchemy.exc import (
 from mlops_gitops import versioning
 from mlops_gitops.actor import now
 from mlops_gitops.addresses import Address, Kind
-from mlops_gitops.backends.local import db
+from mlops_gitops.backends.local import db, rows
 from mlops_gitops.backends.local.artifacts import open_artifacts
 from mlops_gitops.backends.local.identity import check_store, read_marker, write_marker
 from mlops_gitops.backends.local.lock import creation_lock, os_lock_for, read_holder, workspace_lock
@@ -186,7 +186,7 @@ class LocalStore:
             snap = Snapshot(meta.get("workspace_id") or meta.get("lineage"), int(serial),
                             secret=bytes.fromhex(secret) if secret else None)
             for row in conn.execute(select(db.resources)):
-                res = _to_actual(row, tuple(files.get(row.id, ())))
+                res = rows.to_actual(row._mapping, tuple(files.get(row.id, ())))
                 snap.resources[res.address] = res
             for c in conn.execute(select(db.counters)):
                 snap.counters[(Kind(c.kind), c.name)] = c.last
@@ -210,7 +210,7 @@ class LocalStore:
                 return None
             files = tuple(ArtifactFile(f.rel, f.sha256, f.size) for f in conn.execute(
                 select(db.asset_files).where(db.asset_files.c.resource_id == row.id).order_by(db.asset_files.c.rel)))
-        return _to_actual(row, files)
+        return rows.to_actual(row._mapping, files)
 
     def change_log(self, address: Address | None = None, source_file: str | None = None) -> list[ChangeRecord]:
         if not self.has_state():
@@ -226,7 +226,7 @@ class LocalStore:
             return [
                 ChangeRecord(r.id, r.apply_id, r.at, Address(Kind(r.kind), r.name, r.version or None), r.action,
                              r.origin, r.before_hash, r.after_hash, r.source_file,
-                             db.loads(r.provenance, f"mg_changes.provenance of change {r.id}"))
+                             rows.loads(r.provenance, f"mg_changes.provenance of change {r.id}"))
                 for r in conn.execute(q)
             ]
 
@@ -318,7 +318,7 @@ class LocalStore:
         self.ensure()
         with self.reading() as conn:
             return [{"id": r.id, "url": r.url, "pid": r.pid, "serial": r.serial, "started_at": r.started_at,
-                     "heartbeat": r.heartbeat, "status": db.loads(r.status, f"mg_hosts.status of {r.id}")}
+                     "heartbeat": r.heartbeat, "status": rows.loads(r.status, f"mg_hosts.status of {r.id}")}
                     for r in conn.execute(select(db.hosts).order_by(db.hosts.c.id))]
 
     # -- the lock, applies and the journal ---------------------------------------------------------
@@ -447,7 +447,7 @@ class LocalStore:
             row = _find(conn, address)
             if row is None:
                 raise NotFoundError(f"{address} does not exist in the workspace")
-            merged = {**db.loads(row.provenance, f"provenance of {address}"), **provenance}
+            merged = {**rows.loads(row.provenance, f"provenance of {address}"), **provenance}
             conn.execute(update(db.resources).where(db.resources.c.id == row.id).values(
                 status=status, updated_at=now(), provenance=canonical_json(merged)))
             action = "archive" if status == "archived" else "restore"
@@ -557,7 +557,7 @@ def _referenced(conn: Connection) -> set[str]:
         .where(db.runs.c.status == "running")))
     for table in (db.step_cache, db.run_steps, db.runs):  # pipeline outputs, reused and recorded
         for (text,) in conn.execute(select(table.c.outputs)):
-            for record in db.loads(text, f"{table.name}.outputs").values():
+            for record in rows.loads(text, f"{table.name}.outputs").values():
                 referenced.update(sha for _, sha, _ in record.get("files", []))
     return referenced
 
@@ -589,12 +589,7 @@ def latest_outputs(conn: Connection, job: str | None = None) -> JobOutputs:
     q = select(db.runs.c.id, db.runs.c.pipeline, db.runs.c.outputs).where(db.runs.c.status == "completed")
     if job is not None:
         q = q.where(db.runs.c.pipeline == job)
-    out: JobOutputs = {}
-    for row in conn.execute(q.order_by(db.runs.c.finished_at)):
-        outputs = {name: tuple(ArtifactFile(rel, sha, size) for rel, sha, size in rec.get("files", []))
-                   for name, rec in db.loads(row.outputs, f"mg_runs.outputs of run {row.id}").items()}
-        out[row.pipeline] = (row.id, outputs)
-    return out
+    return rows.job_outputs(r._mapping for r in conn.execute(q.order_by(db.runs.c.finished_at)))
 
 
 # The statements of the write path, built once: building a statement per call (coercing each literal) cost
@@ -615,20 +610,6 @@ _BUMP_SERIAL = update(db.serial).where(db.serial.c.id == 1).values(value=db.seri
 def _find(conn: Connection, addr: Address) -> Any:
     return conn.execute(_FIND, {"b_kind": addr.kind.value, "b_name": addr.name,
                                 "b_version": addr.version or ""}).first()
-
-
-def _to_actual(row: Any, files: tuple[ArtifactFile, ...]) -> ActualResource:
-    address = Address(Kind(row.kind), row.name, row.version or None)
-    where = f"the row of {address}"
-    return ActualResource(
-        address=address,
-        spec=db.loads(row.spec, f"mg_resources.spec of {where}"), derived=db.loads(row.derived, f"derived of {where}"),
-        content_hash=row.content_hash, spec_hash=row.spec_hash,
-        applied_spec=db.loads(row.applied_spec, f"applied_spec of {where}") if row.applied_spec else None,
-        applied_hash=row.applied_hash, status=row.status, managed=bool(row.managed), source_file=row.source_file,
-        created_at=row.created_at, updated_at=row.updated_at,
-        provenance=db.loads(row.provenance, f"provenance of {where}"),
-        schema_name=row.schema_name, files=files)
 
 
 def _bump_serial(conn: Connection) -> None:
