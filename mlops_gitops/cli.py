@@ -7,23 +7,52 @@ Exit codes: 0 success / no changes, 1 error, 2 changes present (plan --detailed-
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
-from typing import NoReturn
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NoReturn
 
 from mlops_gitops import __version__
+from mlops_gitops.commands.args import examples
 from mlops_gitops.errors import ConfigError, GitOpsError, SpecError
 from mlops_gitops.textsafe import defuse_text
 
 
+def _did_you_mean(words: Iterable[str], candidates: Iterable[str]) -> str:
+    """' (did you mean 'model'?)' for the closest candidates of the words, or '' when none is close."""
+    pool = sorted(set(candidates))
+    close = [m[0] for m in (difflib.get_close_matches(w, pool, n=1, cutoff=0.7) for w in words) if m]
+    return f" (did you mean {' and '.join(repr(c) for c in dict.fromkeys(close))}?)" if close else ""
+
+
 class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # usage errors exit 1: 2 means "changes present"
-        self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
+    """Usage errors exit 1 (2 means "changes present") and suggest the closest command, action, option or choice."""
+
+    _chosen_parser: argparse.ArgumentParser | None = None  # the command's (or action's) parser, once parsed
+
+    def error(self, message: str) -> NoReturn:
+        parser: argparse.ArgumentParser = self
+        unknown = "unrecognized arguments: "
+        if message.startswith(unknown):  # reported by the top parser: the options are those of the chosen action
+            while isinstance(parser, Parser) and parser._chosen_parser is not None:
+                parser = parser._chosen_parser
+            words = [arg.partition("=")[0] for arg in message[len(unknown):].split() if arg.startswith("-")]
+            message += _did_you_mean(words, parser._option_string_actions)
+        parser.print_usage(sys.stderr)
+        print(f"{parser.prog}: error: {message}", file=sys.stderr)
         raise SystemExit(1)
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        if isinstance(action, argparse._SubParsersAction) and value in action.choices:
+            self._chosen_parser = action.choices[value]  # argparse checks the command (action) here: keep it
+        if action.choices is not None and value not in action.choices:
+            hint = _did_you_mean([str(value)], (str(c) for c in action.choices))
+            if hint:
+                raise argparse.ArgumentError(action, f"invalid choice: {value!r}{hint}")
+        super()._check_value(action, value)
 
 
 # name -> (module in mlops_gitops.commands, its function that declares the arguments, help). Only the
@@ -74,10 +103,14 @@ def _chdir(p: argparse.ArgumentParser, default: str | None) -> None:
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = Parser(prog="mlops-gitops", description="GitOps for the machine-learning lifecycle.")
-    parser.add_argument("--version", action="version", version=f"mlops-gitops {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("-V", "--version", action="version", version=f"mlops-gitops {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     _chdir(parser, None)
-    sub = parser.add_subparsers(dest="_command", metavar="COMMAND", parser_class=Parser)
+    examples(parser, "mlops-gitops apply example-repo --auto-approve",
+             "mlops-gitops help model list            # the options of `model list`")
+    parser.epilog = f"{parser.epilog}\n\n{_EXIT_CODES}"
+    sub = parser.add_subparsers(dest="_command", metavar="COMMAND", parser_class=Parser,
+                                help="what to do; `mlops-gitops help COMMAND` shows its options")
     sub.required = True
     chosen = _chosen(argv)
     for name, (module, declare, text) in COMMANDS.items():
@@ -85,7 +118,30 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         if name == chosen or (chosen is None and not argv):
             getattr(importlib.import_module(f"mlops_gitops.commands.{module}"), declare)(p)
             _chdir_everywhere(p)
+    p = sub.add_parser("help", help="show the help of a command or of one of its actions",
+                       description="show the help of the program, of a command or of one of its actions "
+                                   "(the same as --help after them)")
+    p.add_argument("command", nargs="?", metavar="COMMAND", help="a command (default: list the commands)")
+    p.add_argument("action", nargs="?", metavar="ACTION", help="one of the command's actions (`model list`)")
+    examples(p, "mlops-gitops help model", "mlops-gitops help endpoint invoke")
+    p.set_defaults(run=_help)
+    _chdir_everywhere(p)
     return parser
+
+
+_EXIT_CODES = """exit codes:
+  0  success, no changes      1  error (usage errors too)     2  changes present (plan --detailed-exitcode, drift)
+  3  internal error (a bug: rerun with --debug)               130  interrupted"""
+
+
+def _help(command: str | None = None, action: str | None = None) -> int:
+    """`help [COMMAND [ACTION]]`: the same as `[COMMAND [ACTION]] --help`."""
+    argv = [*(a for a in (command, action) if a is not None), "--help"]
+    try:
+        build_parser(argv).parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    return 0
 
 
 def _chdir_everywhere(p: argparse.ArgumentParser) -> None:
@@ -111,6 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version and usage errors
         return exc.code if isinstance(exc.code, int) else 1
     cwd = os.getcwd()
+    from mlops_gitops import progress
+
+    progress.configure()  # a spinner on a terminal, timestamped lines in CI logs (MLOPS_GITOPS_PROGRESS)
     try:
         if args.chdir is not None:
             try:
@@ -144,5 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                               "rerun with --debug for the traceback and report it."), file=sys.stderr)
         return 3
     finally:
-        os.chdir(cwd)  # main() is also called in-process (tests, integrations)
+        progress.current().clear()
+        progress.configure("off")  # main() is also called in-process (tests, integrations)
+        os.chdir(cwd)
 

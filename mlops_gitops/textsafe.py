@@ -57,3 +57,14 @@ def azure_data(text: str) -> str:
     for raw, escaped in (("%", "%AZP25"), ("\r", "%0D"), ("\n", "%0A"), (";", "%3B"), ("]", "%5D")):
         text = text.replace(raw, escaped)
     return text
+
+
+def shorten(text: str, width: int) -> str:
+    """The first line of text in at most `width` characters, cut at a word boundary and marked with `…`."""
+    line = (text.splitlines() or [""])[0].strip()
+    if len(line) <= width:
+        return line
+    cut = line[: width - 1]
+    if " " in cut and not line[width - 1].isspace():
+        cut = cut.rsplit(" ", 1)[0]  # never half a word
+    return cut.rstrip(" ,;:.-") + "…"

@@ -21,6 +21,12 @@ if os.environ.get("HYPOTHESIS_PROFILE"):
 REAL_HOME = Path.home()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    from tests.heartbeat import register
+
+    register(config)
+
+
 @pytest.fixture(autouse=True)
 def hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """No CI variables, no user Git config, a fixed actor: tests see the same world everywhere."""

@@ -90,3 +90,29 @@ def test_a_failed_build_leaves_nothing_a_later_run_would_take_as_complete(tmp_pa
     with pytest.raises(Exception, match="could not install"):
         ensure_env(tmp_path / "envs", resolved, log=lambda _: None)
     assert not (tmp_path / "envs" / resolved.digest).exists()
+
+
+@pytest.mark.slow
+def test_callers_that_share_one_build_hear_of_it_once(tmp_path: Path) -> None:
+    """Deployments built in parallel wait for one build: `built` (the environment.built event) fires once."""
+    import threading
+
+    resolved = ResolvedEnv((), None)
+    built: list[str] = []
+    start = threading.Barrier(3)
+    pythons: list[Path] = []
+
+    def use(who: str) -> None:
+        start.wait()
+        pythons.append(ensure_env(tmp_path / "envs", resolved, log=lambda _: None,
+                                  built=lambda: built.append(who)))
+
+    threads = [threading.Thread(target=use, args=(f"t{i}",)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(pythons)) == 1 and len(pythons) == 3
+    assert len(built) == 1
+    ensure_env(tmp_path / "envs", resolved, log=lambda _: None, built=lambda: built.append("later"))
+    assert len(built) == 1  # a complete environment is not built again

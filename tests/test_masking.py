@@ -30,7 +30,7 @@ def with_secrets(example: Path) -> None:
 def test_plans_mask_environment_variables_and_credentials_in_urls(cli: Cli, example: Path) -> None:
     with_secrets(example)
     for fmt in ("text", "json", "markdown"):
-        res = cli("plan", str(example), "--format", fmt)
+        res = cli("plan", str(example), "--format", fmt, "--show-all")
         assert res.code == 0, res.err
         for secret in (*SECRETS, "plain-value-1"):
             assert secret.split("&")[-1] not in res.out, (fmt, secret)

@@ -40,7 +40,7 @@ def commands_in(text: str, ours: tuple[str, ...] = ()) -> list[str]:
 
 def test_plan_text_and_markdown_escape_every_value(cli: Cli, example: Path) -> None:
     inject(example)
-    res = cli("plan", str(example))
+    res = cli("plan", str(example), "--show-all")
     assert res.code == 0, res.err
     assert commands_in(res.out + res.err) == []
     assert "\\n::set-env" in res.out and "\\u2028" in res.out

@@ -130,7 +130,7 @@ def test_model_used_by_live_deployment_cannot_be_archived(cli: Cli, example: Pat
     assert res.code == 1
     assert "PLAN001" in res.err and "online-deployment:cancer/blue" in res.err
     res = cli("model", "archive", "cancer-onnx:1", "-C", str(example))
-    assert res.code == 1 and "used by live deployment" in res.err
+    assert res.code == 1 and "is in use and cannot be archived" in res.err and "set-traffic" in res.err
     # Move blue's traffic away and retire the batch default: now the version may be archived.
     endpoint = example / "endpoints" / "cancer.yml"
     endpoint.write_text(endpoint.read_text().replace("blue: 90", "blue: 0").replace("green: 10", "green: 100"))
@@ -184,7 +184,7 @@ def test_secrets_are_masked(cli: Cli, example: Path) -> None:
     path = example / "deployments" / "cancer-green.yml"
     path.write_text(path.read_text() + "environment_variables:\n  DB_PASSWORD: hunter2\n  LOG_LEVEL: info\n")
     for fmt in ("text", "json", "markdown"):
-        res = cli("plan", str(example), "--format", fmt)
+        res = cli("plan", str(example), "--format", fmt, "--show-all")
         assert "hunter2" not in res.out and "(sensitive " in res.out
         assert "LOG_LEVEL" in res.out and "environment_variables.LOG_LEVEL = \"info\"" not in res.out
         assert '"LOG_LEVEL": "info"' not in res.out, "every value under environment_variables is masked"

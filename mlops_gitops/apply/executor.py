@@ -8,12 +8,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlops_gitops import progress
 from mlops_gitops.addresses import Address
 from mlops_gitops.backends.base import Backend
 from mlops_gitops.errors import GitOpsError
 from mlops_gitops.faults import failpoint
 from mlops_gitops.graph import Graph, run_dag
 from mlops_gitops.plan.model import Action, Change, Plan
+
+DOING = {Action.CREATE: "creating", Action.UPDATE: "updating", Action.REPLACE: "replacing", Action.RUN: "running",
+         Action.DELETE: "deleting", Action.ARCHIVE: "archiving", Action.NOOP: "checking"}
 
 
 @dataclass
@@ -91,7 +95,8 @@ def execute(plan: Plan, backend: Backend, provenance_for: Callable[[Change], dic
 
     def work(addr: Address) -> Performed:
         change = changes[addr]
-        return _perform(backend, change, provenance_for(change), apply_id)
+        with progress.task(f"{DOING[change.action]} {addr}"):
+            return _perform(backend, change, provenance_for(change), apply_id)
 
     def settle(addr: Address, performed: Performed | None, exc: BaseException | None) -> bool:
         if exc is None and performed is not None:

@@ -10,7 +10,15 @@ from pathlib import Path
 from mlops_gitops.apply.executor import ApplyResult, Outcome
 from mlops_gitops.apply.session import ApplyListener, apply_project
 from mlops_gitops.commands import args
-from mlops_gitops.commands.common import EXIT_ERROR, EXIT_OK, err, open_project, out, print_warnings
+from mlops_gitops.commands.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    check_repository,
+    err,
+    open_project,
+    out,
+    print_warnings,
+)
 from mlops_gitops.commands.plan import show
 from mlops_gitops.errors import ConfigError
 from mlops_gitops.plan.model import Action
@@ -51,9 +59,11 @@ def _confirm(input_fn: Callable[[str], str]) -> bool:
 
 def apply(target: str = ".", workspace: str | None = None, auto_approve: bool = False, prune: bool | None = None,
           lock_timeout: float = 0.0, parallelism: int = 4, strict: bool = False, color: bool | None = None,
-          reason: str = "", input_fn: Callable[[str], str] = input) -> int:
+          reason: str = "", input_fn: Callable[[str], str] = input, show_all: bool = False) -> int:
     saved = _saved_plan(target)
     project = open_project(saved.root if saved else target)
+    if saved is None:
+        check_repository(project, "apply")
 
     def confirm() -> bool:
         if not auto_approve and not _confirm(input_fn):
@@ -63,7 +73,7 @@ def apply(target: str = ".", workspace: str | None = None, auto_approve: bool = 
         return True
 
     listener = ApplyListener(warnings=print_warnings, warn=lambda m: err(f"Warning: {m}"),
-                             show=lambda plan: show(plan, "text", color, False), confirm=confirm,
+                             show=lambda plan: show(plan, "text", color, False, show_all), confirm=confirm,
                              done=lambda o: out(_describe(o)))
     report = apply_project(project, workspace, saved, prune, strict, lock_timeout, parallelism, reason, listener)
     if report.host_started is not None:
@@ -92,14 +102,19 @@ def _summarise(result: ApplyResult) -> int:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("target", nargs="?", default=".", help="repository folder or saved plan file")
+    p.add_argument("target", nargs="?", default=".",
+                   help="repository folder (default: current folder) or a plan file saved by `plan --out`")
     args.workspace(p)
     args.prune(p)
     args.color(p)
     p.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--show-all", action="store_true",
+                   help="print every field of a long plan (over 60 lines are summarised, one line per change)")
     p.add_argument("--lock-timeout", type=float, default=0.0, metavar="SECONDS",
                    help="wait this long for the workspace lock (default: fail at once)")
     p.add_argument("--parallelism", type=int, default=4, help="independent actions at once (default 4)")
-    p.add_argument("--reason", default="", help="recorded with the lock")
-    p.add_argument("--strict", action="store_true")
+    p.add_argument("--reason", default="", help="why: recorded with the lock, shown to whoever waits for it")
+    p.add_argument("--strict", action="store_true", help="unknown fields and other warnings are errors")
+    args.examples(p, "mlops-gitops apply example-repo --auto-approve",
+                  "mlops-gitops apply plan.json --reason 'release 1.2'   # a plan saved by `plan --out plan.json`")
     p.set_defaults(run=apply)

@@ -7,6 +7,12 @@ path argument is relative to it), so commands only take `--workspace` here.
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    _SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
+else:  # not subscriptable at run time
+    _SubParsers = argparse._SubParsersAction
 
 
 def workspace(p: argparse.ArgumentParser) -> None:
@@ -25,11 +31,28 @@ def prune(p: argparse.ArgumentParser) -> None:
 
 
 def fmt(p: argparse.ArgumentParser, *choices: str) -> None:
-    p.add_argument("--format", dest="fmt", choices=list(choices or ("text", "json")), default="text")
+    p.add_argument("--format", dest="fmt", choices=list(choices or ("text", "json")), default="text",
+                   help="output format (default: text)")
+
+
+def examples(p: argparse.ArgumentParser, *lines: str) -> None:
+    """End the --help of `p` with these example command lines, kept as written. Tests parse every line that
+    starts with `mlops-gitops `: an example must be a valid invocation against example-repo/."""
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+class _Actions(_SubParsers):
+    """Sub-parsers whose --help begins with their one-line help (`model list --help`)."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        kwargs.setdefault("description", kwargs.get("help"))
+        return super().add_parser(name, **kwargs)
 
 
 def actions(p: argparse.ArgumentParser, dest: str) -> argparse._SubParsersAction[argparse.ArgumentParser]:
     """Sub-actions of a command (`model list`, `job run`, …), one required."""
-    sub = p.add_subparsers(dest=dest, metavar="ACTION", parser_class=type(p))
+    sub = p.add_subparsers(dest=dest, metavar="ACTION", parser_class=type(p), action=_Actions,
+                           help=f"what to do; `{p.prog} ACTION --help` shows its options")
     sub.required = True
     return sub

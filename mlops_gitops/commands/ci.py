@@ -218,4 +218,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="what to do (default: from the event)")
     p.add_argument("path", nargs="?", default=".", help="repository (default: current folder)")
     args.workspace(p)
+    args.examples(p, "mlops-gitops ci example-repo -w dev          # in a pull request, on main or on a schedule",
+                  "mlops-gitops ci --command plan example-repo")
     p.set_defaults(run=ci)

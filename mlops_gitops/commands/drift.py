@@ -75,8 +75,9 @@ def drift(path: str = ".", workspace: str | None = None, fmt: str = "text", colo
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("path", nargs="?", default=".")
+    p.add_argument("path", nargs="?", default=".", help="repository (default: current folder)")
     args.workspace(p)
     args.color(p)
     args.fmt(p)
+    args.examples(p, "mlops-gitops drift example-repo", "mlops-gitops drift example-repo -w staging --format json")
     p.set_defaults(run=drift)

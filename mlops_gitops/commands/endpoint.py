@@ -172,7 +172,11 @@ def invoke(endpoint: str, request_file: str, deployment: str | None = None, path
         raise ConfigError(f"cannot read request file {request_file}: {exc.strerror}") from None
     with workspace_backend(open_project(path), workspace) as (name, backend):
         _online(backend, endpoint)
-        status, served_by, data = serving_of(name, backend).score(endpoint, body, deployment)
+        serving = serving_of(name, backend)
+        if serving.host() is None:
+            err("The endpoint host was not running: starting it for this request (it keeps serving afterwards; "
+                "`mlops-gitops serve --stop` stops it).")
+        status, served_by, data = serving.score(endpoint, body, deployment)
     if status >= 400:
         raise GitOpsError(f"endpoint '{endpoint}' answered {status}: {data}")
     out(data)
@@ -184,50 +188,82 @@ def invoke(endpoint: str, request_file: str, deployment: str | None = None, path
 def logs(endpoint: str, deployment: str | None = None, lines: int = 50, path: str = ".",
          workspace: str | None = None) -> int:
     with workspace_backend(open_project(path), workspace) as (name, backend):
-        shown = serving_of(name, backend).logs(endpoint, deployment, lines)
+        serving = serving_of(name, backend)
+        shown = serving.logs(endpoint, deployment, lines)
+        status = None if shown else serving.status()
     for source, tail in shown:
         out(f"==> {source} <==")
         out("\n".join(tail))
     if not shown:
-        out(f"No logs yet for endpoint '{endpoint}'" + (f" deployment '{deployment}'" if deployment else "") +
-            f" in workspace '{name}'.")
+        out(_no_logs(endpoint, deployment, name, status))
     return EXIT_OK
+
+
+def _no_logs(endpoint: str, deployment: str | None, workspace: str, status: dict[str, Any] | None) -> str:
+    """Why there is nothing to show: a host that is not running, or deployments that have printed nothing."""
+    what = f"endpoint '{endpoint}'" + (f" deployment '{deployment}'" if deployment else "")
+    if status is None:
+        return (f"No logs for {what} in workspace '{workspace}': the endpoint host is not running "
+                "(`mlops-gitops serve` starts it).")
+    serving = sorted(k.split("/", 1)[1] for k in status.get("deployments") or {}
+                     if k.startswith(endpoint + "/") and (deployment is None or k == f"{endpoint}/{deployment}"))
+    if serving:
+        return (f"{what} is serving (deployment(s) {', '.join(serving)}); nothing has been logged yet (its "
+                "scoring code has printed nothing).")
+    return f"No logs for {what} in workspace '{workspace}': the host serves no such deployment."
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = args.actions(p, "_action")
+    args.examples(p, "mlops-gitops endpoint list -C example-repo",
+                  "mlops-gitops endpoint invoke cancer --request-file samples/request.json -C example-repo")
     a = sub.add_parser("list", help="endpoints, deployments and traffic")
     args.fmt(a)
     args.workspace(a)
+    args.examples(a, "mlops-gitops endpoint list -C example-repo",
+                  "mlops-gitops endpoint list --format json -w staging -C example-repo")
     a.set_defaults(run=endpoint_list)
     a = sub.add_parser("set-traffic", help="change traffic outside Git (plan then reports it as drift)")
-    a.add_argument("endpoint")
-    a.add_argument("pairs", nargs="+", metavar="DEPLOYMENT=PERCENT")
+    a.add_argument("endpoint", help="online endpoint name")
+    a.add_argument("pairs", nargs="+", metavar="DEPLOYMENT=PERCENT",
+                   help="the new split, e.g. blue=90 green=10 (percentages summing to 100, or all 0)")
     args.workspace(a)
+    args.examples(a, "mlops-gitops endpoint set-traffic cancer blue=50 green=50 -C example-repo",
+                  "mlops-gitops endpoint set-traffic cancer blue=100 green=0 -C example-repo")
     a.set_defaults(run=set_traffic)
     a = sub.add_parser("show", help="scoring URI, traffic, deployments and their state")
-    a.add_argument("endpoint")
+    a.add_argument("endpoint", help="online endpoint name")
     args.workspace(a)
+    args.examples(a, "mlops-gitops endpoint show cancer -C example-repo")
     a.set_defaults(run=endpoint_show)
     a = sub.add_parser("invoke", help="send a request file to the endpoint (or one deployment)")
-    a.add_argument("endpoint")
-    a.add_argument("--request-file", required=True)
+    a.add_argument("endpoint", help="online endpoint name")
+    a.add_argument("--request-file", required=True, metavar="FILE", help="JSON request body to score (required)")
     a.add_argument("--deployment", help="pin a deployment (the azureml-model-deployment header)")
     args.workspace(a)
+    args.examples(a, "mlops-gitops endpoint invoke cancer --request-file samples/request.json -C example-repo",
+                  "mlops-gitops endpoint invoke cancer --deployment green --request-file samples/request.json "
+                  "-C example-repo")
     a.set_defaults(run=invoke)
     a = sub.add_parser("logs", help="the host's and the deployments' logs")
-    a.add_argument("endpoint")
-    a.add_argument("--deployment")
-    a.add_argument("--lines", type=int, default=50)
+    a.add_argument("endpoint", help="online endpoint name")
+    a.add_argument("--deployment", help="only this deployment's log (default: the host's and every deployment's)")
+    a.add_argument("--lines", type=int, default=50, metavar="N", help="last N lines of each log (default 50)")
     args.workspace(a)
+    args.examples(a, "mlops-gitops endpoint logs cancer -C example-repo",
+                  "mlops-gitops endpoint logs cancer --deployment green --lines 200 -C example-repo")
     a.set_defaults(run=logs)
     a = sub.add_parser("get-credentials", help="the endpoint's two keys (or the host's metrics key)")
-    a.add_argument("endpoint", nargs="?")
+    a.add_argument("endpoint", nargs="?", help="online endpoint name (not with --metrics)")
     a.add_argument("--metrics", action="store_true", help="the workspace's key of the endpoint host's /metrics")
     args.workspace(a)
+    args.examples(a, "mlops-gitops endpoint get-credentials cancer -C example-repo",
+                  "mlops-gitops endpoint get-credentials --metrics -C example-repo")
     a.set_defaults(run=get_credentials)
     a = sub.add_parser("regenerate-keys", help="replace one of the endpoint's keys")
-    a.add_argument("endpoint")
-    a.add_argument("--key-type", dest="which", choices=["primary", "secondary"], default="primary")
+    a.add_argument("endpoint", help="online endpoint name")
+    a.add_argument("--key-type", dest="which", choices=["primary", "secondary"], default="primary",
+                   help="which key to replace (default: primary)")
     args.workspace(a)
+    args.examples(a, "mlops-gitops endpoint regenerate-keys cancer --key-type secondary -C example-repo")
     a.set_defaults(run=regenerate_keys)

@@ -68,16 +68,24 @@ def events_tail(path: str = ".", workspace: str | None = None, types: list[str] 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = args.actions(p, "_action")
+    args.examples(p, "mlops-gitops events list --type 'model.*' -C example-repo",
+                  "mlops-gitops events tail --follow -C example-repo")
     a = sub.add_parser("list", help="recorded events, oldest first (CloudEvents 1.0 with --format json)")
-    a.add_argument("--type", action="append", dest="types", metavar="PATTERN", help="e.g. model.* (repeatable)")
-    a.add_argument("--limit", type=int, default=50)
+    a.add_argument("--type", action="append", dest="types", metavar="PATTERN",
+                   help="only event types matching PATTERN, e.g. model.* or traffic.changed (repeatable)")
+    a.add_argument("--limit", type=int, default=50, metavar="N", help="the last N matching events (default 50)")
     args.fmt(a)
     args.workspace(a)
+    args.examples(a, "mlops-gitops events list -C example-repo",
+                  "mlops-gitops events list --type 'deployment.*' --type traffic.changed --format json -C example-repo")
     a.set_defaults(run=events_list)
     a = sub.add_parser("tail", help="the latest events; --follow prints new ones as they come")
-    a.add_argument("--type", action="append", dest="types", metavar="PATTERN")
-    a.add_argument("-n", "--lines", type=int, default=10)
-    a.add_argument("-f", "--follow", action="store_true")
+    a.add_argument("--type", action="append", dest="types", metavar="PATTERN",
+                   help="only event types matching PATTERN, e.g. model.* (repeatable)")
+    a.add_argument("-n", "--lines", type=int, default=10, metavar="N", help="start with the last N events (default 10)")
+    a.add_argument("-f", "--follow", action="store_true", help="keep printing new events until interrupted (Ctrl-C)")
     args.fmt(a)
     args.workspace(a)
+    args.examples(a, "mlops-gitops events tail -n 20 -C example-repo",
+                  "mlops-gitops events tail --follow --type 'model.*' -C example-repo")
     a.set_defaults(run=events_tail)

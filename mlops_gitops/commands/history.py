@@ -81,11 +81,15 @@ def _render(resource: str, source_file: str | None, records: list[ChangeRecord],
     for r in reversed(records):
         p = r.provenance
         who = p.get("applied_by", "?")
-        origin = "outside Git, " if r.origin == "cli" else ""
-        pr = f", PR #{p['git.pr']}" if p.get("git.pr") else ""
+        how = ["outside Git"] if r.origin == "cli" else []
+        if r.apply_id:
+            how.append(f"apply {str(r.apply_id)[:8]}")
+        elif r.origin != "cli":
+            how.append({"run": "job run"}.get(r.origin, r.origin or "no apply"))
+        if p.get("git.pr"):
+            how.append(f"PR #{p['git.pr']}")
         commit = str(p.get("git.commit") or "")
-        lines.append(escape(f"  {r.at[:19]}  {r.action:<8} {r.address}  by {who} "
-                            f"({origin}apply {str(r.apply_id)[:8]}{pr})"))
+        lines.append(escape(f"  {r.at[:19]}  {r.action:<8} {r.address}  by {who} ({', '.join(how)})"))
         if commit and commit in by_sha:
             c = by_sha[commit]
             lines.append(escape(f"      commit {commit[:12]} {c.date[:19]} {c.author}: {c.subject}"))
@@ -106,4 +110,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("resource", help="address (model:NAME[:VERSION], online-endpoint:NAME, ...) or file path")
     args.fmt(p)
     args.workspace(p)
+    args.examples(p, "mlops-gitops history model:cancer-onnx -C example-repo",
+                  "mlops-gitops history endpoints/cancer.yml --format json -C example-repo")
     p.set_defaults(run=history)

@@ -24,7 +24,7 @@ from mlops_gitops.errors import ConfigError, NotFoundError, SpecError, Workspace
 from mlops_gitops.plan.desired import build_desired
 from mlops_gitops.plan.scope import job_scope, outside_scope_as_warnings
 from mlops_gitops.spec.tree import load_tree
-from mlops_gitops.textsafe import escape
+from mlops_gitops.textsafe import escape, shorten
 from mlops_gitops.validate import validate_tree
 from mlops_gitops.vcs.git import repo_info, uncommitted_diff
 
@@ -138,7 +138,7 @@ def job_show(run_id: str, path: str = ".", workspace: str | None = None, fmt: st
     out(escape(f"  started {info['started_at']}, finished {info['finished_at'] or '-'}, by {info['submitted_by']}"))
     if git.get("commit"):
         dirty = " + uncommitted changes" if git.get("diff") else ""
-        message = (str(git.get("message") or "").splitlines() or [""])[0][:70]
+        message = shorten(str(git.get("message") or ""), 70)
         out(escape(f"  commit {git['commit'][:12]}{dirty} — {message}"))
     for name, value in sorted(info["parameters"].items()):
         out(escape(f"  parameter {name} = {value}"))
@@ -196,29 +196,42 @@ def job_cancel(run_id: str, path: str = ".", workspace: str | None = None) -> in
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = args.actions(p, "_action")
+    args.examples(p, "mlops-gitops job run pipelines/train.yml -C example-repo",
+                  "mlops-gitops job list --pipeline train-cancer-classifier -C example-repo")
     a = sub.add_parser("run", help="run a command or pipeline job of the tree (unchanged steps are reused)")
-    a.add_argument("file", metavar="FILE")
+    a.add_argument("file", metavar="FILE", help="the job's YAML file in the tree (commandJob or pipelineJob)")
     a.add_argument("--force-rerun", action="store_true", help="run every step, reusing nothing")
     a.add_argument("--parallelism", type=int, default=4, help="steps run at the same time (default 4)")
     args.workspace(a)
+    args.examples(a, "mlops-gitops job run pipelines/train.yml -C example-repo",
+                  "mlops-gitops job run pipelines/train.yml --force-rerun --parallelism 2 -C example-repo")
     a.set_defaults(run=job_run)
     a = sub.add_parser("list", help="runs, newest first")
-    a.add_argument("--pipeline", help="only runs of this job")
+    a.add_argument("--pipeline", metavar="NAME", help="only runs of this job (its name: in the YAML)")
     args.fmt(a)
     args.workspace(a)
+    args.examples(a, "mlops-gitops job list -C example-repo",
+                  "mlops-gitops job list --pipeline train-cancer-classifier --format json -C example-repo")
     a.set_defaults(run=job_list)
+    run_help = "run ID, or a unique prefix of it (`job list` shows them)"
+    run = "train-cancer-classifier-20261207-082640-3f9a"  # an ID as `job run` gives them: JOB-DATE-TIME-HEX
     a = sub.add_parser("show", help="a run: commit, parameters, steps, inputs, outputs, metrics")
-    a.add_argument("run_id", metavar="RUN")
+    a.add_argument("run_id", metavar="RUN", help=run_help)
     args.fmt(a)
     args.workspace(a)
+    args.examples(a, f"mlops-gitops job show {run} -C example-repo          # an ID from `job list`",
+                  f"mlops-gitops job show {run[:-5]} --format json -C example-repo   # a unique prefix")
     a.set_defaults(run=job_show)
     a = sub.add_parser("logs", help="the logs of a run's steps")
-    a.add_argument("run_id", metavar="RUN")
-    a.add_argument("--step")
-    a.add_argument("--lines", type=int, default=50)
+    a.add_argument("run_id", metavar="RUN", help=run_help)
+    a.add_argument("--step", help="only this step (a key under jobs: of the pipeline; default: every step)")
+    a.add_argument("--lines", type=int, default=50, metavar="N", help="last N lines of each step's log (default 50)")
     args.workspace(a)
+    args.examples(a, f"mlops-gitops job logs {run} -C example-repo",
+                  f"mlops-gitops job logs {run} --step train --lines 200 -C example-repo")
     a.set_defaults(run=job_logs)
     a = sub.add_parser("cancel", help="stop a running run")
-    a.add_argument("run_id", metavar="RUN")
+    a.add_argument("run_id", metavar="RUN", help=run_help)
     args.workspace(a)
+    args.examples(a, f"mlops-gitops job cancel {run} -C example-repo")
     a.set_defaults(run=job_cancel)

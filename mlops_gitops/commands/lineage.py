@@ -22,8 +22,11 @@ def lineage(resource: str, path: str = ".", workspace: str | None = None, fmt: s
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("resource", metavar="RESOURCE|RUN", help="e.g. model:churn:4, model:churn (latest), a run ID")
+    p.add_argument("resource", metavar="RESOURCE|RUN",
+                   help="an address (model:cancer-onnx:1; model:cancer-onnx for the latest version) or a run ID")
     args.fmt(p, "text", "json", "mermaid", "dot")
     p.add_argument("--depth", type=int, default=4, help="how many steps to follow each way (default 4)")
     args.workspace(p)
+    args.examples(p, "mlops-gitops lineage model:cancer-onnx:1 -C example-repo",
+                  "mlops-gitops lineage online-deployment:cancer/blue --format mermaid -C example-repo")
     p.set_defaults(run=lineage)

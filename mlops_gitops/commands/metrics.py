@@ -63,11 +63,14 @@ def _fmt(value: Any) -> str:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = args.actions(p, "_action")
+    args.examples(p, "mlops-gitops metrics diff HEAD~1 -C example-repo")
     a = sub.add_parser("diff", help="step metrics of the runs at two commits (like dvc metrics diff)")
-    a.add_argument("rev_a", metavar="REV_A")
-    a.add_argument("rev_b", metavar="REV_B", nargs="?", default="HEAD")
-    a.add_argument("--pipeline", help="only this pipeline job")
+    a.add_argument("rev_a", metavar="REV_A", help="the older Git revision (commit, branch, tag, HEAD~1)")
+    a.add_argument("rev_b", metavar="REV_B", nargs="?", default="HEAD", help="the newer revision (default: HEAD)")
+    a.add_argument("--pipeline", metavar="NAME", help="only this pipeline job (its name: in the YAML)")
     a.add_argument("--all", dest="show_all", action="store_true", help="also the metrics that did not change")
     args.fmt(a, "text", "json", "md")
     args.workspace(a)
+    args.examples(a, "mlops-gitops metrics diff HEAD~1 -C example-repo",
+                  "mlops-gitops metrics diff main HEAD --pipeline train-cancer-classifier --format md -C example-repo")
     a.set_defaults(run=metrics_diff)

@@ -11,7 +11,7 @@ from mlops_gitops.addresses import Address, Kind
 from mlops_gitops.commands import args
 from mlops_gitops.commands.common import EXIT_OK, open_project, out, workspace_backend
 from mlops_gitops.errors import ConfigError, NotFoundError, ResourceInUseError
-from mlops_gitops.plan.build import live_users
+from mlops_gitops.plan.build import live_users, what_uses
 from mlops_gitops.plan.desired import DesiredState
 from mlops_gitops.state import ActualResource, Snapshot
 from mlops_gitops.textsafe import escape
@@ -100,20 +100,35 @@ def model_download(ref: str, dest: str, path: str = ".", workspace: str | None =
 
 
 def model_set_status(ref: str, status: str, path: str = ".", workspace: str | None = None) -> int:
+    """Archive or restore NAME:VERSION; NAME alone means its latest active version (restore: latest archived)."""
     operation = "model " + ("archive" if status == "archived" else "restore")
     with workspace_backend(open_project(path), workspace) as (_, backend), backend.lock(operation):
         snap = backend.read()
-        r = _find(snap, ref)
-        if r.address.version is None:
-            raise ConfigError("name a version: NAME:VERSION")
+        r = _find_for_status(snap, ref, status)
+        if r.status == status:
+            out(f"{r.address} is already {status}: nothing to do.")
+            return EXIT_OK
         if status == "archived":
-            users = live_users(r.address, DesiredState(), snap, set())
-            if users:
-                raise ResourceInUseError(f"{r.address} is used by live deployment(s) {', '.join(users)}; "
-                                         "move their traffic away before archiving it")
+            _refuse_live_users(r.address, snap)
         backend.set_status(r.address, status, {"applied_by": whoami()}, None, origin="cli")
-    out(f"{r.address}: {status if status == 'archived' else 'restored'}")
+    out(f"{r.address}: {status if status == 'archived' else 'restored (active again)'}")
     return EXIT_OK
+
+
+def _find_for_status(snap: Snapshot, ref: str, status: str) -> ActualResource:
+    name, version = parse_model_ref(ref)
+    if version is None and status == "active":  # restore NAME: its latest archived version
+        archived = [r for r in snap.versions(Kind.MODEL, name) if r.status == "archived"]
+        if archived:
+            return archived[-1]
+    return _find(snap, ref)
+
+
+def _refuse_live_users(model: Address, snap: Snapshot) -> None:
+    users = live_users(model, DesiredState(), snap, set())
+    if not users:
+        return
+    raise ResourceInUseError(f"{model} is in use and cannot be archived: {what_uses(users)}")
 
 
 def search(tags: list[str], path: str = ".", workspace: str | None = None, kind: str | None = None,
@@ -139,30 +154,50 @@ def search(tags: list[str], path: str = ".", workspace: str | None = None, kind:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = args.actions(p, "_action")
+    args.examples(p, "mlops-gitops model list -C example-repo", "mlops-gitops model show cancer-onnx:1 -C example-repo")
     a = sub.add_parser("list", help="list model versions")
     args.workspace(a)
-    a.add_argument("--name")
-    a.add_argument("--include-archived", action="store_true")
+    a.add_argument("--name", help="only the versions of this model")
+    a.add_argument("--include-archived", action="store_true", help="also archived versions (default: active only)")
     args.fmt(a)
+    args.examples(a, "mlops-gitops model list -C example-repo",
+                  "mlops-gitops model list --name cancer-onnx --include-archived --format json -C example-repo")
     a.set_defaults(run=model_list)
-    for action, text, run, extra in (
-            ("show", "show one version (NAME[:VERSION])", model_show, {}),
-            ("archive", "archive NAME:VERSION", model_set_status, {"status": "archived"}),
-            ("restore", "restore an archived NAME:VERSION", model_set_status, {"status": "active"})):
+    for action, text, run, extra, lines in (
+            ("show", "show one version (NAME[:VERSION])", model_show, {},
+             ("mlops-gitops model show cancer-onnx:1 -C example-repo",
+              "mlops-gitops model show cancer-classifier -C example-repo   # the latest version")),
+            ("archive", "archive NAME:VERSION (NAME alone: its latest active version)", model_set_status,
+             {"status": "archived"},
+             ("mlops-gitops model archive cancer-classifier:1 -C example-repo",)),
+            ("restore", "restore an archived NAME:VERSION (NAME alone: its latest archived version)",
+             model_set_status, {"status": "active"},
+             ("mlops-gitops model restore cancer-classifier:1 -C example-repo",))):
         a = sub.add_parser(action, help=text)
-        a.add_argument("ref")
+        if action == "show":
+            a.add_argument("ref", metavar="NAME[:VERSION]", help="NAME:VERSION, or NAME for the latest version")
+        else:
+            a.add_argument("ref", metavar="NAME[:VERSION]", help=(
+                "the model version; NAME alone: its latest active version (no live deployment may use it)"
+                if action == "archive" else "the model version; NAME alone: its latest archived version"))
         args.workspace(a)
+        args.examples(a, *lines)
         a.set_defaults(run=run, **extra)
     a = sub.add_parser("download", help="download all files of NAME[:VERSION]")
-    a.add_argument("ref")
-    a.add_argument("--dir", dest="dest", default=".", help="download into DIR/NAME/VERSION")
+    a.add_argument("ref", metavar="NAME[:VERSION]", help="NAME:VERSION, or NAME for the latest version")
+    a.add_argument("--dir", dest="dest", default=".", help="download into DIR/NAME/VERSION (default: current folder)")
     args.workspace(a)
+    args.examples(a, "mlops-gitops model download cancer-onnx:1 -C example-repo",
+                  "mlops-gitops model download cancer-classifier --dir /tmp/models -C example-repo")
     a.set_defaults(run=model_download)
 
 
 def add_search_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tag", dest="tags", action="append", required=True)
-    p.add_argument("--kind")
+    p.add_argument("--tag", dest="tags", action="append", required=True, metavar="KEY[=VALUE]",
+                   help="a tag the resources carry (KEY alone: any value); repeat to require all (required)")
+    p.add_argument("--kind", help="only resources of this kind (model, data, environment, online-endpoint, ...)")
     args.fmt(p)
     args.workspace(p)
+    args.examples(p, "mlops-gitops search --tag framework=onnx -C example-repo",
+                  "mlops-gitops search --tag task=classification --tag framework --kind model -C example-repo")
     p.set_defaults(run=search)

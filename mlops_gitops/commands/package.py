@@ -58,10 +58,12 @@ def _run_hint(image: str, environment_variables: dict[str, str]) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("target", metavar="ENDPOINT/DEPLOYMENT")
+    p.add_argument("target", metavar="ENDPOINT/DEPLOYMENT", help="the online deployment to package, e.g. cancer/blue")
     p.add_argument("--tag", "-t", help="image name:tag (default mlops-gitops/ENDPOINT-DEPLOYMENT:DIGEST)")
     p.add_argument("--base-image", help="base image in place of the environment's (must provide python3 with venv)")
     p.add_argument("--output", "-o", metavar="DIR", help="write the build context (Dockerfile and files) to DIR "
                                                          "instead of building; needs no engine")
     args.workspace(p)
+    args.examples(p, "mlops-gitops package cancer/green --tag cancer-green:1 -w containers -C example-repo",
+                  "mlops-gitops package cancer/blue --output /tmp/cancer-blue -C example-repo   # no engine needed")
     p.set_defaults(run=package)

@@ -57,10 +57,11 @@ def serve_follow(path: str, workspace: str | None, interval: float, host_id: str
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--stop", action="store_true")
+    p.add_argument("--stop", action="store_true", help="stop the workspace's endpoint host instead")
     p.add_argument("--follow", action="store_true",
                    help="run in the foreground and converge to the workspace as applies (from anywhere) change it")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between polls of the state serial (--follow)")
     p.add_argument("--host-id", help="how this host is named in `endpoint show` (default: hostname:repository)")
     args.workspace(p)
+    args.examples(p, "mlops-gitops serve -C example-repo", "mlops-gitops serve --stop -C example-repo")
     p.set_defaults(run=serve)

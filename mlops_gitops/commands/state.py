@@ -68,14 +68,21 @@ def force_unlock(lock_id: str, path: str = ".", workspace: str | None = None) ->
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = args.actions(p, "_action")
+    args.examples(p, "mlops-gitops state show -C example-repo",
+                  "mlops-gitops state show online-deployment:cancer/blue -C example-repo")
     a = sub.add_parser("show", help="summary, or one resource in full")
-    a.add_argument("address", nargs="?")
+    a.add_argument("address", nargs="?", metavar="ADDRESS",
+                   help="one resource: model:cancer-onnx:1, online-endpoint:cancer, traffic:cancer, ... "
+                        "(default: the summary)")
     args.fmt(a)
     args.workspace(a)
+    args.examples(a, "mlops-gitops state show --format json -C example-repo",
+                  "mlops-gitops state show model:cancer-onnx:1 -C example-repo    # one resource, in JSON")
     a.set_defaults(run=state_show)
 
 
 def add_unlock_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("lock_id")
+    p.add_argument("lock_id", metavar="LOCK_ID", help="the lock's ID, as a refused apply or `state show` prints it")
     args.workspace(p)
+    args.examples(p, "mlops-gitops force-unlock 0b7f9c1e-3d2a-4c5b-9e8f-1a2b3c4d5e6f -C example-repo")
     p.set_defaults(run=force_unlock)

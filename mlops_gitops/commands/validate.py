@@ -120,4 +120,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--offline", action="store_true", help="do not read the workspace")
     p.add_argument("--schema-only", action="store_true",
                    help="check files against the JSON Schemas alone (no tree, no references)")
+    args.examples(p, "mlops-gitops validate example-repo",
+                  "mlops-gitops validate --offline --format github example-repo/models example-repo/endpoints")
     p.set_defaults(run=validate)

@@ -16,6 +16,7 @@ from mlops_gitops.kinds import VERSIONED
 from mlops_gitops.lineage.graph import Graph, Node
 from mlops_gitops.spec.references import resolved_job_output
 from mlops_gitops.state import ActualResource, RunRecord, Snapshot, StepRecord
+from mlops_gitops.textsafe import shorten
 
 # What the serving side reports of each deployment (endpoint/name -> attributes such as health);
 # "*" applies to all of them (the host is not running).
@@ -41,7 +42,7 @@ def _commit(graph: Graph, facts: dict[str, Any]) -> str | None:
     if not sha:
         return None
     message = str(facts.get("git.message") or "").splitlines()
-    node = Node(f"commit:{sha}", "commit", f"commit {sha[:12]}" + (f" {message[0][:60]!r}" if message else ""),
+    node = Node(f"commit:{sha}", "commit", f"commit {sha[:12]}" + (f" {shorten(message[0], 60)!r}" if message else ""),
                 {"author": facts.get("git.author"), "pr": facts.get("git.pr"), "branch": facts.get("git.branch")})
     graph.add(node)
     return node.id
@@ -131,16 +132,22 @@ def _root(text: str, snapshot: Snapshot, graph: Graph) -> str:
         if node not in graph.nodes:
             raise NotFoundError(f"no run {node[4:]} in this workspace (see `mlops-gitops job list`)")
         return node
+    address_text, _, label = text.partition("@")  # Azure's NAME@latest
+    if label and label != "latest":
+        raise ConfigError(f"unknown label '@{label}' in '{text}' (only @latest)")
     try:
-        addr = Address.parse(text)
+        addr = Address.parse(address_text)
     except ValueError as exc:
         raise ConfigError(f"{exc}; or give a run ID") from None
-    if addr.kind in VERSIONED and addr.version is None:  # a name alone: its latest version
-        latest = snapshot.latest(addr.kind, addr.name)
+    if addr.kind in VERSIONED and addr.version is None:  # a name alone: its latest version, archived ones last
+        latest = snapshot.latest(addr.kind, addr.name) or snapshot.latest(addr.kind, addr.name, include_archived=True)
         if latest is not None:
             addr = latest.address
     if str(addr) not in graph.nodes:
-        raise NotFoundError(f"{addr} is not in this workspace")
+        versions = [f"{r.address.version}{' (archived)' if r.status == 'archived' else ''}"
+                    for r in snapshot.versions(addr.kind, addr.name)]
+        hint = f"; its versions: {', '.join(versions)}" if versions else ""
+        raise NotFoundError(f"{addr} is not in this workspace{hint}")
     return str(addr)
 
 

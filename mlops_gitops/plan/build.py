@@ -171,6 +171,20 @@ def live_users(model: Address, desired: DesiredState, snapshot: Snapshot, remove
     return users
 
 
+def what_uses(users: list[str]) -> str:
+    """Why deployments hold a model version, and what releases it: traffic for online ones, the default for batch."""
+    online = [u for u in users if u.startswith(Kind.ONLINE_DEPLOYMENT.value + ":")]
+    batch = [u for u in users if u not in online]
+    why = []
+    if online:
+        why.append(f"online deployment(s) {', '.join(online)} receive traffic: move it to another deployment "
+                   "(the endpoint's traffic in the repository, or `mlops-gitops endpoint set-traffic`)")
+    if batch:
+        why.append(f"batch deployment(s) {', '.join(batch)} are their endpoint's default: make another deployment "
+                   "the default (`defaults.deployment_name` of the batch endpoint)")
+    return "; ".join(why)
+
+
 def _guard(changes: list[Change], desired: DesiredState, snapshot: Snapshot, diags: Diagnostics) -> None:
     removed = {c.address for c in changes if c.action.removes}
     for c in changes:
@@ -184,8 +198,7 @@ def _guard(changes: list[Change], desired: DesiredState, snapshot: Snapshot, dia
             users = live_users(c.address, desired, snapshot, removed)
             if users:
                 diags.add(c.file or "", 0, 0, "PLAN001",
-                          f"{c.address} cannot be {c.action.value}d: it is used by live deployment(s) "
-                          f"{', '.join(users)}; move their traffic away first")
+                          f"{c.address} cannot be {c.action.value}d: {what_uses(users)}")
 
 
 def _order(changes: list[Change]) -> list[Change]:

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from mlops_gitops import progress
+
 LABEL = "org.mlops-gitops"
 
 
@@ -80,13 +82,16 @@ class Engine:
         try:
             stream = self.client.api.build(path=str(context), tag=tag, rm=True, forcerm=True, decode=True,
                                            network_mode="host", labels=labels or {})
-            for chunk in stream:
-                if "error" in chunk or "errorDetail" in chunk:
-                    detail = chunk.get("errorDetail", {}).get("message") or chunk.get("error")
-                    raise ContainerError(f"building {tag} failed: {str(detail).strip()}\n" + "\n".join(lines[-15:]))
-                text = str(chunk.get("stream") or "").rstrip()
-                if text:
-                    lines.append(text)
+            with progress.task(f"building image {tag}") as shown:
+                for chunk in stream:
+                    if "error" in chunk or "errorDetail" in chunk:
+                        detail = chunk.get("errorDetail", {}).get("message") or chunk.get("error")
+                        raise ContainerError(f"building {tag} failed: {str(detail).strip()}\n"
+                                             + "\n".join(lines[-15:]))
+                    text = str(chunk.get("stream") or "").rstrip()
+                    if text:
+                        lines.append(text)
+                        shown.detail = text.splitlines()[-1][:80]
         except docker.errors.APIError as exc:
             raise ContainerError(f"building {tag} failed: {_short(exc)}\n" + "\n".join(lines[-15:])) from None
         if not self.has_image(tag):  # Podman reports some failures only by not producing the image

@@ -19,10 +19,12 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops_gitops import progress
 from mlops_gitops.fsutil import ensure_dir, open_lock, write_private
 from mlops_gitops.runtime.conda import translate
 
@@ -136,8 +138,10 @@ def resolve_requirements(text: str) -> ResolvedEnv:
     return ResolvedEnv(tuple(line for line in lines if line), None)
 
 
-def ensure_env(envs_dir: Path, resolved: ResolvedEnv, log: Any = print, label: str = "") -> Path:
-    """The Python interpreter of a venv with `resolved` installed, building it on first use."""
+def ensure_env(envs_dir: Path, resolved: ResolvedEnv, log: Any = print, label: str = "",
+               built: Callable[[], None] | None = None) -> Path:
+    """The Python interpreter of a venv with `resolved` installed, building it on first use; `built` is
+    called once, by the one caller that built it (others that waited for that build are not)."""
     target = envs_dir / resolved.digest
     python = target / "bin" / "python"
     if (target / ".complete").exists():
@@ -148,7 +152,12 @@ def ensure_env(envs_dir: Path, resolved: ResolvedEnv, log: Any = print, label: s
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         if (target / ".complete").exists():
             return python
-        return _build(envs_dir, target, resolved, log, label)
+        n = len(resolved.requirements)
+        with progress.task(f"building {label or 'environment'} ({n} package{'s' if n != 1 else ''})"):
+            python = _build(envs_dir, target, resolved, log, label)
+    if built is not None:
+        built()
+    return python
 
 
 def installer() -> str | None:

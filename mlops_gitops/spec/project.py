@@ -16,6 +16,7 @@ from mlops_gitops.spec.tree import find_root, load_config
 class Project:
     root: Path
     config: RepoConfig
+    config_file: str | None = None  # None: no mlops.yaml was found; the folder itself is the repository
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,10 @@ def open_project(path: str | Path = ".") -> Project:
         raise ConfigError(f"path '{path}' does not exist")
     root = find_root(target)
     diags = Diagnostics()
-    config, _ = load_config(root, diags)
+    config, config_file = load_config(root, diags)
     if diags.has_errors():
         raise SpecError("mlops.yaml is invalid", diags.sorted())
-    return Project(root, config)
+    return Project(root, config, config_file)
 
 
 def workspace_config(project: Project, workspace: str | None) -> tuple[str, WorkspaceConfig]:

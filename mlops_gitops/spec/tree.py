@@ -18,7 +18,16 @@ from mlops_gitops.spec.resource import SpecResource, compute_links
 from mlops_gitops.spec.typed import validate_document
 from mlops_gitops.spec.yamlload import Document, load_file
 
-SKIP_DIRS = {"node_modules", "__pycache__"}
+SKIP_DIRS = {"node_modules", "__pycache__", "site-packages", "dist-packages"}
+AZURE_SCHEMAS = "https://azuremlschemas.azureedge.net/latest"
+
+
+def _skipped_dir(parent: str, name: str) -> bool:
+    """Hidden folders, package folders and whole Python environments (a venv by any name, a conda env)."""
+    if name.startswith(".") or name in SKIP_DIRS:
+        return True
+    folder = os.path.join(parent, name)
+    return os.path.isfile(os.path.join(folder, "pyvenv.cfg")) or os.path.isdir(os.path.join(folder, "conda-meta"))
 
 
 @dataclass
@@ -102,7 +111,7 @@ def discover(root: Path, config: RepoConfig) -> list[str]:
     exclude = [Glob(p) for p in config.exclude]
     found: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in SKIP_DIRS)
+        dirnames[:] = sorted(d for d in dirnames if not _skipped_dir(dirpath, d))
         rel_dir = Path(dirpath).relative_to(root).as_posix()
         for name in sorted(filenames):
             rel = name if rel_dir == "." else f"{rel_dir}/{name}"
@@ -187,14 +196,15 @@ def load_tree(root: Path, strict: bool = False) -> Tree:
     for doc in without_schema:
         if doc.rel in referenced:
             continue
-        kind = likely_kind(doc.data)
-        if kind is None:
+        kinds = likely_kind(doc.data)
+        if not kinds:
             continue  # other YAML (CI pipelines, conda files, configs): not an Azure ML resource, skipped
-        known = ", ".join(catalog.known_schema_names())
+        urls = " or ".join(f"`$schema: {AZURE_SCHEMAS}/{k}.schema.json`" for k in kinds)
+        nouns = " or ".join("data asset" if k == "data" else k for k in kinds)
         tree.diagnostics.add(
             doc.rel, 1, 1, "SCHEMA001",
-            f"no $schema, so the file is skipped, but it looks like a {kind}: add `$schema:` naming its kind "
-            f"(known kinds: {known}), or exclude it in mlops.yaml", Severity.WARNING)
+            f"no $schema, so the file is skipped, but it looks like {_a(nouns)}: add {urls}, or "
+            "exclude it in mlops.yaml", Severity.WARNING)
     return tree
 
 
@@ -238,27 +248,31 @@ def _infer_endpoint_names(docs: list[Document], diags: Diagnostics) -> set[str]:
     return unplaced
 
 
-def likely_kind(data: object) -> str | None:
-    """The kind a YAML file without `$schema` seems to be (a resource that lost its `$schema`), else None."""
+def likely_kind(data: object) -> tuple[str, ...]:
+    """The kinds (schema names) a YAML file without `$schema` seems to be (a resource that lost it), else ()."""
     if not isinstance(data, dict):
-        return None
+        return ()
     keys = set(data)
     if "jobs" in keys and data.get("type") == "pipeline":
-        return "pipelineJob or pipelineComponent"
+        return ("pipelineJob", "pipelineComponent")
     if "command" in keys and keys & {"environment", "code", "inputs", "outputs"}:
-        return "commandJob or commandComponent"
+        return ("commandJob", "commandComponent")
     if "endpoint_name" in keys and keys & {"model", "code_configuration", "environment", "component"}:
-        return "managedOnlineDeployment or batchDeployment"
+        return ("managedOnlineDeployment", "batchDeployment")
     if "trigger" in keys and keys & {"create_job", "create_monitor"}:
-        return "schedule"
+        return ("schedule",)
     if "auth_mode" in keys and "name" in keys:
-        return "managedOnlineEndpoint"
+        return ("managedOnlineEndpoint",)
     if "name" in keys and keys & {"conda_file", "image", "build"} and "path" not in keys:
-        return "environment"
+        return ("environment",)
     if "name" in keys and "path" in keys:
         kind = str(data.get("type", ""))
-        return "data asset" if kind in ("uri_file", "uri_folder", "mltable") else "model or data asset"
-    return None
+        return ("data",) if kind in ("uri_file", "uri_folder", "mltable") else ("model", "data")
+    return ()
+
+
+def _a(noun: str) -> str:
+    return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun
 
 
 def _referenced_yaml(tree: Tree) -> set[str]:

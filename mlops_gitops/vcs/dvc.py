@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlops_gitops import progress
+
 CACHE_FILE = "mlops-gitops-hashes.json"
 _CACHE_ENTRIES = 2000  # the newest answers kept; older ones are dropped when the file is written
 _RACY_S = 2.0  # a file modified this recently may change again within the same mtime tick: not cached
@@ -173,7 +175,8 @@ def fetch(t: Tracked) -> None:
         lg.setLevel(logging.CRITICAL + 1)
         lg.propagate, lg.disabled = False, True
     try:
-        _pull(t)
+        with progress.task(f"fetching {t.rel} from DVC's cache or remote"):
+            _pull(t)
     finally:
         for lg, (level, propagate, disabled) in zip(loggers, saved, strict=True):
             lg.setLevel(level)

@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlops_gitops import progress
 from mlops_gitops.addresses import Address, Kind
 from mlops_gitops.backends.base import StepPreview
 from mlops_gitops.backends.local import db
@@ -56,11 +57,13 @@ RUNNABLE = ("pipeline", "command")  # job types the local workspace runs when ap
 
 
 def _warn(message: str) -> None:
-    print(defuse_text(f"Warning: {message}"), file=sys.stderr)
+    with progress.current().writing():
+        print(defuse_text(f"Warning: {message}"), file=sys.stderr, flush=True)
 
 
 def _note(message: str) -> None:
-    print(defuse_text(message), file=sys.stderr, flush=True)
+    with progress.current().writing():
+        print(defuse_text(message), file=sys.stderr, flush=True)
 
 
 class LocalBackend:

@@ -123,8 +123,8 @@ class Deployer:
             cc, code_dir, env = self._mlflow(res, Path(model_dir), here, env_vars)
         ignored = [key for key in AZURE_ONLY if spec.get(key) not in (None, False)]
         if ignored:
-            self.hooks.warn(f"{res.address}: {', '.join(ignored)} describe Azure compute and do not apply "
-                              "to the local workspace")
+            verbs = "describes Azure compute and does" if len(ignored) == 1 else "describe Azure compute and do"
+            self.hooks.warn(f"{res.address}: {' and '.join(ignored)} {verbs} not apply to the local workspace")
         rs = spec.get("request_settings") or {}
         instances = int(spec.get("instance_count", 1))
         if cc.get("scoring_script") and local_workers(instances) < instances:

@@ -131,16 +131,18 @@ class EnvResolver:
             env.resolved = ResolvedEnv((), None)
             self.hooks.note(f"  {env.label} names only an image ({env.image}): the process runtime runs it in a "
                             "bare virtual environment on the local Python (runtime: container runs the image)")
-        existed = (self.store.path / "envs" / env.resolved.digest / ".complete").exists()
+        resolved = env.resolved
+
+        def built() -> None:
+            self.hooks.emit("environment.built", env.label, {
+                "digest": resolved.digest, "requirements": list(resolved.requirements),
+                "skipped": list(resolved.skipped)})
+
         try:
-            python = str(ensure_env(self.store.path / "envs", env.resolved, log=self.hooks.note, label=env.label))
+            return str(ensure_env(self.store.path / "envs", resolved, log=self.hooks.note, label=env.label,
+                                  built=built))
         except EnvironmentError_ as exc:
             raise WorkspaceError(f"{env.label}: {exc}") from None
-        if not existed:
-            self.hooks.emit("environment.built", env.label, {
-                "digest": env.resolved.digest, "requirements": list(env.resolved.requirements),
-                "skipped": list(env.resolved.skipped)})
-        return python
 
 
 # conda files a Docker build context may carry (Azure's curated contexts use conda_dependencies.yaml)

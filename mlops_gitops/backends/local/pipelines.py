@@ -94,8 +94,9 @@ class PipelineResolver:
                             continue_on_step_failure=bool(settings.get("continue_on_step_failure")))
         azure_only = [k for k in ("default_compute", "default_datastore") if settings.get(k)]
         if azure_only and not self.preview:
-            self.hooks.warn(f"{source_file or name}: settings.{' and settings.'.join(azure_only)} name Azure "
-                            "resources and do not apply to the local workspace")
+            verbs = "names an Azure resource and does" if len(azure_only) == 1 else "name Azure resources and do"
+            self.hooks.warn(f"{source_file or name}: settings.{' and settings.'.join(azure_only)} {verbs} not "
+                            "apply to the local workspace")
         for step_name, cstep in compiled.steps.items():  # a registered component's files: its scope
             pipeline.steps[step_name] = self._step(name, cstep, scopes, scopes.get(cstep.component.label))
         pipeline.order()  # the compiler has already refused a cycle

@@ -11,6 +11,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from mlops_gitops import progress
 from mlops_gitops.backends.local.hooks import Hooks
 from mlops_gitops.backends.local.store import LocalStore
 from mlops_gitops.runtime import remote
@@ -46,8 +47,9 @@ class RemoteInputs:
         key = _key(url)
         cached = self.store.remote_object(key)
         etag = cached[0] if cached else ""
-        tmp, digest, size, (downloaded, validator) = remote.download_hashed(
-            lambda dest: remote.http_fetch(url, etag, dest), self.store.path / "tmp")
+        with progress.task(f"downloading {name}"):
+            tmp, digest, size, (downloaded, validator) = remote.download_hashed(
+                lambda dest: remote.http_fetch(url, etag, dest), self.store.path / "tmp")
         if not downloaded and cached is not None:
             tmp.unlink(missing_ok=True)
             self.hooks.note(f"  {remote.shown(url)}: unchanged (stored copy)")
@@ -59,8 +61,9 @@ class RemoteInputs:
         cached = self.store.remote_object(key)
         if cached is not None and obj.etag and cached[0] == obj.etag:
             return FileEntry(obj.rel, cached[1], cached[2], self.store.artifact_path(cached[1]))
-        tmp, digest, size, _ = remote.download_hashed(lambda dest: remote.blob_fetch(fs, obj, where, dest),
-                                                      self.store.path / "tmp")
+        with progress.task(f"downloading {obj.rel} from datastore {where.store.name}"):
+            tmp, digest, size, _ = remote.download_hashed(lambda dest: remote.blob_fetch(fs, obj, where, dest),
+                                                          self.store.path / "tmp")
         return self._keep(key, f"datastore {where.store.name}: {obj.key.split(':', 1)[1]}", obj.etag, obj.rel, tmp,
                           digest, size)
 

@@ -179,9 +179,15 @@ class RunRecords:
         with self.store.reading() as conn:
             row = conn.execute(select(db.runs).where(db.runs.c.id == run_id)).first()
             if row is None:
-                rows = conn.execute(select(db.runs).where(db.runs.c.id.like(f"{run_id}%"))).fetchall()
-                if len(rows) == 1:
-                    row = rows[0]
+                prefix = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                matches = conn.execute(select(db.runs).where(db.runs.c.id.like(f"{prefix}%", escape="\\"))
+                                       .order_by(db.runs.c.started_at.desc())).fetchall()
+                if len(matches) > 1:
+                    shown = ", ".join(m.id for m in matches[:10]) + (", …" if len(matches) > 10 else "")
+                    raise NotFoundError(f"run ID prefix '{run_id}' is ambiguous: {len(matches)} runs start with "
+                                        f"it ({shown}); give more of the ID")
+                if matches:
+                    row = matches[0]
         if row is None:
             raise NotFoundError(f"no run {run_id} in this workspace (see `mlops-gitops job list`)")
         return _run(row)

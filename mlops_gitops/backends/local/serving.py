@@ -22,6 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from mlops_gitops import progress
 from mlops_gitops.errors import WorkspaceError
 from mlops_gitops.fsutil import copy_private, ensure_dir, open_lock, open_private, safe_join, write_private
 from mlops_gitops.runtime.serving.config import DeploymentConfig, EndpointConfig, ServingConfig
@@ -94,7 +95,8 @@ class ServingController:
         with self._start_lock, open_lock(self.workspace / "host.start.lock") as lock_file:
             fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
             try:
-                self._known = self.info() or self._start()
+                with progress.task("starting the endpoint host"):
+                    self._known = self.info() or self._start()
                 return self._known
             finally:
                 fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
@@ -212,7 +214,8 @@ class ServingController:
             self._config = (self._stamp(), config)
 
     def put_deployment(self, cfg: DeploymentConfig) -> None:
-        self._admin("PUT", f"/-/admin/deployments/{cfg.endpoint}/{cfg.name}", asdict(cfg))
+        with progress.task(f"starting deployment {cfg.key} (its workers load the model)"):
+            self._admin("PUT", f"/-/admin/deployments/{cfg.endpoint}/{cfg.name}", asdict(cfg))
         self._edit(lambda c: c.deployments.__setitem__(cfg.key, cfg))
 
     def delete_deployment(self, endpoint: str, name: str) -> None:

@@ -56,7 +56,26 @@ def render_change(c: Change, paint: Painter) -> list[str]:
     return lines
 
 
-def render_plan(plan: Plan, color: bool = False, show_noop: bool = False) -> str:
+LONG_PLAN_LINES = 60  # longer plans are summarised (one line per change) unless --show-all
+
+
+def render_plan(plan: Plan, color: bool = False, show_noop: bool = False, show_all: bool = True) -> str:
+    full = _render(plan, color, show_noop)
+    lines = full.count("\n") + 1
+    if show_all or lines <= LONG_PLAN_LINES:
+        return full
+    return _render(plan, color, show_noop, hidden=lines)
+
+
+def _summary_change(c: Change, paint: Painter) -> list[str]:
+    file = escape(c.file) if c.file else ""
+    where = f"  ({file}:{c.line})" if file and c.line else (f"  ({file})" if file else "")
+    symbol = c.action.symbol
+    return [paint(symbol, f"  {symbol:<3} {escape(c.address)}") + f"{where} {escape(c.reason)}"]
+
+
+def _render(plan: Plan, color: bool, show_noop: bool, hidden: int = 0) -> str:
+    """The plan in full, or (hidden: the full plan's line count) one line per change."""
     paint = Painter(color)
     out: list[str] = []
     if plan.drift:
@@ -75,8 +94,13 @@ def render_plan(plan: Plan, color: bool = False, show_noop: bool = False) -> str
         out.append(f"mlops-gitops will perform the following actions on workspace '{escape(plan.workspace)}':")
         out.append("  " + "   ".join(paint(a.symbol, f"{a.symbol} {a.value}") for a in used if a is not Action.NOOP))
         out.append("")
+        if hidden:
+            out.append(f"  (a summary: the full plan has {hidden} lines; --show-all prints it, --out saves it)")
         for c in changes:
-            out.extend(render_change(c, paint))
+            out.extend(_summary_change(c, paint) if hidden else render_change(c, paint))
+            if not hidden:
+                out.append("")
+        if hidden:
             out.append("")
     if plan.unmanaged:
         out.append("In the workspace but not in the repository (kept; use --prune to remove):")

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from mlops_gitops import progress
 from mlops_gitops.fsutil import UnsafePathError, copy_private, ensure_dir, open_private, safe_join
 from mlops_gitops.graph import run_dag
 from mlops_gitops.runtime.containers import Engine
@@ -213,7 +214,8 @@ class PipelineRunner:
                 self.store.step_event(step.name, "reused", key=key, outputs=outputs, metrics=metrics,
                                       reused_from=origin)
                 return StepResult("reused", key, outputs=outputs, metrics=metrics, reused_from=origin)
-        return self._execute(step, key, upstream)
+        with progress.task(f"step {step.name} of {self.pipeline.name}"):
+            return self._execute(step, key, upstream)
 
     def _execute(self, step: Step, key: str, upstream: dict[tuple[str, str], OutputRecord]) -> StepResult:
         step.check_names()

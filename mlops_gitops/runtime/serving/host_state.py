@@ -147,7 +147,8 @@ class HostState:
             "endpoints": {n: {"traffic": c.traffic, "mirror_traffic": c.mirror_traffic, "auth_mode": c.auth_mode}
                           for n, c in self.config.endpoints.items()},
             "deployments": {k: {"ready": True, "kind": getattr(d.runner, "kind", "?"), "inflight": d.inflight,
-                                "served": d.served, "model": f"{d.cfg.model_name}:{d.cfg.model_version}",
+                                "served": d.served,
+                                "model": (f"{d.cfg.model_name}:{d.cfg.model_version}" if d.cfg.model_name else None),
                                 "spec_hash": d.cfg.spec_hash}
                             for k, d in self.deployments.items()},
         }
