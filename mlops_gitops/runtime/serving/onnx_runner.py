@@ -7,6 +7,7 @@ hop); larger ones in a thread, where onnxruntime releases the GIL.
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,10 @@ class OnnxRunner:
             raise bad_request(f"input '{name}' has datatype {datatype}; the model expects {expected}")
         try:
             array = np.asarray(data, dtype=dtype)
+            if dtype is not None and np.issubdtype(dtype, np.integer):  # 1.5 must not become 1 unnoticed
+                given = np.asarray(data)
+                if given.dtype.kind == "f" and not np.array_equal(given, np.trunc(given)):
+                    raise ValueError("it holds values that are not whole numbers")
         except (ValueError, TypeError) as exc:
             raise bad_request(f"input '{name}' cannot be read as {self.input_types[name][1]}: {exc}") from None
         if shape is not None:
@@ -112,14 +117,39 @@ class OnnxRunner:
                                   f"{', '.join(self.input_types)}")
             return {name: self._tensor(name, value) for name, value in body["inputs"].items()}
         data = body.get("data")
-        if data is None and isinstance(body.get("input_data"), dict):
-            data = body["input_data"].get("data")
+        split = body.get("input_data")
+        if data is None and isinstance(split, dict):
+            data = split.get("data")
+            columns = split.get("columns")
+            if isinstance(columns, list) and isinstance(data, list) and len(self.inputs) > 1:
+                # pandas' split orientation, as Azure's and MLflow's clients send tables
+                data = [dict(zip(columns, row, strict=False)) if isinstance(row, list) else row for row in data]
         if data is None:
             raise bad_request("missing 'data' (or 'input_data.data', or 'inputs' by name) in the request body")
+        if isinstance(data, list) and data and all(isinstance(row, dict) for row in data):
+            return self._from_records(data)
         if len(self.inputs) != 1:
-            raise bad_request(f"this model takes several inputs ({', '.join(self.input_types)}): send "
-                              "{\"inputs\": {name: data}}")
+            raise bad_request(f"this model takes several inputs ({', '.join(self.input_types)}): send rows as "
+                              "objects by input name ({\"data\": [{name: value, ...}]}), or {\"inputs\": {name: rows}}")
         return {self.inputs[0].name: self._tensor(self.inputs[0].name, data)}
+
+    def _from_records(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """Rows as objects keyed by input name (a table's columns, as converters name inputs after them)."""
+        missing = [name for name in self.input_types if name not in rows[0]]
+        if missing:
+            raise bad_request(f"the rows lack input(s) {', '.join(missing)}; the model takes "
+                              f"{', '.join(self.input_types)}")
+        feeds = {}
+        for name in self.input_types:
+            try:
+                column = [row[name] for row in rows]
+            except KeyError:
+                raise bad_request(f"a row lacks input '{name}'") from None
+            shape = self.input_shapes[name]
+            if len(shape) == 2 and shape[1] in (1, -1) and all(not isinstance(v, list) for v in column):
+                column = [[v] for v in column]  # one column per input: [None, 1]
+            feeds[name] = self._tensor(name, column)
+        return feeds
 
     def azure_response(self, outputs: list[Any]) -> dict[str, Any]:
         # numeric arrays stay numpy: the host's JSON encoder writes them directly
@@ -146,6 +176,10 @@ class OnnxRunner:
         for o, value in zip(self.outputs, outputs, strict=True):
             if wanted and o.name not in wanted:
                 continue
+            if isinstance(value, list):  # a sequence (ZipMap's maps): one JSON text per element, as BYTES
+                result.append({"name": o.name, "datatype": "BYTES", "shape": [len(value)],
+                               "data": [json.dumps(v) for v in _to_list(value)]})
+                continue
             array = np.asarray(value)
             result.append({"name": o.name, "datatype": TYPES.get(o.type, (None, "BYTES"))[1],
                            "shape": list(array.shape),
@@ -158,6 +192,7 @@ def _to_list(value: Any) -> Any:
         if value.dtype == np.object_:
             return [v.decode() if isinstance(v, bytes) else v for v in value.tolist()]
         return value.tolist()
-    if isinstance(value, list):  # ZipMap-style outputs: list of dicts
-        return value
+    if isinstance(value, list):  # ZipMap's outputs: maps with int64 or string keys, as JSON objects
+        return [{str(k): float(v) for k, v in item.items()} if isinstance(item, dict) else _to_list(item)
+                for item in value]
     return value
