@@ -92,7 +92,7 @@ model = None
 
 def init():
     global model
-    model = joblib.load(os.path.join(os.environ["AZUREML_MODEL_DIR"], "model.joblib"))
+    model = joblib.load(os.path.join(os.environ["AZUREML_MODEL_DIR"], "sk", "model.joblib"))
 
 def run(raw_data):
     data = np.array(json.loads(raw_data)["data"], dtype=np.float32)

@@ -14,6 +14,7 @@ from mlops_gitops.backends.local import LocalBackend
 from mlops_gitops.backends.local.quickread import read_snapshot
 from mlops_gitops.commands.apply import apply
 from mlops_gitops.errors import WorkspaceError
+from mlops_gitops.state import Snapshot
 from mlops_gitops.vcs import dvc as dvcfacts
 
 
@@ -50,7 +51,7 @@ def test_a_store_it_cannot_read_is_left_to_the_full_path(applied: Path, cli) -> 
     with sqlite3.connect(folder / "state.db") as conn:
         conn.execute("DROP TABLE mg_counters")  # as an older store might lack a newer table
     assert read_snapshot(folder) is None
-    assert read_snapshot(applied / "no-such-workspace") is None
+    assert read_snapshot(applied / "no-such-workspace") == Snapshot(None, 0)  # never written: empty
 
 
 def test_a_changed_model_version_is_still_caught_on_the_quick_path(applied: Path, cli) -> None:  # type: ignore[no-untyped-def]
@@ -75,3 +76,27 @@ def test_validate_with_a_warm_cache_imports_neither_dvc_nor_sqlalchemy(applied: 
     imported = {line.rsplit("|", 1)[-1].strip() for line in second.stderr.splitlines() if "|" in line}
     assert "mlops_gitops.backends.local.quickread" in imported
     assert not {m for m in imported if m.split(".")[0] in ("dvc", "sqlalchemy")}
+
+
+@pytest.mark.slow
+def test_a_no_op_plan_reads_the_state_without_sqlalchemy_and_a_pipeline_change_still_previews(applied: Path) -> None:
+    env = {**os.environ, "MLOPS_GITOPS_RUNTIME": "process"}  # plans as a serving workspace does (runs nothing)
+    command = [sys.executable, "-X", "importtime", "-m", "mlops_gitops", "plan", str(applied), "--show-all"]
+
+    def plan() -> tuple[str, set[str]]:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout, {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+
+    train = applied / "src" / "train.py"
+    code = train.read_text()
+    train.write_text(code + "# changed\n")  # the training code changes: the pipeline plans to run
+    shown, imported = plan()
+    assert "job:train-cancer-classifier" in shown and "step train: run" in shown  # its steps previewed
+    assert "sqlalchemy" in imported  # the backend was opened for the preview
+    train.write_text(code)
+    (applied / "pipelines" / "train.yml").unlink()
+    (applied / "models" / "cancer-trained.yml").unlink()
+    shown, imported = plan()
+    assert "No changes" in shown
+    assert not {m for m in imported if m.split(".")[0] == "sqlalchemy"}

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 
-from mlops_gitops.backends.base import Backend
-from mlops_gitops.backends.factory import workspace_backend
+from mlops_gitops.addresses import Address
+from mlops_gitops.backends.base import Backend, Runs, StepPreview
+from mlops_gitops.backends.factory import read_snapshot, workspace_backend
 from mlops_gitops.diagnostics import Diagnostic, Diagnostics, Severity
 from mlops_gitops.errors import SpecError
+from mlops_gitops.plan.build import PipelinePreview
 from mlops_gitops.plan.make import make_plan
 from mlops_gitops.plan.model import Plan
-from mlops_gitops.spec.project import Project
+from mlops_gitops.spec.project import Project, resolve_workspace
 from mlops_gitops.spec.tree import Tree, load_tree
-from mlops_gitops.state import Snapshot
+from mlops_gitops.state import DesiredResource, Snapshot
 from mlops_gitops.vcs.git import GitInfo, repo_info
 
 
@@ -21,7 +24,7 @@ class Planned:
     project: Project
     tree: Tree
     workspace: str
-    backend: Backend
+    backend: Backend | None  # None: a read-only plan, made from the state without opening the backend
     snapshot: Snapshot
     git: GitInfo
     plan: Plan
@@ -32,15 +35,16 @@ class Planned:
         return [d for d in self.diagnostics.sorted() if d.severity is Severity.WARNING]
 
 
-def compute(project: Project, backend: Backend, workspace: str, snapshot: Snapshot, prune: bool | None,
-            strict: bool) -> Planned:
+def compute(project: Project, backend: Backend | None, workspace: str, snapshot: Snapshot, prune: bool | None,
+            strict: bool, preview: PipelinePreview | None = None) -> Planned:
     """Load, validate and diff; raise SpecError (with diagnostics) when the tree has errors."""
     tree = load_tree(project.root, strict)
     git = repo_info(project.root)
     effective_prune = project.config.prune if prune is None else prune
-    runs = backend.runs
+    if preview is None and backend is not None and backend.runs is not None:
+        preview = backend.runs.preview
     plan, diags = make_plan(tree, snapshot, workspace, effective_prune, git, strict or project.config.strict,
-                            runs.preview if runs is not None else None)
+                            preview)
     if plan is None:
         raise SpecError("the repository has errors; nothing was planned", diags.sorted())
     return Planned(project, tree, workspace, backend, snapshot, git, plan, diags)
@@ -49,8 +53,29 @@ def compute(project: Project, backend: Backend, workspace: str, snapshot: Snapsh
 def plan_read_only(project: Project, workspace: str | None, prune: bool | None = None,
                    strict: bool = False, for_saving: bool = False) -> Planned:
     """Plan without taking the lock. A plan to be saved is signed with the workspace's secret, so a workspace
-    that was never written gets its identity first (`for_saving`); nothing else is written."""
-    with workspace_backend(project, workspace) as (name, backend):
-        if for_saving:
+    that was never written gets its identity first (`for_saving`); nothing else is written. The state is
+    read the cheap way where the backend offers one (SQLite without SQLAlchemy); the backend itself is
+    opened only when a pipeline's steps are previewed."""
+    if for_saving:
+        with workspace_backend(project, workspace) as (name, backend):
             backend.ensure()
-        return compute(project, backend, name, backend.read(), prune, strict)
+            return compute(project, backend, name, backend.read(), prune, strict)
+    name = resolve_workspace(project, workspace).name
+    snapshot = read_snapshot(project, workspace)
+    with ExitStack() as opened:
+        return compute(project, None, name, snapshot, prune, strict, _LazyPreview(project, workspace, opened))
+
+
+class _LazyPreview:
+    """Pipeline step previews from a backend opened on the first one (most plans have no pipeline change)."""
+
+    def __init__(self, project: Project, workspace: str | None, opened: ExitStack) -> None:
+        self.project, self.workspace, self.opened = project, workspace, opened
+        self.runs: Runs | None = None
+        self.started = False
+
+    def __call__(self, job: DesiredResource, pending: dict[Address, DesiredResource]) -> StepPreview | None:
+        if not self.started:
+            _, backend = self.opened.enter_context(workspace_backend(self.project, self.workspace))
+            self.runs, self.started = backend.runs, True
+        return self.runs.preview(job, pending) if self.runs is not None else None

@@ -106,6 +106,7 @@ def apply_project(project: Project, workspace: str | None = None, saved: SavedPl
 
 def _execute(planned: Planned, lock_id: str, parallelism: int, done: Callable[[Outcome], None]) -> ApplyResult:
     backend, plan, git = planned.backend, planned.plan, planned.git
+    assert backend is not None  # applies plan through the backend they execute with
     apply_id = str(uuid.uuid4())
     base = base_provenance(git, planned.workspace, apply_id)
     prefix = ""

@@ -31,10 +31,6 @@ def _local_snapshot(settings: WorkspaceSettings) -> Snapshot | None:
     """A SQLite workspace read without SQLAlchemy; a workspace never written reads as empty."""
     if settings.database is not None or settings.artifacts is not None:
         return None
-    if not (settings.path / "state.db").exists():
-        from mlops_gitops.state import Snapshot
-
-        return Snapshot(None, 0)  # nothing to check against (and opening it would make a database)
     from mlops_gitops.backends.local.quickread import read_snapshot
 
     return read_snapshot(settings.path)

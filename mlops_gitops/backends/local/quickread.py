@@ -21,6 +21,9 @@ from mlops_gitops.state import ArtifactFile, Snapshot
 def read_snapshot(folder: Path) -> Snapshot | None:
     """The snapshot of the SQLite store in `folder`; None when the full store must answer instead."""
     db_file = folder / "state.db"
+    if not db_file.exists():  # a workspace never written reads as empty, unless its files say it was
+        check_store(FolderArtifacts(folder), None, f"sqlite:///{db_file}")
+        return Snapshot(None, 0)
     if not db_file.is_file():
         return None
     try:
