@@ -24,6 +24,7 @@ bench:  ## prints the figures quoted in the README
 	$(PYTHON) benchmarks/bench_validate.py 1000
 	$(PYTHON) benchmarks/bench_plan_apply.py 1000
 	$(PYTHON) benchmarks/bench_pipeline.py 20
+	command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get install -y -q wrk || (apt-get update -q && apt-get install -y -q wrk)); } || echo "install wrk (apt-get install wrk) for the serving benchmark"
 	$(PYTHON) benchmarks/bench_serving.py 15
 	$(PYTHON) benchmarks/bench_env_build.py
 
