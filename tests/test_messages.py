@@ -109,7 +109,7 @@ def test_logs_and_invoke_say_what_the_host_is_doing(host: Path, cli: Cli) -> Non
     assert "not running" in stopped.out
     (host / "request.json").write_text(json.dumps(SAMPLE))
     invoked = cli("endpoint", "invoke", "cancer", "--request-file", str(host / "request.json"), *here)
-    assert invoked.code == 0 and "was not running: starting it" in invoked.err
+    assert invoked.code == 0 and "was not running: this request started it" in invoked.err
     again = cli("endpoint", "invoke", "cancer", "--request-file", str(host / "request.json"), *here)
     assert again.code == 0 and "not running" not in again.err
     assert LocalBackend(host / ".mlops" / "dev").get(Address(Kind.ONLINE_ENDPOINT, "cancer")) is not None

@@ -173,10 +173,11 @@ def invoke(endpoint: str, request_file: str, deployment: str | None = None, path
     with workspace_backend(open_project(path), workspace) as (name, backend):
         _online(backend, endpoint)
         serving = serving_of(name, backend)
-        if serving.host() is None:
-            err("The endpoint host was not running: starting it for this request (it keeps serving afterwards; "
-                "`mlops-gitops serve --stop` stops it).")
+        was_running = serving.host() is not None
         status, served_by, data = serving.score(endpoint, body, deployment)
+    if not was_running:
+        err("The endpoint host was not running: this request started it, and it keeps serving "
+            "(`mlops-gitops serve --stop` stops it).")
     if status >= 400:
         raise GitOpsError(f"endpoint '{endpoint}' answered {status}: {data}")
     out(data)
