@@ -131,3 +131,34 @@ def test_inputs_that_cannot_be_right_are_400s_that_say_why(served: Host) -> None
     assert "not whole numbers" in refused({"inputs": {"num": [[1.0, 2.0, 3.0]], "count": [[1.5]]}})
     assert "lack input(s) count" in refused({"data": [{"num": [1.0, 2.0, 3.0]}]})
     assert "several inputs" in refused({"data": [[1.0, 2.0, 3.0, 4.0]]})
+
+
+def test_tritons_own_http_client_as_it_comes(served: Host) -> None:
+    """tritonclient sends tensors as binary data by default and reads binary outputs back."""
+    import numpy as np
+    import tritonclient.http as triton
+
+    client = triton.InferenceServerClient(served.url.removeprefix("http://"))
+    headers = served.auth("words")
+    assert "binary_tensor_data" in client.get_server_metadata()["extensions"]
+    config = client.get_model_config("words", headers=headers)
+    assert [(i["name"], i["data_type"]) for i in config["input"]] == [("num", "TYPE_FP32"), ("count", "TYPE_INT64")]
+    num = triton.InferInput("num", [2, 3], "FP32")
+    num.set_data_from_numpy(np.array([[1, 2, 3], [4, 3, 2]], dtype=np.float32))  # binary_data=True: the default
+    count = triton.InferInput("count", [2, 1], "INT64")
+    count.set_data_from_numpy(np.array([[4], [1]], dtype=np.int64))
+    outputs = [triton.InferRequestedOutput("label"), triton.InferRequestedOutput("probabilities", binary_data=False)]
+    result = client.infer("words", [num, count], outputs=outputs, request_id="r-1", headers=headers)
+    assert result.get_response()["id"] == "r-1"
+    labels = [v.decode() for v in result.as_numpy("label").tolist()]  # came back as binary BYTES
+    as_json = post(served, "words", "score", {"inputs": {"num": [[1, 2, 3], [4, 3, 2]], "count": [[4], [1]]}})
+    assert labels == as_json["label"]
+    maps = [json.loads(v) for v in result.as_numpy("probabilities").tolist()]  # asked for as JSON
+    assert maps == as_json["probabilities"]
+    only_label = client.infer("words", [num, count], outputs=[triton.InferRequestedOutput("label")],
+                              headers=headers)
+    assert [o["name"] for o in only_label.get_response()["outputs"]] == ["label"]  # requested outputs only
+    ints = triton.InferInput("x", [1, 4], "FP32")
+    ints.set_data_from_numpy(np.array([[1, 2, 3, 4]], dtype=np.float32))
+    plain = client.infer("ints", [ints], headers=served.auth("ints"))  # no outputs named: all of them
+    assert plain.as_numpy("label").tolist() == post(served, "ints", "score", {"data": [[1, 2, 3, 4]]})["label"]

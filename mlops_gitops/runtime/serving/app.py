@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from mlops_gitops.runtime.serving import binary
 from mlops_gitops.runtime.serving.config import DeploymentConfig, EndpointConfig, ServingConfig
 from mlops_gitops.runtime.serving.errors import HttpError, bad_request
 from mlops_gitops.runtime.serving.host_state import HostState, LiveDeployment
@@ -31,6 +32,26 @@ PIN_HEADER = b"azureml-model-deployment"
 
 def _json(data: Any) -> bytes:
     return orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _model_config(name: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """Triton's model configuration (`/v2/models/<name>/config`) from the model's metadata."""
+    def port(p: dict[str, Any]) -> dict[str, Any]:
+        datatype = "STRING" if p.get("datatype") == "BYTES" else str(p.get("datatype"))
+        return {"name": p["name"], "data_type": f"TYPE_{datatype}", "dims": p.get("shape", [])}
+
+    return {"name": name, "platform": meta.get("platform", ""),
+            "backend": "onnxruntime" if meta.get("platform") == "onnxruntime_onnx" else "python",
+            "max_batch_size": 0, "input": [port(p) for p in meta.get("inputs", [])],
+            "output": [port(p) for p in meta.get("outputs", [])]}
+
+
+def _answer_headers(deployment: str, head_length: int | None) -> list[tuple[bytes, bytes]]:
+    if head_length is None:
+        return [*JSON_HEADERS, (PIN_HEADER, deployment.encode())]
+    # outputs sent as binary after the JSON head (the V2 binary tensor data extension)
+    return [(b"content-type", b"application/octet-stream"), (PIN_HEADER, deployment.encode()),
+            (binary.HEADER, str(head_length).encode())]
 
 
 async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
@@ -132,12 +153,14 @@ class HostApp:
         route = state.routes.get(endpoint)
         if route is None:
             raise HttpError(404, f"unknown endpoint '{endpoint}'")
-        auth = pinned = None
+        auth = pinned = json_length = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 auth = value
             elif name == PIN_HEADER:
                 pinned = value.decode("latin-1")
+            elif name == binary.HEADER:
+                json_length = value
         if not route.authorised(auth):
             raise HttpError(401, "missing or wrong key: send 'Authorization: Bearer <key>' "
                                  "(mlops-gitops endpoint get-credentials)")
@@ -163,9 +186,9 @@ class HostApp:
         live.inflight += 1
         status = 500
         try:
-            payload = await self._run_limited(live, body, v2)
+            payload, head_length = await self._run_limited(live, body, v2, json_length)
             status = 200
-            await _respond(send, 200, payload, [*JSON_HEADERS, (PIN_HEADER, dep.encode())])
+            await _respond(send, 200, payload, _answer_headers(dep, head_length))
         except HttpError as exc:
             status = exc.status
             raise
@@ -176,49 +199,59 @@ class HostApp:
                 live.drained.set()
             state.metrics.observe(endpoint, dep, status, time.perf_counter() - start)
         if pinned is None and route.mirror is not None:
-            self._maybe_mirror(route, body, v2)
+            self._maybe_mirror(route, body, v2, json_length)
 
-    async def _run_limited(self, live: LiveDeployment, body: bytes, v2: bool) -> bytes:
+    async def _run_limited(self, live: LiveDeployment, body: bytes, v2: bool,
+                           json_length: bytes | None = None) -> tuple[bytes, int | None]:
         if live.runner.kind == "onnx":  # in-process and short: no timer task per request
-            return await self._run(live, body, v2)
+            return await self._run(live, body, v2, json_length)
         timeout_ms = live.cfg.request_timeout_ms
         try:
-            return await asyncio.wait_for(self._run(live, body, v2), timeout_ms / 1000)
+            return await asyncio.wait_for(self._run(live, body, v2, json_length), timeout_ms / 1000)
         except TimeoutError:
             raise HttpError(504, f"deployment '{live.cfg.name}' did not answer within request_timeout_ms "
                                  f"({timeout_ms} ms)") from None
 
-    def _maybe_mirror(self, route: Route, body: bytes, v2: bool) -> None:
+    def _maybe_mirror(self, route: Route, body: bytes, v2: bool, json_length: bytes | None = None) -> None:
         target = route.mirror_to()
         if target is not None:
-            self._spawn(self._mirror(route.name, target, body, v2))
+            self._spawn(self._mirror(route.name, target, body, v2, json_length))
 
-    async def _run(self, live: LiveDeployment, body: bytes, v2: bool) -> bytes:
+    async def _run(self, live: LiveDeployment, body: bytes, v2: bool,
+                   json_length: bytes | None = None) -> tuple[bytes, int | None]:
+        """The answer's body, and the length of its JSON head when binary outputs follow it."""
         runner = live.runner
         if runner.kind == "container":
-            return await runner.forward(body, v2)  # type: ignore[no-any-return]
+            return await runner.forward(body, v2), None
         if runner.kind == "script":
             if v2:
                 raise bad_request("this deployment runs a scoring script: call /endpoints/{name}/score")
-            return await runner.score(body)  # type: ignore[no-any-return]
-        request = _parse(body)
-        if v2:
-            feeds = runner.feeds_from_v2(request)
-            outputs = await runner.run(feeds)
-            wanted = [o.get("name") for o in request.get("outputs") or [] if isinstance(o, dict)]
-            return _json({"model_name": live.cfg.endpoint, "model_version": live.cfg.model_version,
-                          "id": request.get("id", ""), "outputs": runner.v2_outputs(outputs, wanted)})
-        outputs = await runner.run(runner.feeds_from_azure(request))
-        return _json(runner.azure_response(outputs))
+            return await runner.score(body), None
+        if not v2:
+            outputs = await runner.run(runner.feeds_from_azure(_parse(body)))
+            return _json(runner.azure_response(outputs)), None
+        head, tail = binary.split(body, json_length)
+        request = _parse(head)
+        if tail and isinstance(request, dict):
+            binary.attach(request, tail)
+        feeds = runner.feeds_from_v2(request)
+        outputs = await runner.run(feeds)
+        wanted = [o.get("name") for o in request.get("outputs") or [] if isinstance(o, dict)]
+        answers = runner.v2_outputs(outputs, wanted)
+        default, own = binary.wanted_binary(request)
+        raws = [binary.encode(o) for o in answers if own.get(o["name"], default)]
+        response = _json({"model_name": live.cfg.endpoint, "model_version": live.cfg.model_version,
+                          "id": request.get("id", ""), "outputs": answers})
+        return (response + b"".join(raws), len(response)) if raws else (response, None)
 
-    async def _mirror(self, endpoint: str, dep: str, body: bytes, v2: bool) -> None:
+    async def _mirror(self, endpoint: str, dep: str, body: bytes, v2: bool, json_length: bytes | None = None) -> None:
         live = self.state.deployments.get(f"{endpoint}/{dep}")
         if live is None or live.inflight >= live.cfg.max_concurrency:
             return  # a shadow copy never queues behind live traffic
         live.inflight += 1
         code = 200
         try:
-            await asyncio.wait_for(self._run(live, body, v2), live.cfg.request_timeout_ms / 1000)
+            await asyncio.wait_for(self._run(live, body, v2, json_length), live.cfg.request_timeout_ms / 1000)
         except HttpError as exc:
             code = exc.status
         except Exception:  # the answer is discarded either way; the failure is counted
@@ -248,8 +281,10 @@ class HostApp:
         elif parts == ["v2"]:
             from mlops_gitops import __version__
 
-            await _respond(send, 200, _json({"name": "mlops-gitops", "version": __version__, "extensions": []}))
-        elif len(parts) in (3, 4) and parts[:2] == ["v2", "models"] and (len(parts) == 3 or parts[3] == "ready"):
+            await _respond(send, 200, _json({"name": "mlops-gitops", "version": __version__,
+                                             "extensions": ["binary_tensor_data"]}))
+        elif len(parts) in (3, 4) and parts[:2] == ["v2", "models"] and (len(parts) == 3 or
+                                                                         parts[3] in ("ready", "config")):
             endpoint = parts[2]
             route = state.routes.get(endpoint)
             if route is None:
@@ -260,12 +295,15 @@ class HostApp:
             dep = pinned or max(state.config.endpoints[endpoint].traffic.items(), key=lambda kv: kv[1],
                                 default=(None, 0))[0]
             live = state.deployments.get(f"{endpoint}/{dep}") if dep else None
-            if len(parts) == 4:
+            if len(parts) == 4 and parts[3] == "ready":
                 await _respond(send, 200, _json({"name": endpoint, "ready": live is not None}))
                 return
             if live is None:
                 raise HttpError(404, f"endpoint '{endpoint}' has no deployment to describe")
             meta = live.runner.metadata() if hasattr(live.runner, "metadata") else {"platform": "scoring_script"}
+            if len(parts) == 4:  # config: the model configuration Triton's clients ask for
+                await _respond(send, 200, _json(_model_config(endpoint, meta)))
+                return
             await _respond(send, 200, _json({"name": endpoint, "deployment": dep,
                                              "versions": [live.cfg.model_version] if live.cfg.model_version else [],
                                              **meta}))
