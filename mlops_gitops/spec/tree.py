@@ -13,6 +13,7 @@ from mlops_gitops.fsutil import scan
 from mlops_gitops.spec import catalog
 from mlops_gitops.spec.config import CONFIG_NAMES, RepoConfig
 from mlops_gitops.spec.globs import Glob
+from mlops_gitops.spec.parsecache import ParseCache
 from mlops_gitops.spec.references import check_local_path
 from mlops_gitops.spec.resource import SpecResource, compute_links
 from mlops_gitops.spec.typed import validate_document
@@ -174,15 +175,17 @@ def load_tree(root: Path, strict: bool = False) -> Tree:
     tree.files = files
 
     without_schema: list[Document] = []
+    cache = ParseCache(root)
     for rel in files:
         if (root / rel).is_symlink():  # a link is read only when it stays inside the repository
             _, problems = scan(root / rel, root)
             if problems:
                 tree.diagnostics.add(rel, 1, 1, problems[0].code, problems[0].describe(rel))
                 continue
-        doc = load_file(root / rel, rel, tree.diagnostics)
+        doc = load_file(root / rel, rel, tree.diagnostics, cache)
         if doc is not None:
             tree.documents[doc.rel] = doc
+    cache.save()
     unplaced = _infer_endpoint_names(list(tree.documents.values()), tree.diagnostics)
     for doc in tree.documents.values():
         if doc.rel in unplaced:

@@ -27,6 +27,7 @@ except ImportError:  # pragma: no cover - ruamel.yaml.clib missing
 
 from mlops_gitops.diagnostics import Diagnostics
 from mlops_gitops.fsutil import FileTooLargeError, NotRegularFileError, read_limited
+from mlops_gitops.spec.parsecache import ParseCache, key_of
 
 Loc = tuple[str | int, ...]
 
@@ -283,7 +284,7 @@ def parse_text(text: str, rel: str, path: Path, diags: Diagnostics) -> Document 
     return Document(path, rel, data, builder.positions)
 
 
-def load_file(path: Path, rel: str, diags: Diagnostics) -> Document | None:
+def load_file(path: Path, rel: str, diags: Diagnostics, cache: ParseCache | None = None) -> Document | None:
     try:
         raw = read_limited(path, MAX_FILE_BYTES)
     except FileTooLargeError as exc:
@@ -299,9 +300,17 @@ def load_file(path: Path, rel: str, diags: Diagnostics) -> Document | None:
     except OSError as exc:
         diags.add(rel, 0, 0, "YAML003", f"cannot read file: {exc.strerror or exc}")
         return None
+    key = key_of(raw) if cache is not None else b""
+    hit = cache.get(key) if cache is not None else None
+    if hit is not None:
+        return Document(path, rel, hit[0], hit[1])
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         diags.add(rel, 1, 1, "YAML003", f"file is not UTF-8 text (byte {exc.start})")
         return None
-    return parse_text(text, rel, path, diags)
+    before = len(diags.items)
+    doc = parse_text(text, rel, path, diags)
+    if cache is not None and doc is not None and len(diags.items) == before:
+        cache.put(key, (doc.data, doc.positions))
+    return doc
