@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import ExitStack
 from dataclasses import dataclass
 
+from mlops_gitops import progress
 from mlops_gitops.addresses import Address
 from mlops_gitops.backends.base import Backend, Runs, StepPreview
 from mlops_gitops.backends.factory import read_snapshot, workspace_backend
@@ -38,13 +39,14 @@ class Planned:
 def compute(project: Project, backend: Backend | None, workspace: str, snapshot: Snapshot, prune: bool | None,
             strict: bool, preview: PipelinePreview | None = None) -> Planned:
     """Load, validate and diff; raise SpecError (with diagnostics) when the tree has errors."""
-    tree = load_tree(project.root, strict)
-    git = repo_info(project.root)
-    effective_prune = project.config.prune if prune is None else prune
-    if preview is None and backend is not None and backend.runs is not None:
-        preview = backend.runs.preview
-    plan, diags = make_plan(tree, snapshot, workspace, effective_prune, git, strict or project.config.strict,
-                            preview)
+    with progress.task(f"reading {project.root.name or project.root} and planning against workspace '{workspace}'"):
+        tree = load_tree(project.root, strict)
+        git = repo_info(project.root)
+        effective_prune = project.config.prune if prune is None else prune
+        if preview is None and backend is not None and backend.runs is not None:
+            preview = backend.runs.preview
+        plan, diags = make_plan(tree, snapshot, workspace, effective_prune, git, strict or project.config.strict,
+                                preview)
     if plan is None:
         raise SpecError("the repository has errors; nothing was planned", diags.sorted())
     return Planned(project, tree, workspace, backend, snapshot, git, plan, diags)
