@@ -90,6 +90,12 @@ def copy_private(source: Path, dest: Path) -> None:
             out.write(chunk)
 
 
+def user_cache(*parts: str) -> Path:
+    """A folder of the user's cache: MLOPS_GITOPS_CACHE, else XDG_CACHE_HOME or ~/.cache, then mlops-gitops/…"""
+    base = os.environ.get("MLOPS_GITOPS_CACHE") or os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base, "mlops-gitops", *parts)
+
+
 def write_private(path: Path, data: str | bytes, mode: int = PRIVATE_MODE) -> None:
     """Replace path atomically with data, mode 0600 (never readable by others, even for a moment)."""
     raw = data.encode() if isinstance(data, str) else data

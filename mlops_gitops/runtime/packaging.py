@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import mlops_gitops
-from mlops_gitops.fsutil import safe_join
+from mlops_gitops.fsutil import safe_join, user_cache
 from mlops_gitops.imageref import is_image_reference
 from mlops_gitops.redact import mask_credentials
 from mlops_gitops.runtime.containers import ContainerError, Engine
@@ -100,8 +100,7 @@ def host_python_version() -> str:
 
 def wheel_cache() -> Path:
     """Where fetched wheelhouses are kept between builds (MLOPS_GITOPS_CACHE, else the user's cache folder)."""
-    base = os.environ.get("MLOPS_GITOPS_CACHE") or os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "mlops-gitops" / "wheelhouses"
+    return user_cache("wheelhouses")
 
 
 def fetch_wheels(requirements: tuple[str, ...] | list[str], dest: Path, python_version: str,

@@ -12,18 +12,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import marshal
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from mlops_gitops.fsutil import ensure_dir, user_cache, write_private
+
 Entry = tuple[Any, dict[tuple[str | int, ...], tuple[int, int]]]  # data, positions
-
-
-def _folder() -> Path:
-    base = os.environ.get("MLOPS_GITOPS_CACHE") or os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "mlops-gitops" / "parsed"
 
 
 def _stamp() -> str:
@@ -44,7 +39,7 @@ def key_of(raw: bytes) -> bytes:
 class ParseCache:
     def __init__(self, root: Path) -> None:
         name = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:24]
-        self.file = _folder() / f"{name}.marshal"
+        self.file = user_cache("parsed") / f"{name}.marshal"
         self.stamp = _stamp()
         # each entry marshalled on its own: a document handed out is a fresh copy, and one the tree later
         # changes (an inferred endpoint_name) is stored as it was parsed
@@ -81,14 +76,5 @@ class ParseCache:
         """Write what this run used, if that differs from what was read; a cache that cannot be written is none."""
         if not self.added and len(self.used) == len(self.entries):
             return
-        tmp = None
-        try:
-            self.file.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.file.parent, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as f:
-                marshal.dump((self.stamp, self.used), f)
-            os.replace(tmp, self.file)
-        except OSError:
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
+        with contextlib.suppress(OSError):
+            write_private(ensure_dir(self.file.parent) / self.file.name, marshal.dumps((self.stamp, self.used)))

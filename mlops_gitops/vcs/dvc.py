@@ -16,14 +16,13 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mlops_gitops import progress
+from mlops_gitops.fsutil import ensure_dir, write_private
 
 CACHE_FILE = "mlops-gitops-hashes.json"
 _CACHE_ENTRIES = 2000  # the newest answers kept; older ones are dropped when the file is written
@@ -153,17 +152,8 @@ class _Cache:
         self.entries.pop(key, None)
         self.entries[key] = value  # insertion order is age: the newest last
         keep = dict(list(self.entries.items())[-_CACHE_ENTRIES:])
-        tmp = None
-        try:
-            self.file.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.file.parent, prefix=".tmp-")
-            with os.fdopen(fd, "w") as f:
-                json.dump({"entries": keep}, f)
-            os.replace(tmp, self.file)  # readers see the old file or the new one, never half of one
-        except OSError:
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
+        with contextlib.suppress(OSError):  # readers see the old file or the new one, never half of one
+            write_private(ensure_dir(self.file.parent) / self.file.name, json.dumps({"entries": keep}))
 
 
 def fetch(t: Tracked) -> None:
