@@ -76,6 +76,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "events": ("events", "add_arguments", "lifecycle events recorded in the workspace"),
     "metrics": ("metrics", "add_arguments", "metrics of pipeline runs"),
     "job": ("jobs", "add_arguments", "command and pipeline runs on the workspace"),
+    "batch": ("batch", "add_arguments", "jobs of batch endpoints (`batch invoke`)"),
     "package": ("package", "add_arguments", "build a deployment of the workspace as an OCI image "
                                             "(Docker Engine API)"),
 }

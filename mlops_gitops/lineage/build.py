@@ -108,8 +108,19 @@ def _runs(graph: Graph, runs: list[tuple[RunRecord, list[StepRecord]]]) -> None:
     for run, _ in runs:
         node = f"run:{run.id}"
         graph.add(Node(node, "run", f"run {run.id}", {"status": run.status, "started_at": run.started_at}))
-        graph.add(Node(str(Address(Kind.JOB, run.pipeline)), "job", str(Address(Kind.JOB, run.pipeline))))
-        graph.link(str(Address(Kind.JOB, run.pipeline)), node, "ran")
+        batch = run.snapshot.get("batch")
+        if isinstance(batch, dict):  # a batch endpoint's job: its deployment ran it; its outputs are its own nodes
+            dep = Address(Kind.BATCH_DEPLOYMENT, f"{batch.get('endpoint')}/{batch.get('deployment')}")
+            graph.add(Node(str(dep), "batch-deployment", str(dep)))
+            graph.link(str(dep), node, "ran")
+            for port, out in run.outputs.items():
+                output = f"output:{run.id}/{port}"
+                graph.add(Node(output, "output", f"{port} of {run.id}",
+                               {"sha256": out.get("sha256"), "files": len(out.get("files") or [])}))
+                graph.link(node, output, "produced")
+        else:
+            graph.add(Node(str(Address(Kind.JOB, run.pipeline)), "job", str(Address(Kind.JOB, run.pipeline))))
+            graph.link(str(Address(Kind.JOB, run.pipeline)), node, "ran")
         commit = _commit(graph, run.snapshot)
         if commit is not None:
             graph.link(commit, node, "code at")

@@ -47,6 +47,7 @@ from mlops_gitops.state import (
 from mlops_gitops.textsafe import defuse_text
 
 if TYPE_CHECKING:  # the image builder (jinja2) is imported only where images are built
+    from mlops_gitops.backends.local.batch import BatchJobResult
     from mlops_gitops.backends.local.job_images import JobImages
     from mlops_gitops.runtime.packaging import ImageRecipe
     from mlops_gitops.runtime.remote import Datastore
@@ -392,6 +393,37 @@ class LocalRuns:
             self.hooks.warn(f"{exc}; recording the end of run {run.run_id} without it")
             run.finish(result)
         return run.run_id, result
+
+    def invoke_batch(self, endpoint: str, given: list[str], deployment: str | None = None,
+                     output: Path | None = None, overrides: list[str] | None = None) -> BatchJobResult:
+        """Start a job of a batch endpoint's deployment on `given` (paths, URLs or data assets) and run it here.
+
+        As `job run`, the workspace lock is held only to resolve and record the start."""
+        from mlops_gitops.backends.local.batch import BatchJobResult, BatchJobs, is_pipeline_deployment, settings_for
+
+        jobs = BatchJobs(self.store, self.hooks, self.datastores)
+        with self._locked("batch invoke", f"start a job of batch endpoint {endpoint}"):
+            dep = jobs.deployment(endpoint, deployment)
+            if is_pipeline_deployment(dep.spec):
+                run = jobs.pipeline_run(dep, given, list(overrides or []), self._images())
+                run.start()
+            else:
+                if len(given) != 1:
+                    raise WorkspaceError(f"{dep.address} is a model deployment: give one --input (a file or folder, a "
+                                         "URL, or a data asset)")
+                settings = settings_for(dep, list(overrides or []))
+                inputs = jobs.resolve_input(given[0])
+                run_id = jobs.start(dep, inputs, settings)
+        if not is_pipeline_deployment(dep.spec):
+            return jobs.execute(run_id, dep, inputs, settings, output)
+        result = run.execute(log=self.hooks.note)
+        run.finish(result)
+        failed = [f"step '{n}' {r.status}: {r.message}" for n, r in result.steps.items()
+                  if r.status in ("failed", "cancelled")]
+        done = BatchJobResult(run.run_id, result.status, message="; ".join(failed))
+        if output is not None:
+            done.output_files = jobs.export_outputs(result.outputs, output)
+        return done
 
     def _images(self) -> JobImages | None:
         from mlops_gitops.backends.local.job_images import JobImages

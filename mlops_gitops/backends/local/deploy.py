@@ -91,7 +91,9 @@ class Deployer:
             cfg.python = self.envs.python(env)
         return cfg
 
-    def layout(self, res: DesiredResource | ActualResource) -> tuple[DeploymentConfig, EnvSource | None]:
+    def layout(self, res: DesiredResource | ActualResource,
+               azure_only: tuple[str, ...] = AZURE_ONLY) -> tuple[DeploymentConfig, EnvSource | None]:
+        """The deployment's files laid out; `azure_only`: its settings said not to apply here."""
         spec, refs = res.spec, res.derived.get("refs") or {}
         files = list(res.artifacts if isinstance(res, DesiredResource) else res.files)
         endpoint, _, name = res.address.name.partition("/")
@@ -121,7 +123,7 @@ class Deployer:
             env = self.envs.source(spec.get("environment"), refs.get("environment"), files, "environment.", here)
         elif model_dir is not None and model_type == "mlflow_model":
             cc, code_dir, env = self._mlflow(res, Path(model_dir), here, env_vars)
-        ignored = [key for key in AZURE_ONLY if spec.get(key) not in (None, False)]
+        ignored = [key for key in azure_only if spec.get(key) not in (None, False)]
         if ignored:
             verbs = "describes Azure compute and does" if len(ignored) == 1 else "describe Azure compute and do"
             self.hooks.warn(f"{res.address}: {' and '.join(ignored)} {verbs} not apply to the local workspace")
