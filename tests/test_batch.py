@@ -276,3 +276,58 @@ def test_wrong_columns_fail_the_job_with_the_reason(cli: Callable[..., Result], 
     assert res.code == 1
     logs = cli("job", "logs", last_run_id(res.out), cwd=repo).out
     assert "narrow.csv has 2 column(s); the model's input 'X' takes 30" in logs
+
+
+COUNT = '''
+import argparse, pathlib
+p = argparse.ArgumentParser()
+p.add_argument("--data"); p.add_argument("--suffix"); p.add_argument("--out"); p.add_argument("--count")
+a = p.parse_args()
+with open(a.count, "a") as f:
+    f.write("ran\\n")
+out = pathlib.Path(a.out)
+out.mkdir(parents=True, exist_ok=True)
+names = sorted(p.name for p in pathlib.Path(a.data).iterdir())
+(out / "files.txt").write_text("\\n".join(n + a.suffix for n in names) + "\\n")
+'''
+
+
+def test_pipeline_deployment_runs_its_component_as_a_pipeline_job(cli: Callable[..., Result], tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    counter = tmp_path / "count.txt"
+    batch_tree(repo)
+    write(repo / "src" / "count" / "count.py", COUNT)
+    write(repo / "components" / "count.yml", (
+        f"$schema: {AZ}/commandComponent.schema.json\nname: count_files\nversion: '1'\ntype: command\n"
+        "code: ../src/count\nenvironment: azureml:AzureML-sklearn-1.5@latest\n"
+        "inputs:\n  data: {type: uri_folder}\n  suffix: {type: string, default: ''}\noutputs:\n  out: {type: uri_folder}\n"
+        "command: python count.py --data ${{inputs.data}} --suffix '${{inputs.suffix}}' --out ${{outputs.out}} "
+        f"--count {counter}\n"))
+    write(repo / "components" / "scoring.yml", (
+        f"$schema: {AZ}/pipelineComponent.schema.json\nname: scoring_pipeline\nversion: '1'\ntype: pipeline\n"
+        "inputs:\n  data: {type: uri_folder}\n  suffix: {type: string, default: ''}\n"
+        "outputs:\n  listing: {type: uri_folder}\njobs:\n  count:\n    component: azureml:count_files:1\n"
+        "    inputs:\n      data: ${{parent.inputs.data}}\n      suffix: ${{parent.inputs.suffix}}\n"
+        "    outputs:\n      out: ${{parent.outputs.listing}}\n"))
+    write(repo / "deployments" / "pipeline.yml", (
+        f"$schema: {AZ}/pipelineComponentBatchDeployment.schema.json\nname: listing\nendpoint_name: scores\n"
+        "type: pipeline\ncomponent: azureml:scoring_pipeline:1\nsettings: {continue_on_step_failure: false}\n"))
+    applied(cli, init_repo(repo))
+    inputs = samples(tmp_path / "in", count=2, rows=1)
+    res = cli("batch", "invoke", "scores", "-d", "listing", "--input", str(inputs), "--output", str(tmp_path / "out"),
+              cwd=repo)
+    assert res.code == 0, res.err
+    assert (tmp_path / "out" / "listing" / "files.txt").read_text().split() == ["part-00.csv", "part-01.csv"]
+    run = run_of(repo, last_run_id(res.out))
+    assert run["pipeline"] == "scores" and [s["step"] for s in run["steps"]] == ["count"]
+    # the same input again: the step is reused, as in any pipeline run
+    again = cli("batch", "invoke", "scores", "-d", "listing", "--input", f"data={inputs}", cwd=repo)
+    assert again.code == 0, again.err
+    assert run_of(repo, last_run_id(again.out))["steps"][0]["status"] == "reused"
+    assert counter.read_text().split() == ["ran"]
+    literal = cli("batch", "invoke", "scores", "-d", "listing", "--input", str(inputs), "--input", "suffix=.seen",
+                  "--output", str(tmp_path / "out3"), cwd=repo)
+    assert literal.code == 0, literal.err
+    assert (tmp_path / "out3" / "listing" / "files.txt").read_text().split() == ["part-00.csv.seen", "part-01.csv.seen"]
+    bad = cli("batch", "invoke", "scores", "-d", "listing", "--input", "nope=1", cwd=repo)
+    assert bad.code == 1 and "give NAME=VALUE, NAME one of the component's inputs (data, suffix)" in bad.err

@@ -120,6 +120,7 @@ def describe_run(runs: Runs, run_id: str) -> dict[str, Any]:
             "finished_at": row.finished_at, "submitted_by": row.submitted_by, "source_file": row.source_file,
             "apply_id": row.apply_id, "git": {k[4:]: v for k, v in snapshot.items() if k.startswith("git.")},
             "parameters": snapshot.get("parameters", {}), "code": snapshot.get("code", {}),
+            "batch": snapshot.get("batch"), "settings": snapshot.get("settings"),
             "outputs": _summary(row.outputs), "steps": steps, "message": row.message or None}
 
 
@@ -140,6 +141,10 @@ def job_show(run_id: str, path: str = ".", workspace: str | None = None, fmt: st
         dirty = " + uncommitted changes" if git.get("diff") else ""
         message = shorten(str(git.get("message") or ""), 70)
         out(escape(f"  commit {git['commit'][:12]}{dirty} — {message}"))
+    if info["batch"]:
+        out(escape(f"  batch endpoint {info['batch'].get('endpoint')}, deployment {info['batch'].get('deployment')}"))
+    if info["settings"]:
+        out(escape("  settings " + ", ".join(f"{k}={v}" for k, v in sorted(info["settings"].items()))))
     for name, value in sorted(info["parameters"].items()):
         out(escape(f"  parameter {name} = {value}"))
     for s in info["steps"]:

@@ -217,7 +217,10 @@ class BatchJobs:
             if not sep or key not in PIPELINE_SETTINGS:
                 raise WorkspaceError(f"--set {pair}: a pipeline deployment takes {', '.join(PIPELINE_SETTINGS)}")
             settings[key] = value.strip().lower() == "true"
-        spec = {"type": "pipeline", "component": f"azureml:{ref}", "inputs": inputs, "settings": settings}
+        outputs = {str(k): {"type": str((v or {}).get("type", "uri_folder"))}
+                   for k, v in (found.spec.get("outputs") or {}).items()}
+        spec = {"type": "pipeline", "component": f"azureml:{ref}", "inputs": inputs, "outputs": outputs,
+                "settings": settings}
         try:
             pipeline = PipelineResolver(self.store, self.hooks).resolve(endpoint, spec, {"refs": refs}, files,
                                                                         dep.source_file or "")
@@ -354,7 +357,8 @@ def _bind(given: list[str], declared: dict[str, Any], where: str) -> dict[str, s
         name, sep, rest = value.partition("=")
         if sep and name in declared:
             out[name] = rest
-        elif len(data_inputs) == 1 and data_inputs[0] not in out:
+        elif len(data_inputs) == 1 and data_inputs[0] not in out and not (
+                sep and name.isidentifier() and not Path(value).exists()):  # NAME=… of an input it lacks
             out[data_inputs[0]] = value
         else:
             raise WorkspaceError(f"{where}: --input {value}: give NAME=VALUE, NAME one of the component's inputs "
