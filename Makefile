@@ -27,6 +27,7 @@ bench:  ## prints the figures quoted in the README
 	command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get install -y -q wrk || (apt-get update -q && apt-get install -y -q wrk)); } || echo "install wrk (apt-get install wrk) for the serving benchmark"
 	$(PYTHON) benchmarks/bench_serving.py 15
 	$(PYTHON) benchmarks/bench_env_build.py
+	$(PYTHON) benchmarks/bench_batch.py
 
 schemas:  ## regenerate schemas/ from the pydantic models
 	$(PYTHON) -m mlops_gitops.spec.jsonschema

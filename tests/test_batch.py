@@ -70,7 +70,8 @@ def samples(folder: Path, count: int = 3, rows: int = 5) -> Path:
     lines = (EXAMPLE / "samples" / "batch" / "new-samples-1.csv").read_text().splitlines()
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(count):
-        (folder / f"part-{i:02d}.csv").write_text("\n".join([lines[0], *lines[1 + i * rows: 1 + (i + 1) * rows]]) + "\n")
+        body = lines[1 + i * rows: 1 + (i + 1) * rows]
+        (folder / f"part-{i:02d}.csv").write_text("\n".join([lines[0], *body]) + "\n")
     return folder
 
 
@@ -300,7 +301,8 @@ def test_pipeline_deployment_runs_its_component_as_a_pipeline_job(cli: Callable[
     write(repo / "components" / "count.yml", (
         f"$schema: {AZ}/commandComponent.schema.json\nname: count_files\nversion: '1'\ntype: command\n"
         "code: ../src/count\nenvironment: azureml:AzureML-sklearn-1.5@latest\n"
-        "inputs:\n  data: {type: uri_folder}\n  suffix: {type: string, default: ''}\noutputs:\n  out: {type: uri_folder}\n"
+        "inputs:\n  data: {type: uri_folder}\n  suffix: {type: string, default: ''}\n"
+        "outputs:\n  out: {type: uri_folder}\n"
         "command: python count.py --data ${{inputs.data}} --suffix '${{inputs.suffix}}' --out ${{outputs.out}} "
         f"--count {counter}\n"))
     write(repo / "components" / "scoring.yml", (

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +28,8 @@ from mlops_gitops.backends.local.runs import RunRecords
 from mlops_gitops.backends.local.serving import ServingController
 from mlops_gitops.backends.local.store import LocalStore
 from mlops_gitops.errors import NotFoundError, WorkspaceError
-from mlops_gitops.fsutil import UnsafePathError, copy_private, ensure_dir, safe_join
-from mlops_gitops.hashing import canonical_json, path_manifest
+from mlops_gitops.fsutil import UnsafePathError, copy_private, ensure_dir, safe_join, scan
+from mlops_gitops.hashing import canonical_json, file_digest, path_manifest
 from mlops_gitops.runtime.batch.engine import BatchOutcome, MiniBatchEngine, WorkerSpec
 from mlops_gitops.runtime.batch.settings import BatchSettings, SettingsError
 from mlops_gitops.runtime.mlflow_models import SCORING_SCRIPT
@@ -56,7 +57,18 @@ class BatchInput:
 
     @property
     def sha256(self) -> str:
-        return manifest_digest(tuple(self.files))
+        return manifest_digest(tuple(self.files)) if self.hashed else ""
+
+    @property
+    def hashed(self) -> bool:
+        return all(f.sha256 for f in self.files)
+
+    def hash(self) -> None:
+        """Hash the files of a local input (a data asset's are known): the job records what it read."""
+        self.files = [f if f.sha256 else FileEntry(f.rel, *file_digest(f.source), f.source) for f in self.files]
+
+    def described(self) -> dict[str, Any]:
+        return {"data": self.origin, **({"sha256": self.sha256} if self.hashed else {})}
 
 
 @dataclass
@@ -145,24 +157,21 @@ class BatchJobs:
             raise WorkspaceError(f"--input {given}: no such file or folder")
         path = path.resolve()
         table = _mltable_files(path) if path.is_dir() else None
-        try:
-            manifest = path_manifest(path)
-        except UnsafePathError as exc:
-            raise WorkspaceError(f"--input {given}: {exc}") from None
-        base = path if path.is_dir() else path.parent
-        entries = {rel: (digest, size) for rel, digest, size in manifest}
+        listed, problems = scan(path, path)  # hashed later, while the workers score (see execute)
+        if problems:
+            raise WorkspaceError(f"--input {given}: {problems[0].describe(path.name, 'the input folder')}")
+        real = dict(listed)
         if table is not None:
             names = [p.relative_to(path).as_posix() for p in table]
-            missing = [n for n in names if n not in entries]
+            missing = [n for n in names if n not in real]
             if missing:
                 raise WorkspaceError(f"--input {given}: its MLTable names {missing[0]}, which is not there")
-            files = [FileEntry(n, *entries[n], base / n) for n in names]
+            chosen = names
         else:
-            files = [FileEntry(rel, digest, size, base / rel) for rel, (digest, size) in entries.items()]
-        files = [f for f in files if not f.rel.split("/")[-1].startswith(".")]  # .gitignore, .DS_Store
-        if not files:
+            chosen = sorted(rel for rel in real if not rel.split("/")[-1].startswith("."))  # .gitignore, .DS_Store
+        if not chosen:
             raise WorkspaceError(f"--input {given}: the folder is empty: there is nothing to score")
-        return BatchInput(str(path), files, tabular=table is not None)
+        return BatchInput(str(path), [FileEntry(rel, "", 0, real[rel]) for rel in chosen], tabular=table is not None)
 
     def _remote(self, url: str, type_: str, origin: str) -> BatchInput:
         try:
@@ -263,9 +272,9 @@ class BatchJobs:
         leases = {f.sha256 for f in given.files if f.source == self.store.artifact_path(f.sha256)}
         self.records.start(run_id, endpoint, dep.source_file or "", None, {
             "batch": {"endpoint": endpoint, "deployment": name, "spec_hash": dep.spec_hash},
-            "settings": settings.as_dict(), "input": {"data": given.origin, "sha256": given.sha256}},
+            "settings": settings.as_dict()},
             [{"step": STEP, "component": f"batch-deployment:{endpoint}/{name}",
-              "inputs": canonical_json({"input": {"data": given.origin, "sha256": given.sha256}}),
+              "inputs": canonical_json({"input": given.described()}),
               "environment": "{}"}], leases=leases)
         return run_id
 
@@ -288,6 +297,8 @@ class BatchJobs:
         if workers < settings.workers:
             self.hooks.warn(f"{dep.address}: {settings.workers} workers are more than this machine runs: it gets "
                             f"{workers} (MLOPS_GITOPS_MAX_WORKERS raises the bound)")
+        hashing = threading.Thread(target=given.hash, name="hash-input", daemon=True)
+        hashing.start()  # the input's hash, computed while the workers start and score
         with progress.task(f"batch job {run_id}") as task:
             def advanced(done: int, total: int) -> None:
                 task.detail = f"{done}/{total} mini-batches"
@@ -296,6 +307,8 @@ class BatchJobs:
                                      cancel_requested=lambda: self.records.cancel_requested(run_id),
                                      on_progress=advanced)
             outcome = engine.run(files)
+            hashing.join()
+        self.records.step_event(run_id, STEP, "running", inputs={"input": given.described()})
         stored = self._store(run_id, here / "outputs" / OUTPUT)
         result = self._end(run_id, outcome.status, outcome, {OUTPUT: ("uri_folder", stored)}, outcome.message)
         result.output_folder = here / "outputs" / OUTPUT

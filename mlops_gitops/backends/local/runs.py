@@ -111,6 +111,8 @@ class RunRecords:
             values["outputs"] = encode_outputs(fields["outputs"])
         if "metrics" in fields:
             values["metrics"] = canonical_json(fields["metrics"])
+        if "inputs" in fields:  # known only once a batch job has hashed what it read
+            values["inputs"] = canonical_json(fields["inputs"])
         if status in ("preparing", "reused"):
             values["started_at"] = now()
         if status in FINISHED:

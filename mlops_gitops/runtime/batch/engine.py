@@ -159,36 +159,35 @@ class Worker:
 
 
 class _Output:
-    """append_row: each mini-batch's lines written in mini-batch order as soon as those before it are done."""
+    """append_row: each mini-batch's text written in mini-batch order as soon as those before it are done."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.file = os.fdopen(open_private(path, append=False), "w", encoding="utf-8") if path else None
-        self.pending: dict[int, list[str]] = {}
+        self.pending: dict[int, str] = {}
         self.next = 0
         self.rows = 0
         self.lock = threading.Lock()
 
-    def put(self, index: int, lines: list[str]) -> None:
+    def put(self, index: int, text: str) -> None:
         with self.lock:
-            self.pending[index] = lines
+            self.pending[index] = text
             while self.next in self.pending:
-                chunk = self.pending.pop(self.next)
-                if self.file is not None and chunk:
-                    self.file.write("\n".join(chunk) + "\n")
-                    self.rows += len(chunk)
+                self._write(self.pending.pop(self.next))
                 self.next += 1
             if self.file is not None:
                 self.file.flush()
+
+    def _write(self, text: str) -> None:
+        if self.file is not None and text:
+            self.file.write(text if text.endswith("\n") else text + "\n")
+            self.rows += text.count("\n") + (not text.endswith("\n"))
 
     def close(self) -> None:
         """Write what finished after a gap too (a failed or cancelled job keeps everything it scored)."""
         with self.lock:
             for index in sorted(self.pending):
-                chunk = self.pending.pop(index)
-                if self.file is not None and chunk:
-                    self.file.write("\n".join(chunk) + "\n")
-                    self.rows += len(chunk)
+                self._write(self.pending.pop(index))
             if self.file is not None:
                 self.file.close()
                 self.file = None
@@ -367,6 +366,6 @@ class MiniBatchEngine:
                 out.failed_items += short
                 out.succeeded_items += len(files) - short
             done, total = out.finished_batches, out.mini_batches
-        output.put(number, [] if isinstance(result, str) else list(result.get("lines") or []))
+        output.put(number, "" if isinstance(result, str) else str(result.get("text") or ""))
         if self.on_progress is not None:
             self.on_progress(done, total)

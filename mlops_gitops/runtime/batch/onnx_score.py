@@ -41,9 +41,7 @@ def init() -> None:
     session = ort.InferenceSession(str(found[0]), options, providers=["CPUExecutionProvider"])
 
 
-def _has_header(path: str, sep: str) -> bool:
-    with open(path, encoding="utf-8") as f:
-        first = f.readline()
+def _has_header(first: str, sep: str) -> bool:
     try:
         [float(v) for v in first.strip().split(sep) if v.strip()]
     except ValueError:
@@ -51,28 +49,36 @@ def _has_header(path: str, sep: str) -> bool:
     return False
 
 
+def _dtype() -> Any:
+    inputs = session.get_inputs()
+    return TYPES.get(inputs[0].type, np.float64) if len(inputs) == 1 else np.float64
+
+
 def _read(path: str) -> tuple[list[str] | None, Any]:
-    """(column names or None, the table: a DataFrame, or a 2-D numpy array of float64)."""
+    """(column names or None, the table: a DataFrame, or a 2-D numpy array)."""
     sep = "\t" if path.endswith((".tsv", ".tab")) else ","
     if path.endswith(".parquet"):
         if pd is None:
             raise RuntimeError(f"{Path(path).name}: Parquet files need pandas in the deployment's environment")
         frame = pd.read_parquet(path)
         return [str(c) for c in frame.columns], frame
-    header = _has_header(path, sep)
-    if pd is not None:
-        frame = pd.read_csv(path, sep=sep, header=0 if header else None)
-        return ([str(c) for c in frame.columns] if header else None), frame
-    names = None
-    if header:
-        with open(path, encoding="utf-8", newline="") as f:
-            names = next(csv.reader(f, delimiter=sep))
-    try:
-        return names, np.loadtxt(path, delimiter=sep, skiprows=1 if header else 0, ndmin=2)
-    except ValueError:  # text columns (inputs of type string): every value as read, cast per input
-        with open(path, encoding="utf-8", newline="") as f:
+    with open(path, encoding="utf-8", newline="") as f:
+        first = f.readline()
+        header = _has_header(first, sep)
+        names = next(csv.reader([first], delimiter=sep)) if header else None
+        if pd is not None:
+            f.seek(0)
+            frame = pd.read_csv(f, sep=sep, header=0 if header else None)
+            return names, frame
+        if not header:
+            f.seek(0)
+        dtype = _dtype()
+        try:  # numeric columns: parsed straight into the model's input type
+            return names, np.loadtxt(f, delimiter=sep, ndmin=2, dtype=dtype if dtype is not np.object_ else None)
+        except ValueError:  # text columns (inputs of type string): every value as read, cast per input
+            f.seek(0)
             rows = list(csv.reader(f, delimiter=sep))[1 if header else 0:]
-        return names, np.array(rows, dtype=object).reshape(len(rows), -1)
+            return names, np.array(rows, dtype=object).reshape(len(rows), -1)
 
 
 def _feeds(name: str, columns: list[str] | None, table: Any) -> dict[str, Any]:
@@ -83,7 +89,7 @@ def _feeds(name: str, columns: list[str] | None, table: Any) -> dict[str, Any]:
         if isinstance(wanted, int) and values.shape[1] != wanted:
             raise ValueError(f"{name} has {values.shape[1]} column(s); the model's input '{inputs[0].name}' takes "
                              f"{wanted}")
-        return {inputs[0].name: values.astype(TYPES.get(inputs[0].type, np.float32))}
+        return {inputs[0].name: values.astype(TYPES.get(inputs[0].type, np.float32), copy=False)}
     if columns is None:
         raise ValueError(f"{name} has no header row: this model takes several inputs "
                          f"({', '.join(i.name for i in inputs)}), read from the columns of those names")
