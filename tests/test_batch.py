@@ -333,3 +333,67 @@ def test_pipeline_deployment_runs_its_component_as_a_pipeline_job(cli: Callable[
     assert (tmp_path / "out3" / "listing" / "files.txt").read_text().split() == ["part-00.csv.seen", "part-01.csv.seen"]
     bad = cli("batch", "invoke", "scores", "-d", "listing", "--input", "nope=1", cwd=repo)
     assert bad.code == 1 and "give NAME=VALUE, NAME one of the component's inputs (data, suffix)" in bad.err
+
+
+ENTRY = '''
+import argparse, os
+from pathlib import Path
+
+def init():
+    global suffix
+    p = argparse.ArgumentParser()
+    p.add_argument("--suffix")
+    suffix = p.parse_known_args()[0].suffix  # program_arguments, as Azure passes them
+    Path(os.environ["BATCH_MARKS"], f"init-{os.getpid()}").write_text("")
+
+def run(mini_batch):
+    if any("bad" in f for f in mini_batch):
+        raise ValueError("a bad file")
+    return [f"{Path(f).name}{suffix},{len(Path(f).read_text().splitlines())}" for f in mini_batch]
+'''
+
+
+def parallel_tree(root: Path, extra: str = "") -> Path:
+    write(root / "mlops.yaml", "workspaces:\n  dev: {path: .mlops/dev, runtime: process}\ndefault_workspace: dev\n"
+                               "exclude: ['src/**']\n")
+    write(root / "src" / "par" / "entry.py", ENTRY)
+    for i in range(5):
+        write(root / "pipelines" / "files" / f"f{i}.txt", "x\n" * (i + 1))
+    write(root / "pipelines" / "par.yml", (
+        f"$schema: {AZ}/pipelineJob.schema.json\ntype: pipeline\nname: par\n"
+        "inputs:\n  files: {type: uri_folder, path: ./files}\n"
+        "outputs:\n  scored: {type: uri_folder}\njobs:\n  score:\n    type: parallel\n"
+        "    inputs:\n      data: {type: uri_folder, path: '${{parent.inputs.files}}'}\n      suffix: '_seen'\n"
+        "    outputs:\n      scored: '${{parent.outputs.scored}}'\n"
+        "    input_data: ${{inputs.data}}\n    mini_batch_size: '2'\n    max_concurrency_per_instance: 2\n"
+        "    resources: {instance_count: 1}\n    retry_settings: {max_retries: 0, timeout: 30}\n" + extra +
+        "    task:\n      type: run_function\n      code: ../src/par\n      entry_script: entry.py\n"
+        "      program_arguments: --suffix ${{inputs.suffix}}\n      append_row_to: ${{outputs.scored}}\n"))
+    return init_repo(root)
+
+
+def test_parallel_steps_run_on_the_mini_batch_engine(cli: Callable[..., Result], tmp_path: Path, marks: Path) -> None:
+    repo = parallel_tree(tmp_path / "repo")
+    res = cli("validate", cwd=repo)
+    assert res.code == 0 and "STEP001" not in res.out + res.err, res.out + res.err
+    res = cli("job", "run", "pipelines/par.yml", cwd=repo)
+    assert res.code == 0, res.out + res.err
+    run_id = next(line.split()[1] for line in res.out.splitlines() if line.startswith("Run "))
+    out = repo / ".mlops" / "dev" / "runs" / run_id / "score" / "outputs" / "scored" / "parallel_run_step.txt"
+    assert out.read_text().splitlines() == [f"f{i}.txt_seen,{i + 1}" for i in range(5)]
+    assert len(list(marks.glob("init-*"))) == 2  # two workers, init() once each
+    logs = cli("job", "logs", run_id, cwd=repo).out
+    assert "5 file(s) in 3 mini-batch(es)" in logs
+    again = cli("job", "run", "pipelines/par.yml", cwd=repo)
+    assert again.code == 0 and "score: reused" in again.out
+
+
+def test_a_parallel_step_over_its_mini_batch_error_threshold_fails(cli: Callable[..., Result], tmp_path: Path,
+                                                                 marks: Path) -> None:
+    repo = tmp_path / "repo"
+    parallel_tree(repo, extra="    mini_batch_error_threshold: 0\n")
+    write(repo / "pipelines" / "files" / "bad.txt", "oops\n")
+    init_repo(repo)
+    res = cli("job", "run", "pipelines/par.yml", cwd=repo)
+    assert res.code == 1
+    assert "mini_batch_error_threshold 0 exceeded: 1 mini-batch(es) failed" in res.out + res.err

@@ -107,6 +107,12 @@ def inline_component(step_name: str, step: dict[str, Any]) -> Component:
     return Component({**step, "inputs": inputs, "outputs": outputs}, f"step:{step_name}")
 
 
+def _unfold(step: Any) -> Any:
+    if not isinstance(step, dict) or not isinstance(step.get("foreign"), dict):
+        return step
+    return {**step["foreign"], **{k: v for k, v in step.items() if k != "foreign"}}
+
+
 def _mapping(value: Any) -> dict[Any, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -139,10 +145,17 @@ class _Compiler:
             steps = {"": {"type": "pipeline", "component": self.spec["component"],
                           "inputs": {k: f"${{{{parent.inputs.{k}}}}}" for k in _mapping(self.spec.get("inputs"))},
                           "outputs": {k: f"${{{{parent.outputs.{k}}}}}" for k in _mapping(self.spec.get("outputs"))}}}
+        # a step type's own fields, as the job's model keeps them (`foreign`), back where the YAML has them
+        steps = {name: _unfold(step) for name, step in steps.items()}
         components: dict[str, Component] = {}
         for name, step in steps.items():
             step = step if isinstance(step, dict) else {}
             step_type = str(step.get("type", "command")).lower()
+            if step_type == "parallel" and isinstance(step.get("task"), dict):  # the mini-batch engine runs it
+                parallel = components[name] = inline_component(name, step)
+                self.declared[name] = {port: str(p.get("type", "uri_folder"))
+                                       for port, p in _ports(parallel.spec, "outputs").items()}
+                continue
             if step_type in NOT_RUN_STEPS:  # Azure runs it; what it outputs is not known here
                 self.out.not_run[self.prefix + name] = step_type
                 self.unknown.add(name)

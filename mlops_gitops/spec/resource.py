@@ -100,6 +100,12 @@ def _steps(loc: Loc, jobs: dict[str, Any], out: list[Link]) -> None:
         if step.environment is not None:
             _ref_or_path((*sloc, "environment"), "environment", step.environment, Kind.ENVIRONMENT, out)
         _io_paths((*sloc, "inputs"), step.inputs, out)
+        task = (step.foreign or {}).get("task") if step.type == "parallel" else None
+        if isinstance(task, dict):  # a parallel step: its entry script's folder and environment
+            if isinstance(task.get("code"), str):
+                out.append(Link((*sloc, "task", "code"), "code", task["code"]))
+            if isinstance(task.get("environment"), str):
+                _ref_or_path((*sloc, "task", "environment"), "environment", task["environment"], Kind.ENVIRONMENT, out)
 
 
 def _component_link(loc: Loc, comp: str, out: list[Link]) -> None:

@@ -8,6 +8,8 @@ cache are kept by RunRecords; step outputs go to the content-addressed store.
 from __future__ import annotations
 
 import secrets
+import shlex
+import sys
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -110,6 +112,12 @@ class PipelineResolver:
         if component is not None:  # a registered (or pending) component: its own files and references
             comp_files, comp_refs = component
             code_prefix, env_prefix, env_ref = "code/", "environment.", comp_refs.get("environment")
+        elif str(step.get("type", "")).lower() == "parallel":  # its task: the entry script's code and environment
+            comp_files = files
+            code_prefix, env_prefix = f"jobs.{local}.task.code/", f"jobs.{local}.task.environment."
+            env_ref = refs.get(f"jobs.{local}.task.environment")
+            comp = {**comp, "environment": (step.get("task") or {}).get("environment"),
+                    "command": parallel_command(name, step)}
         else:  # an inline command: the job's files, keyed under the step
             comp_files = files
             code_prefix, env_prefix = f"jobs.{local}.code/", f"jobs.{local}.environment."
@@ -167,6 +175,30 @@ class PipelineResolver:
             return Input("data", type_, files=self.remote.files(url, type_), origin=origin)
         except RemoteError as exc:
             raise PipelineError(f"step '{step}': input '{port}': {exc}") from None
+
+
+def parallel_command(step_name: str, step: dict[str, Any]) -> str:
+    """A `type: parallel` step as the command the runner runs: the mini-batch engine's driver, with the
+    step's settings; its ${{inputs.…}} and ${{outputs.…}} are bound like any command's."""
+    task = step.get("task") or {}
+    if str(task.get("type", "run_function")) != "run_function" or not task.get("entry_script"):
+        raise PipelineError(f"step '{step_name}': a parallel step's task needs type run_function and an entry_script")
+    if not step.get("input_data"):
+        raise PipelineError(f"step '{step_name}': a parallel step needs input_data (${{{{inputs.NAME}}}})")
+    retry = step.get("retry_settings") or {}
+    args = [sys.executable, "-m", "mlops_gitops.runtime.batch.parallel", "--entry-script", str(task["entry_script"]),
+            "--mini-batch-size", str(step.get("mini_batch_size", 1)),
+            "--workers-per-instance", str(step.get("max_concurrency_per_instance", 1)),
+            "--instance-count", str((step.get("resources") or {}).get("instance_count", 1)),
+            "--error-threshold", str(step.get("error_threshold", -1)),
+            "--mini-batch-error-threshold", str(step.get("mini_batch_error_threshold", -1)),
+            "--max-retries", str(retry.get("max_retries", 3)), "--timeout", str(retry.get("timeout", 60)),
+            "--logging-level", str(step.get("logging_level", "INFO"))]
+    bound = ["--input-data", str(step["input_data"])]  # placeholders: quoted by the renderer, not here
+    if task.get("append_row_to"):
+        bound += ["--append-row-to", str(task["append_row_to"])]
+    program = str(task.get("program_arguments") or "").strip()
+    return " ".join([*map(shlex.quote, args), *bound, "--", program]).strip()
 
 
 def _with_includes(step: str, comp: dict[str, Any], code: tuple[FileEntry, ...], files: list[ArtifactFile],

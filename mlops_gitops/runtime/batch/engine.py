@@ -194,7 +194,7 @@ class _Output:
 
 
 class MiniBatchEngine:
-    def __init__(self, settings: BatchSettings, spec: WorkerSpec, log_path: Path, output_dir: Path,
+    def __init__(self, settings: BatchSettings, spec: WorkerSpec, log_path: Path | None, output_dir: Path,
                  cancel_requested: Callable[[], bool] = lambda: False,
                  on_progress: Callable[[int, int], None] | None = None) -> None:
         self.settings = settings
@@ -211,13 +211,18 @@ class MiniBatchEngine:
 
     # -- the job -----------------------------------------------------------------------------------
 
-    def run(self, files: list[str]) -> BatchOutcome:
+    def run(self, files: list[str], batches: list[list[str]] | None = None) -> BatchOutcome:
+        """Score `files` in mini-batches of mini_batch_size (or as `batches` groups them); None log: stderr."""
         s = self.settings
-        batches = [files[i:i + s.mini_batch_size] for i in range(0, len(files), s.mini_batch_size)]
+        if batches is None:
+            batches = [files[i:i + s.mini_batch_size] for i in range(0, len(files), s.mini_batch_size)]
         self.outcome = BatchOutcome("running", len(batches), len(files))
         ensure_dir(self.output_dir)
-        ensure_dir(self.log_path.parent)
-        self._log_fd = open_private(self.log_path)
+        if self.log_path is not None:
+            ensure_dir(self.log_path.parent)
+            self._log_fd = open_private(self.log_path)
+        else:  # the caller's stderr (a parallel step: the step's log)
+            self._log_fd = os.dup(2)
         keep = s.output_action == "append_row"
         output = _Output(self.output_dir / s.output_file_name if keep else None)
         queue: SimpleQueue[tuple[int, list[str]]] = SimpleQueue()
@@ -295,7 +300,6 @@ class MiniBatchEngine:
         return worker
 
     def _serve(self, index: int, queue: SimpleQueue[tuple[int, list[str]]], output: _Output, keep: bool) -> None:
-        s = self.settings
         worker = self._start(index)
         while worker is not None and not self._abort.is_set():
             try:
@@ -306,12 +310,21 @@ class MiniBatchEngine:
             if self._abort.is_set():
                 return  # cancelled or over the threshold while it ran: not counted, not written
             self._settle(number, files, result, output)
-            if s.error_threshold != -1 and self.outcome.failed_items > s.error_threshold and not self._failure:
+            over = self._over_threshold()
+            if over and not self._failure:
                 with self._lock:
-                    self._failure = (f"error_threshold {s.error_threshold} exceeded: {self.outcome.failed_items} "
-                                     "item(s) failed")
+                    self._failure = over
                 self.log(self._failure)
                 self._stop_all()
+
+    def _over_threshold(self) -> str:
+        s, out = self.settings, self.outcome
+        if s.error_threshold != -1 and out.failed_items > s.error_threshold:
+            return f"error_threshold {s.error_threshold} exceeded: {out.failed_items} item(s) failed"
+        if s.mini_batch_error_threshold != -1 and out.failed_batches > s.mini_batch_error_threshold:
+            return (f"mini_batch_error_threshold {s.mini_batch_error_threshold} exceeded: {out.failed_batches} "
+                    "mini-batch(es) failed")
+        return ""
 
     def _attempts(self, index: int, worker: Worker | None, number: int, files: list[str],
                   keep: bool) -> tuple[dict[str, Any] | str, Worker | None]:

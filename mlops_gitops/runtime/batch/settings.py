@@ -23,6 +23,7 @@ class BatchSettings:
     max_concurrency_per_instance: int = 1
     instance_count: int = 1
     error_threshold: int = -1  # failed items allowed; -1: any number
+    mini_batch_error_threshold: int = -1  # failed mini-batches allowed (parallel steps); -1: any number
     max_retries: int = 3  # per mini-batch, after its first try
     timeout: int = 30  # seconds per mini-batch try
     output_action: str = "append_row"

@@ -75,6 +75,8 @@ def main() -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     sys.path.insert(0, code_dir)
     os.chdir(code_dir)
+    # a parallel step's program_arguments: its entry script's init() parses them from sys.argv, as on Azure
+    sys.argv = [script, *json.loads(os.environ.get("MLOPS_GITOPS_BATCH_ARGV") or "[]")]
     try:
         spec = importlib.util.spec_from_file_location("batch_score", os.path.join(code_dir, script))
         if spec is None or spec.loader is None:
