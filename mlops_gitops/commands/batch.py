@@ -56,6 +56,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "logging_level (repeat)")
     args.workspace(a)
     args.examples(a, "mlops-gitops batch invoke cancer-batch --input samples/batch -C example-repo",
-                  "mlops-gitops batch invoke cancer-batch --input azureml:breast-cancer-train@latest "
-                  "--set mini_batch_size=1 --output /tmp/scores -C example-repo")
+                  "mlops-gitops batch invoke cancer-batch --input samples/batch --set mini_batch_size=1 "
+                  "--output scores -C example-repo",
+                  "mlops-gitops batch invoke cancer-batch --deployment onnx --input samples/batch/new-samples-1.csv "
+                  "-C example-repo")
     a.set_defaults(run=batch_invoke)
