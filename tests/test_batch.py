@@ -237,6 +237,9 @@ def test_data_asset_input_and_bad_inputs(cli: Callable[..., Result], tmp_path: P
     assert res.code == 0, res.err
     run = run_of(repo, last_run_id(res.out))
     assert run["steps"][0]["inputs"]["input"]["data"] == "data:new-samples:1"
+    predictions = (repo / ".mlops" / "dev" / "runs" / run["id"] / "batchscoring" / "outputs" / "score" /
+                   "predictions.csv").read_text().splitlines()
+    assert {line.rsplit(",", 1)[1] for line in predictions} == {"part-00.csv", "part-01.csv"}  # names, not hashes
     lineage = cli("lineage", "data:new-samples:1", "--format", "json", cwd=repo)
     assert lineage.code == 0, lineage.err
     graph = json.loads(lineage.out)

@@ -91,6 +91,55 @@ def test_an_mlflow_model_is_served_without_a_scoring_script(cli: Cli, tree: tupl
     assert res.code != 0 and "input_data" in res.out + res.err
 
 
+TABLE_SCRIPT = """
+import os
+def init():
+    pass
+def run(mini_batch):  # a tabular input: one DataFrame of the mini-batch's files, as Azure gives it
+    return [f"{type(mini_batch).__name__},{len(mini_batch)},{','.join(map(str, mini_batch.columns))}"]
+"""
+
+
+def test_an_mlflow_batch_deployment_scores_files_without_a_scoring_script(cli: Cli, tree: tuple[Path, dict],
+                                                                          tmp_path: Path) -> None:
+    root, sample = tree
+    write(root / "cli" / "batch-endpoint.yml", f"$schema: {AZ}/batchEndpoint.schema.json\nname: iris-batch\n"
+                                               "defaults: {deployment_name: mlflow}\n")
+    write(root / "cli" / "batch.yml", f"$schema: {AZ}/modelBatchDeployment.schema.json\nname: mlflow\n"
+                                      "endpoint_name: iris-batch\ntype: model\nmodel: azureml:iris:1\n"
+                                      "settings: {mini_batch_size: 1}\n")
+    # a scoring script given a tabular (MLTable) input, in the model's environment, which has pandas
+    write(root / "src" / "table.py", TABLE_SCRIPT)
+    write(root / "cli" / "table.yml", f"$schema: {AZ}/modelBatchDeployment.schema.json\nname: table\n"
+                                      "endpoint_name: iris-batch\ntype: model\nmodel: azureml:iris:1\n"
+                                      "code_configuration: {code: ../src, scoring_script: table.py}\n"
+                                      "environment:\n  image: mcr.microsoft.com/azureml/minimal-py311-inference:latest\n"
+                                      "  conda_file: ./table-conda.yml\nsettings: {mini_batch_size: 5}\n")
+    write(root / "cli" / "table-conda.yml", "name: t\ndependencies:\n  - python=3.11\n  - pip:\n    - pandas\n")
+    init_repo(root, "and a batch endpoint")
+    res = cli("apply", str(root), "--auto-approve")
+    assert res.code == 0, res.err
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    header = ",".join(sample["columns"])
+    for i, row in enumerate(sample["data"]):
+        (inputs / f"r{i}.csv").write_text(header + "\n" + ",".join(map(str, row)) + "\n")
+    res = cli("batch", "invoke", "iris-batch", "--input", str(inputs), "--output", str(tmp_path / "out"), "-C",
+              str(root))
+    assert res.code == 0, res.out + res.err
+    lines = (tmp_path / "out" / "predictions.csv").read_text().splitlines()
+    assert [line.split(",") for line in lines] == [["0", str(p), f"r{i}.csv"] for i, p in enumerate(sample["expected"])]
+    table = tmp_path / "table"
+    table.mkdir()
+    for i in range(2):
+        (table / f"part{i}.csv").write_text("a,b\n1,2\n3,4\n")
+    (table / "MLTable").write_text("paths:\n  - pattern: ./*.csv\ntransformations:\n  - read_delimited: {}\n")
+    res = cli("batch", "invoke", "iris-batch", "-d", "table", "--input", str(table), "--output",
+              str(tmp_path / "out2"), "-C", str(root))
+    assert res.code == 0, res.out + res.err
+    assert (tmp_path / "out2" / "predictions.csv").read_text().splitlines() == ["DataFrame,4,a,b"]
+
+
 TRAIN_SCRIPT = """
 import sys, mlflow, mlflow.sklearn, pandas as pd
 from sklearn.linear_model import LogisticRegression

@@ -9,6 +9,7 @@ A pipeline-component deployment runs its component as a pipeline job with the in
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import threading
@@ -292,7 +293,7 @@ class BatchJobs:
             "AZUREML_LOG_LEVEL": settings.logging_level, "AZUREML_BI_OUTPUT_PATH": str(here / "outputs" / OUTPUT)}
         self.records.step_event(run_id, STEP, "running", environment=described | {
             "label": env.label if env else "the toolkit's Python"})
-        files = [str(f.source) for f in given.files]
+        files = [str(p) for p in _laid_out(given.files, here / "inputs")]
         workers = settings.local_workers()
         if workers < settings.workers:
             self.hooks.warn(f"{dep.address}: {settings.workers} workers are more than this machine runs: it gets "
@@ -306,7 +307,11 @@ class BatchJobs:
             engine = MiniBatchEngine(settings, spec, log_path, here / "outputs" / OUTPUT,
                                      cancel_requested=lambda: self.records.cancel_requested(run_id),
                                      on_progress=advanced)
-            outcome = engine.run(files)
+            try:
+                outcome = engine.run(files)
+            except BaseException:  # interrupted (Ctrl-C): recorded as such, its workers already stopped
+                self._end(run_id, "failed", None, {}, "interrupted")
+                raise
             hashing.join()
         self.records.step_event(run_id, STEP, "running", inputs={"input": given.described()})
         stored = self._store(run_id, here / "outputs" / OUTPUT)
@@ -334,6 +339,26 @@ class BatchJobs:
             "job": run_id.rsplit("-", 3)[0], "kind": "batch", "status": status, "metrics": metrics,
             "failures": [message.splitlines()[0]] if message else []})
         return BatchJobResult(run_id, status, outcome, message=message)
+
+
+def _laid_out(files: list[FileEntry], dest: Path) -> list[Path]:
+    """Where the workers read each file: in place when it has its own name (a local input), else linked
+    (copied across file systems) under its name in the job's folder: stored and downloaded files are named
+    by their hash, and scripts read names and extensions."""
+    out = []
+    for f in files:
+        if f.source is not None and f.source.name == f.rel.rsplit("/", 1)[-1]:
+            out.append(f.source)
+            continue
+        target = safe_join(dest, f.rel, what="input file")
+        ensure_dir(target.parent)
+        if not target.exists():
+            try:
+                os.link(f.source, target)
+            except OSError:
+                copy_private(f.source, target)
+        out.append(target)
+    return out
 
 
 def _export(files: tuple[FileEntry, ...], dest: Path) -> list[Path]:

@@ -307,9 +307,11 @@ class MiniBatchEngine:
             except Empty:
                 return
             result, worker = self._attempts(index, worker, number, files, keep)
+            if self._abort.is_set() and isinstance(result, str):
+                return  # stopped by the cancel or the threshold while it ran: not counted as failed
+            self._settle(number, files, result, output)  # a mini-batch that finished is kept, even now
             if self._abort.is_set():
-                return  # cancelled or over the threshold while it ran: not counted, not written
-            self._settle(number, files, result, output)
+                return
             over = self._over_threshold()
             if over and not self._failure:
                 with self._lock:

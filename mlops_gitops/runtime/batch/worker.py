@@ -18,29 +18,17 @@ import os
 import struct
 import sys
 import traceback
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlops_gitops.runtime.workerio import protocol_streams, read_exact
+else:  # run by a Python without this package: the one module, from the folder above
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from workerio import protocol_streams, read_exact
+
+    del sys.path[0]
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
-
-
-def _frames() -> tuple[IO[bytes], IO[bytes]]:
-    proto_in = os.fdopen(os.dup(0), "rb", buffering=0)
-    proto_out = os.fdopen(os.dup(1), "wb", buffering=0)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.dup2(2, 1)  # the script's stdout joins stderr, which the engine sends to the job's log
-    sys.stdout = os.fdopen(1, "w", buffering=1)
-    return proto_in, proto_out
-
-
-def _read_exact(stream: IO[bytes], n: int) -> bytes | None:
-    data = b""
-    while len(data) < n:
-        chunk = stream.read(n - len(data))
-        if not chunk:
-            return None
-        data += chunk
-    return data
 
 
 def _send(stream: IO[bytes], status: int, payload: Any) -> None:
@@ -70,7 +58,7 @@ def _lines(result: Any) -> tuple[list[str], int]:
 
 def main() -> int:
     code_dir, script = sys.argv[1], sys.argv[2]
-    proto_in, proto_out = _frames()
+    proto_in, proto_out = protocol_streams()
     logging.basicConfig(level=LEVELS.get(os.environ.get("AZUREML_LOG_LEVEL", "info"), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     sys.path.insert(0, code_dir)
@@ -93,11 +81,11 @@ def main() -> int:
         return 1
     _send(proto_out, 0, "ready")
     while True:
-        header = _read_exact(proto_in, 4)
+        header = read_exact(proto_in, 4)
         if header is None:
             return 0  # the engine closed the pipe: shut down
         (size,) = struct.unpack(">I", header)
-        request = json.loads((_read_exact(proto_in, size) or b"{}").decode())
+        request = json.loads((read_exact(proto_in, size) or b"{}").decode())
         try:
             files = request["files"]
             lines, count = _lines(run(_table(files) if request.get("tabular") else files))

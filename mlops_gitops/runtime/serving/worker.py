@@ -16,27 +16,15 @@ import os
 import struct
 import sys
 import traceback
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    from mlops_gitops.runtime.workerio import protocol_streams, read_exact
+else:  # run by a Python without this package: the one module, from the folder above
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from workerio import protocol_streams, read_exact
 
-def _frames() -> tuple[IO[bytes], IO[bytes]]:
-    proto_in = os.fdopen(os.dup(0), "rb", buffering=0)
-    proto_out = os.fdopen(os.dup(1), "wb", buffering=0)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.dup2(2, 1)  # stdout of the script joins stderr, which the host sends to the deployment log
-    sys.stdout = os.fdopen(1, "w", buffering=1)
-    return proto_in, proto_out
-
-
-def _read_exact(stream: IO[bytes], n: int) -> bytes | None:
-    data = b""
-    while len(data) < n:
-        chunk = stream.read(n - len(data))
-        if not chunk:
-            return None
-        data += chunk
-    return data
+    del sys.path[0]
 
 
 def _send(stream: IO[bytes], status: int, payload: bytes) -> None:
@@ -49,7 +37,7 @@ def _describe(exc: BaseException) -> str:
 
 def main() -> int:
     code_dir, script = sys.argv[1], sys.argv[2]
-    proto_in, proto_out = _frames()
+    proto_in, proto_out = protocol_streams()
     sys.path.insert(0, code_dir)
     os.chdir(code_dir)
     try:
@@ -68,11 +56,11 @@ def main() -> int:
         return 1
     _send(proto_out, 0, b"ready")
     while True:
-        header = _read_exact(proto_in, 4)
+        header = read_exact(proto_in, 4)
         if header is None:
             return 0  # the host closed the pipe: shut down
         (size,) = struct.unpack(">I", header)
-        body = _read_exact(proto_in, size) or b""
+        body = read_exact(proto_in, size) or b""
         try:
             result: Any = run(body.decode("utf-8"))
             payload = result if isinstance(result, bytes) else json.dumps(result, default=str).encode()
