@@ -400,3 +400,61 @@ def test_a_parallel_step_over_its_mini_batch_error_threshold_fails(cli: Callable
     res = cli("job", "run", "pipelines/par.yml", cwd=repo)
     assert res.code == 1
     assert "mini_batch_error_threshold 0 exceeded: 1 mini-batch(es) failed" in res.out + res.err
+
+
+def test_azures_rest_invocation_starts_a_job_through_the_endpoint_host(cli: Callable[..., Result], tmp_path: Path,
+                                                                       marks: Path, monkeypatch: pytest.MonkeyPatch
+                                                                       ) -> None:
+    import httpx
+
+    monkeypatch.setenv("MLOPS_GITOPS_RUNTIME", "process")
+    from tests.serving_helpers import stop_host
+
+    repo = applied(cli, batch_tree(tmp_path / "repo"))
+    ws = repo / ".mlops" / "dev"
+    try:
+        assert cli("serve", cwd=repo).code == 0
+        info = json.loads((ws / "host.json").read_text())
+        keys = json.loads(cli("endpoint", "get-credentials", "scores", cwd=repo).out)
+        inputs = samples(tmp_path / "in", count=2, rows=2)
+        body = {"properties": {"InputData": {"input_data": {"JobInputType": "UriFolder", "Uri": str(inputs)}}}}
+        port = info["url"].rsplit(":", 1)[1]
+        with httpx.Client(base_url=info["url"], timeout=30) as client:
+            # as Azure's clients call it: the endpoint's own host name (here <endpoint>.localhost), POST /jobs
+            host = {"host": f"scores.localhost:{port}"}
+            auth = {"authorization": f"Bearer {keys['primaryKey']}"}
+            started = client.post("/jobs", json=body, headers={**host, **auth})
+            assert started.status_code == 200, started.text
+            job = started.json()["name"]
+            assert started.json()["properties"]["status"] == "Queued"
+            deadline = time.monotonic() + 120
+            while True:  # polled as Azure's clients poll a job, until it ends
+                state = client.get(f"/jobs/{job}", headers={**host, **auth})
+                assert state.status_code == 200, state.text
+                if state.json()["properties"]["status"] not in ("Queued", "Running"):
+                    break
+                assert time.monotonic() < deadline, state.json()
+                time.sleep(0.1)
+            assert state.json()["properties"]["status"] == "Completed", state.json()
+            assert state.json()["properties"]["outputs"]["score"]["files"] == 1
+            run = run_of(repo, job)
+            assert run["steps"][0]["metrics"]["items_succeeded"] == 2
+            # the path form, a pinned deployment, and the refusals
+            pinned = client.post("/batch-endpoints/scores/jobs", json=body,
+                                 headers={**auth, "azureml-model-deployment": "script"})
+            assert pinned.status_code == 200, pinned.text
+            assert client.post("/jobs", json=body, headers={**host, "authorization": "Bearer wrong"}).status_code == 401
+            assert client.post("/jobs", json=body, headers=host).status_code == 401
+            assert client.post("/batch-endpoints/nope/jobs", json=body, headers=auth).status_code == 404
+            assert client.post("/jobs", json={"properties": {}}, headers={**host, **auth}).status_code == 400
+            missing = {"properties": {"InputData": {"d": {"JobInputType": "UriFolder", "Uri": str(tmp_path / "x")}}}}
+            refused = client.post("/jobs", json=missing, headers={**host, **auth}).json()["name"]
+            deadline = time.monotonic() + 60
+            while (status := client.get(f"/jobs/{refused}", headers={**host, **auth}).json())["properties"][
+                    "status"] in ("Queued", "Running"):
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            assert status["properties"]["status"] == "Failed"
+            assert "no such file or folder" in status["properties"]["error"]
+    finally:
+        stop_host(ws)

@@ -113,7 +113,8 @@ def test_an_mlflow_batch_deployment_scores_files_without_a_scoring_script(cli: C
     write(root / "cli" / "table.yml", f"$schema: {AZ}/modelBatchDeployment.schema.json\nname: table\n"
                                       "endpoint_name: iris-batch\ntype: model\nmodel: azureml:iris:1\n"
                                       "code_configuration: {code: ../src, scoring_script: table.py}\n"
-                                      "environment:\n  image: mcr.microsoft.com/azureml/minimal-py311-inference:latest\n"
+                                      "environment:\n"
+                                      "  image: mcr.microsoft.com/azureml/minimal-py311-inference:latest\n"
                                       "  conda_file: ./table-conda.yml\nsettings: {mini_batch_size: 5}\n")
     write(root / "cli" / "table-conda.yml", "name: t\ndependencies:\n  - python=3.11\n  - pip:\n    - pandas\n")
     init_repo(root, "and a batch endpoint")

@@ -57,7 +57,5 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     args.workspace(a)
     args.examples(a, "mlops-gitops batch invoke cancer-batch --input samples/batch -C example-repo",
                   "mlops-gitops batch invoke cancer-batch --input samples/batch --set mini_batch_size=1 "
-                  "--output scores -C example-repo",
-                  "mlops-gitops batch invoke cancer-batch --deployment onnx --input samples/batch/new-samples-1.csv "
-                  "-C example-repo")
+                  "--output scores -C example-repo")
     a.set_defaults(run=batch_invoke)

@@ -146,8 +146,8 @@ def get_credentials(endpoint: str | None, path: str = ".", workspace: str | None
             return EXIT_OK
         if endpoint is None:
             raise ConfigError("name an endpoint, or pass --metrics for the endpoint host's metrics key")
-        row = _online(backend, endpoint)
-        mode = row.spec.get("auth_mode", "key")
+        batch = backend.get(Address(Kind.BATCH_ENDPOINT, endpoint))  # invoked through the host with its keys
+        mode = "key" if batch is not None else _online(backend, endpoint).spec.get("auth_mode", "key")
         primary, secondary = serving.endpoint_keys(endpoint)
     if mode != "key":
         err(f"endpoint '{endpoint}' uses auth_mode {mode}, which needs Azure's identity platform; the local "
@@ -255,7 +255,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                   "mlops-gitops endpoint logs cancer --deployment green --lines 200 -C example-repo")
     a.set_defaults(run=logs)
     a = sub.add_parser("get-credentials", help="the endpoint's two keys (or the host's metrics key)")
-    a.add_argument("endpoint", nargs="?", help="online endpoint name (not with --metrics)")
+    a.add_argument("endpoint", nargs="?", help="online or batch endpoint name (not with --metrics)")
     a.add_argument("--metrics", action="store_true", help="the workspace's key of the endpoint host's /metrics")
     args.workspace(a)
     args.examples(a, "mlops-gitops endpoint get-credentials cancer -C example-repo",

@@ -242,6 +242,17 @@ def build_plan(workspace: str, desired: DesiredState, snapshot: Snapshot, prune:
     _guard(changes, desired, snapshot, diags)
     plan = Plan(workspace=workspace, workspace_id=snapshot.workspace_id, serial=snapshot.serial, root=root,
                 commit=commit, dirty=dirty, changes=_order(changes), drift=_drift(snapshot, desired), unmanaged=kept,
-                prune=prune,
+                prune=prune, notes=_notes(changes),
                 created_at=datetime.now(UTC).isoformat(timespec="seconds"))
     return plan, diags
+
+
+BATCH_KEYS_NOTE = ("batch endpoints: Azure's REST invocation takes Microsoft Entra tokens only; a local workspace's "
+                   "endpoint host takes the endpoint's keys instead (`mlops-gitops endpoint get-credentials NAME`), "
+                   "a local extension")
+
+
+def _notes(changes: list[Change]) -> list[str]:
+    batch = any(c.address.kind is Kind.BATCH_ENDPOINT and c.action in (Action.CREATE, Action.UPDATE, Action.REPLACE)
+                for c in changes)
+    return [BATCH_KEYS_NOTE] if batch else []

@@ -75,6 +75,7 @@ class Plan:
     drift: list[DriftEntry] = field(default_factory=list)
     unmanaged: list[Address] = field(default_factory=list)  # in the workspace, not in the tree, kept
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # how the local workspace differs, said once per plan
     prune: bool = False
     created_at: str = ""
 

@@ -25,7 +25,7 @@ from mlops_gitops.backends.local.registration import from_latest_run
 from mlops_gitops.backends.local.runs import RunRecords
 from mlops_gitops.backends.local.serving import ServingController
 from mlops_gitops.backends.local.store import LocalStore
-from mlops_gitops.errors import LockHeldError, WorkspaceError
+from mlops_gitops.errors import GitOpsError, LockHeldError, WorkspaceError
 from mlops_gitops.events.model import Event
 from mlops_gitops.events.sinks import Dispatcher, Sink
 from mlops_gitops.fsutil import safe_join
@@ -147,7 +147,8 @@ class LocalBackend:
         if self.runtime == "none":
             return None
         if self._deployer is None:
-            controller = ServingController(self.path, self.port, metrics_key=self.store.metrics_key)
+            controller = ServingController(self.path, self.port, metrics_key=self.store.metrics_key,
+                                           store_env=self.store.locations())
             self._deployer = Deployer(self.store, self.hooks, controller, self.runtime, self.base_image)
         return self._deployer
 
@@ -395,26 +396,35 @@ class LocalRuns:
         return run.run_id, result
 
     def invoke_batch(self, endpoint: str, given: list[str], deployment: str | None = None,
-                     output: Path | None = None, overrides: list[str] | None = None) -> BatchJobResult:
+                     output: Path | None = None, overrides: list[str] | None = None, run_id: str | None = None,
+                     record_refusal: bool = False) -> BatchJobResult:
         """Start a job of a batch endpoint's deployment on `given` (paths, URLs or data assets) and run it here.
 
-        As `job run`, the workspace lock is held only to resolve and record the start."""
+        As `job run`, the workspace lock is held only to resolve and record the start. `record_refusal`
+        (a job started through the endpoint host, whose client polls it): a job that cannot start is
+        recorded as failed with the reason instead of only raising."""
         from mlops_gitops.backends.local.batch import BatchJobResult, BatchJobs, is_pipeline_deployment, settings_for
 
         jobs = BatchJobs(self.store, self.hooks, self.datastores)
         with self._locked("batch invoke", f"start a job of batch endpoint {endpoint}"):
-            dep = jobs.deployment(endpoint, deployment)
-            if is_pipeline_deployment(dep.spec):
-                run = jobs.pipeline_run(dep, given, list(overrides or []), self._images())
-                run.start()
-            else:
-                if len(given) != 1:
-                    raise WorkspaceError(f"{dep.address} is a model deployment: give one --input (a file or folder, a "
-                                         "URL, or a data asset)")
-                settings = settings_for(dep, list(overrides or []))
-                inputs = jobs.resolve_input(given[0])
-                run_id = jobs.start(dep, inputs, settings)
+            try:
+                dep = jobs.deployment(endpoint, deployment)
+                if is_pipeline_deployment(dep.spec):
+                    run = jobs.pipeline_run(dep, given, list(overrides or []), self._images(), run_id)
+                    run.start()
+                else:
+                    if len(given) != 1:
+                        raise WorkspaceError(f"{dep.address} is a model deployment: give one --input (a file or "
+                                             "folder, a URL, or a data asset)")
+                    settings = settings_for(dep, list(overrides or []))
+                    inputs = jobs.resolve_input(given[0])
+                    run_id = jobs.start(dep, inputs, settings, run_id)
+            except GitOpsError as exc:
+                if not record_refusal or run_id is None:
+                    raise
+                return jobs.refuse(run_id, endpoint, deployment, str(exc))
         if not is_pipeline_deployment(dep.spec):
+            assert run_id is not None  # recorded above
             return jobs.execute(run_id, dep, inputs, settings, output)
         result = run.execute(log=self.hooks.note)
         run.finish(result)

@@ -186,7 +186,7 @@ class BatchJobs:
     # -- a pipeline-component deployment's job ---------------------------------------------------------
 
     def pipeline_run(self, dep: ActualResource, given: list[str], overrides: list[str],
-                     images: JobImages | None) -> PipelineRun:
+                     images: JobImages | None, run_id: str | None = None) -> PipelineRun:
         """The deployment's component as a pipeline job with the invocation's inputs (steps reused as in any run)."""
         endpoint, _, name = dep.address.name.partition("/")
         ref = (dep.derived.get("refs") or {}).get("component")
@@ -236,8 +236,10 @@ class BatchJobs:
                                                                         dep.source_file or "")
         except PipelineError as exc:
             raise WorkspaceError(f"{dep.address}: {exc}") from None
-        return PipelineRun(self.store, self.hooks, pipeline, {"batch": {"endpoint": endpoint, "deployment": name,
-                                                                        "spec_hash": dep.spec_hash}}, images=images)
+        run = PipelineRun(self.store, self.hooks, pipeline, {"batch": {"endpoint": endpoint, "deployment": name,
+                                                                       "spec_hash": dep.spec_hash}}, images=images)
+        run.run_id = run_id or run.run_id
+        return run
 
     def export_outputs(self, outputs: dict[str, OutputRecord], dest: Path) -> list[Path]:
         return [p for port, (_, files) in sorted(outputs.items()) for p in _export(files, dest / port)]
@@ -266,9 +268,9 @@ class BatchJobs:
         python = EnvResolver(self.store, self.hooks).python(env)
         return WorkerSpec(python, code_dir, script, env_vars), env, described
 
-    def start(self, dep: ActualResource, given: BatchInput, settings: BatchSettings) -> str:
+    def start(self, dep: ActualResource, given: BatchInput, settings: BatchSettings, run_id: str | None = None) -> str:
         endpoint, _, name = dep.address.name.partition("/")
-        run_id = new_run_id(endpoint)
+        run_id = run_id or new_run_id(endpoint)
         self.store.ensure()
         leases = {f.sha256 for f in given.files if f.source == self.store.artifact_path(f.sha256)}
         self.records.start(run_id, endpoint, dep.source_file or "", None, {
@@ -320,6 +322,14 @@ class BatchJobs:
         if output is not None and stored:
             result.output_files = _export(stored, output)
         return result
+
+    def refuse(self, run_id: str, endpoint: str, deployment: str | None, message: str) -> BatchJobResult:
+        """A job that could not start, recorded as failed with the reason (its client polls for it)."""
+        self.store.ensure()
+        self.records.start(run_id, endpoint, "", None, {"batch": {"endpoint": endpoint, "deployment": deployment}},
+                           [{"step": STEP, "component": f"batch-deployment:{endpoint}/{deployment}", "inputs": "{}",
+                             "environment": "{}"}])
+        return self._end(run_id, "failed", None, {}, message)
 
     def _store(self, run_id: str, folder: Path) -> tuple[FileEntry, ...]:
         manifest = path_manifest(folder) if folder.is_dir() else []

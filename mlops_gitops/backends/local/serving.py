@@ -54,9 +54,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
+# The host of a workspace: the serving host, with the gateway that starts batch jobs (named, not imported:
+# the controller sits above this layer).
+HOST_MODULE = "mlops_gitops.controller.workspace_host"
+
+
 class ServingController:
-    def __init__(self, workspace: Path, port: int = 0, metrics_key: Callable[[], str] | None = None) -> None:
+    def __init__(self, workspace: Path, port: int = 0, metrics_key: Callable[[], str] | None = None,
+                 store_env: dict[str, str] | None = None) -> None:
         self.workspace = workspace
+        self.store_env = store_env or {}  # where the host's batch jobs find the workspace's database and files
         self.port = port
         self.metrics_key = metrics_key  # the workspace's key of /metrics, written for the host to read
         self.config_path = workspace / "serving.json"
@@ -110,9 +117,9 @@ class ServingController:
         (self.workspace / "host.json").unlink(missing_ok=True)
         with os.fdopen(open_private(self.workspace / "logs" / "host.out"), "ab") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "mlops_gitops.runtime.serving.host", "--workspace", str(self.workspace),
-                 "--port", str(self.port)],
+                [sys.executable, "-m", HOST_MODULE, "--workspace", str(self.workspace), "--port", str(self.port)],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,  # outlives the CLI
+                env={**os.environ, **self.store_env},
                 umask=0o077)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:

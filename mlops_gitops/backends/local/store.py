@@ -60,10 +60,16 @@ class Written:
     created: bool
 
 
+# how a process started for this workspace (its endpoint host, a batch job) is told where the store is
+DATABASE_VARIABLE = "MLOPS_GITOPS_HOST_DATABASE"
+ARTIFACTS_VARIABLE = "MLOPS_GITOPS_HOST_ARTIFACTS"
+
+
 class LocalStore:
     def __init__(self, path: Path, database: str | None = None, artifacts: str | None = None,
                  artifacts_setting: str = "artifacts") -> None:
         self.path = path
+        self._given = (database, artifacts)  # as configured, for processes that open the same store
         self.url = database or f"sqlite:///{path / 'state.db'}"
         self.artifacts = open_artifacts(path, artifacts, artifacts_setting)
         try:
@@ -80,6 +86,12 @@ class LocalStore:
         # One write transaction at a time per process: parallel actions overlap their file copies,
         # not their metadata writes (SQLite would otherwise deadlock upgrading read locks).
         self._write = threading.Lock()
+
+    def locations(self) -> dict[str, str]:
+        """The database and artifact settings, as environment variables for a process that opens this store
+        (passed in the environment, never on a command line: a URL may hold a password)."""
+        database, artifacts = self._given
+        return {DATABASE_VARIABLE: database or "", ARTIFACTS_VARIABLE: artifacts or ""}
 
     # -- connections ---------------------------------------------------------------------------
 

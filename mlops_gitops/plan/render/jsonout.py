@@ -48,5 +48,6 @@ def plan_to_dict(plan: Plan, show_noop: bool = False) -> dict[str, Any]:
         "resource_changes": [_change(c) for c in plan.changes if show_noop or c.action.value != "no-op"],
         "resource_drift": [_drift(d) for d in plan.drift],
         "not_in_repository": [str(a) for a in plan.unmanaged],
+        "notes": list(plan.notes),
         "diagnostics": [d.to_dict() for d in plan.diagnostics],
     }

@@ -33,7 +33,8 @@ def render_markdown(plan: Plan, show_noop: bool = False) -> str:
     counts = plan.counts()
     return env.from_string(template_text).render(
         marker=MARKER, plan=plan, summary=plan.summary_line(), changes=changes, drift=drift,
-        deletes=counts["delete"] + counts["replace"], unmanaged=[str(a) for a in plan.unmanaged])
+        deletes=counts["delete"] + counts["replace"], unmanaged=[str(a) for a in plan.unmanaged],
+        notes=list(plan.notes))
 
 
 def inline(text: object) -> str:

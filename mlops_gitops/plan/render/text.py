@@ -106,5 +106,8 @@ def _render(plan: Plan, color: bool, show_noop: bool, hidden: int = 0) -> str:
         out.append("In the workspace but not in the repository (kept; use --prune to remove):")
         out.extend(f"  {escape(a)}" for a in plan.unmanaged)
         out.append("")
+    out.extend(f"Note: {escape(note)}" for note in plan.notes)
+    if plan.notes:
+        out.append("")
     out.append(paint.bold(plan.summary_line()))
     return "\n".join(out)

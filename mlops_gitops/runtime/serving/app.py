@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from mlops_gitops.runtime.serving import binary
+from mlops_gitops.runtime.serving.batch_routes import BatchGateway, batch_target, job_inputs
 from mlops_gitops.runtime.serving.config import DeploymentConfig, EndpointConfig, ServingConfig
 from mlops_gitops.runtime.serving.errors import HttpError, bad_request
 from mlops_gitops.runtime.serving.host_state import HostState, LiveDeployment
@@ -95,8 +96,9 @@ def _parse(body: bytes) -> Any:
 class HostApp:
     def __init__(self, state: HostState, admin_token: str, on_started: Callable[[], None] | None = None,
                  initial: ServingConfig | None = None, metrics_key: str | None = None,
-                 body_timeout_s: float = 30.0) -> None:
+                 body_timeout_s: float = 30.0, batch: BatchGateway | None = None) -> None:
         self.body_timeout_s = body_timeout_s
+        self.batch = batch  # a workspace's host starts batch jobs; an image's host has none
         self.state = state
         self.admin_token = admin_token.encode()
         self.metrics_key = ("Bearer " + metrics_key).encode() if metrics_key else None
@@ -135,7 +137,10 @@ class HostApp:
         path: str = scope["path"]
         method: str = scope["method"]
         parts = path.strip("/").split("/")
-        if method == "POST" and len(parts) == 3 and parts[0] == "endpoints" and parts[2] == "score":
+        target = batch_target(method, parts, (_header(scope, b"host") or b"").decode("latin-1"))
+        if target is not None:
+            await self._batch(*target, scope, receive, send)
+        elif method == "POST" and len(parts) == 3 and parts[0] == "endpoints" and parts[2] == "score":
             await self._score(parts[1], scope, receive, send, v2=False)
         elif method == "POST" and len(parts) == 4 and parts[:2] == ["v2", "models"] and parts[3] == "infer":
             await self._score(parts[2], scope, receive, send, v2=True)
@@ -145,6 +150,22 @@ class HostApp:
             await self._get(parts, scope, send)
         else:
             raise HttpError(404, f"no route for {method} {path}")
+
+    # -- batch endpoints ----------------------------------------------------------------------
+
+    async def _batch(self, endpoint: str, job_id: str | None, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.batch is None:
+            raise HttpError(404, "this endpoint host runs no batch jobs (only a workspace's host does)")
+        auth = (_header(scope, b"authorization") or b"").decode("latin-1") or None
+        if job_id is None:
+            inputs = job_inputs(_parse(await _read_body(receive, 1024 * 1024)))
+            pinned = (_header(scope, PIN_HEADER) or b"").decode("latin-1") or None
+            status, answer = await asyncio.to_thread(self.batch.start, endpoint, pinned, auth, inputs)
+        else:
+            status, answer = await asyncio.to_thread(self.batch.job, endpoint, job_id, auth)
+        if status >= 400:
+            raise HttpError(status, str(answer.get("message") or answer))
+        await _respond(send, status, _json(answer))
 
     # -- scoring -------------------------------------------------------------------------------
 

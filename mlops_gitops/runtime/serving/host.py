@@ -23,6 +23,7 @@ import uvicorn
 
 from mlops_gitops.fsutil import ensure_dir, open_private
 from mlops_gitops.runtime.serving.app import HostApp
+from mlops_gitops.runtime.serving.batch_routes import BatchGateway
 from mlops_gitops.runtime.serving.config import ServingConfig
 from mlops_gitops.runtime.serving.host_state import HostState
 from mlops_gitops.runtime.serving.protocol import Limits, guarded_protocol
@@ -52,7 +53,7 @@ def _watch_workspace(workspace: Path, server: uvicorn.Server, every_s: float = 2
             return
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, batch: BatchGateway | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mlops-gitops-host")
     parser.add_argument("--workspace", required=True, type=Path)
     parser.add_argument("--host", default="127.0.0.1")
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics_key = os.environ.get("MLOPS_GITOPS_METRICS_KEY") or initial.metrics_key
     limits = Limits.from_environment()
     app = HostApp(state, token, on_started=lambda: write_info(workspace, port, token), initial=initial,
-                  metrics_key=metrics_key, body_timeout_s=limits.body_timeout_s)
+                  metrics_key=metrics_key, body_timeout_s=limits.body_timeout_s, batch=batch)
     config = uvicorn.Config(app, loop="uvloop", http=guarded_protocol(limits), lifespan="on", log_level="warning",
                             access_log=False, proxy_headers=False, server_header=False, date_header=False,
                             timeout_graceful_shutdown=30)

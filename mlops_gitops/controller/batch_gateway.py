@@ -1,0 +1,111 @@
+"""Batch jobs started through a workspace's endpoint host (Azure's REST invocation of a batch endpoint).
+
+The host answers at once: the endpoint and deployment are checked and the key compared here, then the
+job is started in a process of its own (controller/batch_launch.py) that records and runs it as
+`batch invoke` would; `GET …/jobs/<id>` reads its record. Azure's batch endpoints take Microsoft Entra
+tokens only; locally they take the endpoint's keys (`endpoint get-credentials NAME`) — a local
+extension, which plan states.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from mlops_gitops.addresses import Address, Kind
+from mlops_gitops.backends.local.batch import BatchJobs, is_pipeline_deployment
+from mlops_gitops.backends.local.hooks import Hooks
+from mlops_gitops.backends.local.pipelines import new_run_id
+from mlops_gitops.backends.local.runs import RunRecords
+from mlops_gitops.backends.local.store import ARTIFACTS_VARIABLE, DATABASE_VARIABLE, LocalStore
+from mlops_gitops.errors import GitOpsError, NotFoundError
+from mlops_gitops.fsutil import ensure_dir, open_private
+
+STATUS = {"running": "Running", "completed": "Completed", "failed": "Failed", "cancelled": "Canceled",
+          "interrupted": "Failed"}
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+class WorkspaceBatchGateway:
+    def __init__(self, workspace: Path, database: str | None = None, artifacts: str | None = None) -> None:
+        self.workspace, self.database, self.artifacts = workspace, database, artifacts
+        self._store: LocalStore | None = None
+        self._lock = threading.Lock()
+
+    def _opened(self) -> LocalStore:
+        with self._lock:
+            if self._store is None:
+                self._store = LocalStore(self.workspace, self.database, self.artifacts)
+            return self._store
+
+    def _authorised(self, endpoint: str, authorization: str | None) -> bool:
+        given = (authorization or "").removeprefix("Bearer ").strip().encode()
+        keys = self._opened().endpoint_keys(endpoint)
+        return bool(given) and any(hmac.compare_digest(given, k.encode()) for k in keys)
+
+    def start(self, endpoint: str, deployment: str | None, authorization: str | None,
+              inputs: dict[str, dict[str, str]]) -> tuple[int, dict[str, Any]]:
+        store = self._opened()
+        jobs = BatchJobs(store, Hooks(note=_quiet, warn=_quiet, emit=lambda *a: None))
+        if store.get(Address(Kind.BATCH_ENDPOINT, endpoint)) is None:
+            return 404, {"message": f"batch endpoint '{endpoint}' does not exist in the workspace"}
+        if not self._authorised(endpoint, authorization):
+            return 401, {"message": "missing or wrong key: send 'Authorization: Bearer <key>' "
+                                    f"(mlops-gitops endpoint get-credentials {endpoint})"}
+        try:
+            dep = jobs.deployment(endpoint, deployment)
+        except GitOpsError as exc:
+            return 404 if isinstance(exc, NotFoundError) else 400, {"message": str(exc)}
+        pipeline = is_pipeline_deployment(dep.spec)
+        if not pipeline and len(inputs) != 1:
+            return 400, {"message": f"{dep.address} is a model deployment: it takes one input, not {len(inputs)}"}
+        given = [f"{name}={i['value']}" if pipeline else i["value"] for name, i in inputs.items()]
+        name = dep.address.name.partition("/")[2]
+        run_id = new_run_id(endpoint)
+        self._launch(endpoint, name, given, run_id)
+        return 200, {"id": f"/jobs/{run_id}", "name": run_id,
+                     "type": "Microsoft.MachineLearningServices/workspaces/jobs",
+                     "properties": {"jobType": "Pipeline", "status": "Queued", "experimentName": endpoint,
+                                    "properties": {"azureml.batchrun": "true", "azureml.deploymentname": name}}}
+
+    def _launch(self, endpoint: str, deployment: str, given: list[str], run_id: str) -> None:
+        logs = ensure_dir(self.workspace / "logs" / "batch")
+        env = {**os.environ, DATABASE_VARIABLE: self.database or "", ARTIFACTS_VARIABLE: self.artifacts or ""}
+        env.pop("MLOPS_GITOPS_PROGRESS", None)
+        args = [sys.executable, "-m", "mlops_gitops.controller.batch_launch", "--workspace", str(self.workspace),
+                "--endpoint", endpoint, "--deployment", deployment, "--run-id", run_id]
+        for value in given:
+            args += ["--input", value]
+        with os.fdopen(open_private(logs / f"{run_id}.log"), "ab") as out:
+            subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
+                             start_new_session=True, umask=0o077)  # outlives the request, not the workspace
+
+    def job(self, endpoint: str, job_id: str, authorization: str | None) -> tuple[int, dict[str, Any]]:
+        store = self._opened()
+        if store.get(Address(Kind.BATCH_ENDPOINT, endpoint)) is None:
+            return 404, {"message": f"batch endpoint '{endpoint}' does not exist in the workspace"}
+        if not self._authorised(endpoint, authorization):
+            return 401, {"message": "missing or wrong key: send 'Authorization: Bearer <key>'"}
+        records = RunRecords(store)
+        try:
+            run = records.get(job_id)
+        except NotFoundError:
+            launched = (self.workspace / "logs" / "batch" / f"{job_id}.log").exists()
+            if launched:  # started, not recorded yet
+                return 200, {"name": job_id, "properties": {"status": "Queued", "experimentName": endpoint}}
+            return 404, {"message": f"no job {job_id} of batch endpoint '{endpoint}'"}
+        if run.id != job_id or (run.snapshot.get("batch") or {}).get("endpoint") != endpoint:
+            return 404, {"message": f"no job {job_id} of batch endpoint '{endpoint}'"}
+        outputs = {port: {"sha256": o.get("sha256"), "files": len(o.get("files") or [])}
+                   for port, o in run.outputs.items()}
+        return 200, {"name": run.id, "properties": {
+            "status": STATUS.get(run.status, run.status), "experimentName": endpoint, "startTime": run.started_at,
+            "endTime": run.finished_at, "error": run.message or None, "outputs": outputs}}
