@@ -273,7 +273,9 @@ def _is_host_of(proc: Path, root: Path) -> bool:
         cmdline = (proc / "cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return b"mlops_gitops.runtime.serving.host" in cmdline and str(root / ".mlops" / "dev").encode() in cmdline
+    from mlops_gitops.backends.local.serving import HOST_MODULE
+
+    return HOST_MODULE.encode() in cmdline and str(root / ".mlops" / "dev").encode() in cmdline
 
 
 def _identity_model(path: Path) -> None:

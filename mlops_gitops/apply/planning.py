@@ -10,7 +10,7 @@ from mlops_gitops.addresses import Address
 from mlops_gitops.backends.base import Backend, Runs, StepPreview
 from mlops_gitops.backends.factory import read_snapshot, workspace_backend
 from mlops_gitops.diagnostics import Diagnostic, Diagnostics, Severity
-from mlops_gitops.errors import SpecError
+from mlops_gitops.errors import GitOpsError, SpecError
 from mlops_gitops.plan.build import PipelinePreview
 from mlops_gitops.plan.make import make_plan
 from mlops_gitops.plan.model import Plan
@@ -46,10 +46,17 @@ def compute(project: Project, backend: Backend | None, workspace: str, snapshot:
         if preview is None and backend is not None and backend.runs is not None:
             preview = backend.runs.preview
         plan, diags = make_plan(tree, snapshot, workspace, effective_prune, git, strict or project.config.strict,
-                                preview)
+                                preview, _runtime(project, workspace))
     if plan is None:
         raise SpecError("the repository has errors; nothing was planned", diags.sorted())
     return Planned(project, tree, workspace, backend, snapshot, git, plan, diags)
+
+
+def _runtime(project: Project, workspace: str) -> str | None:
+    try:
+        return resolve_workspace(project, workspace).runtime
+    except GitOpsError:  # not a configured workspace of this project: nothing to check against
+        return None
 
 
 def plan_read_only(project: Project, workspace: str | None, prune: bool | None = None,

@@ -124,6 +124,18 @@ class Engine:
         except Exception as exc:
             raise ContainerError(f"could not start a container from {image}: {_short(exc)}") from None
 
+    def serve(self, image: str, name: str, environment: dict[str, str], labels: dict[str, str],
+              mounts: dict[str, str]) -> Any:
+        """Start an image as it is (its own entrypoint and command) on the host network, detached, with
+        host folders mounted read-only where it reads them ({host path: container path})."""
+        self.remove(name)
+        try:
+            return self.client.containers.run(image, name=name, detach=True, network_mode="host",
+                                              environment=environment, labels={LABEL: "1", **labels},
+                                              volumes={h: {"bind": c, "mode": "ro"} for h, c in mounts.items()})
+        except Exception as exc:
+            raise ContainerError(f"could not start a container from {image}: {_short(exc)}") from None
+
     def run_to_end(self, image: str, command: str, workdir: Path, mounts: list[Path], environment: dict[str, str],
                    log: Path, timeout_s: int | None, labels: dict[str, str]) -> int | None:
         """Run `sh -c command` in a container until it ends (mounts at their own paths, host network),

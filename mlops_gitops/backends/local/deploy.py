@@ -34,6 +34,19 @@ def azure_layout(path: object, files: list[tuple[str, str]]) -> list[tuple[str, 
     return [(f"{name}/{rel}", digest) for rel, digest in files]
 
 
+def _custom_image(envs: EnvResolver, spec: dict[str, Any], refs: dict[str, str]) -> bool:
+    """Whether a deployment without code_configuration names a serving image of its own (inference_config)."""
+    env = spec.get("environment")
+    if isinstance(env, dict):
+        return bool(env.get("inference_config"))
+    ref = refs.get("environment")
+    if ref is None:
+        return False
+    name, _, version = ref.partition(":")
+    found = envs.lookup(Address(Kind.ENVIRONMENT, name, version))
+    return found is not None and bool(found[0].get("inference_config"))
+
+
 class Deployer:
     def __init__(self, store: LocalStore, hooks: Hooks, controller: ServingController, runtime: str = "process",
                  base_image: str | None = None) -> None:
@@ -85,6 +98,8 @@ class Deployer:
     def deployment_config(self, desired: DesiredResource | ActualResource) -> DeploymentConfig:
         """What the host needs to serve a deployment: files laid out, environment or image built."""
         cfg, env = self.layout(desired)
+        if env is not None and env.inference_config:  # a serving image of its own: run as it is
+            return self._custom(desired, cfg, env)
         if self.runtime == "container":
             cfg.image = self.image(cfg, env)
         elif cfg.scoring_script:
@@ -114,12 +129,17 @@ class Deployer:
             model_dir = materialise(azure_layout(spec["model"].get("path"), under(files, "model.path/")),
                                     self.store.artifact_path, here / "model")
         cc = spec.get("code_configuration") or {}
+        custom = not cc and spec.get("environment") is not None and _custom_image(self.envs, spec, refs)
+        if custom:  # its readiness probe is the one the host waits on
+            azure_only = tuple(k for k in azure_only if k != "readiness_probe")
         code_dir = None
         env = None
         env_vars = {str(k): str(v) for k, v in (spec.get("environment_variables") or {}).items()}
         if cc:
             code_dir = str(materialise(under(files, "code_configuration.code/"), self.store.artifact_path,
                                        here / "code"))
+            env = self.envs.source(spec.get("environment"), refs.get("environment"), files, "environment.", here)
+        elif custom:
             env = self.envs.source(spec.get("environment"), refs.get("environment"), files, "environment.", here)
         elif model_dir is not None and model_type == "mlflow_model":
             cc, code_dir, env = self._mlflow(res, Path(model_dir), here, env_vars)
@@ -142,6 +162,21 @@ class Deployer:
             max_concurrent_requests_per_instance=int(rs.get("max_concurrent_requests_per_instance", 1)),
             request_timeout_ms=int(rs.get("request_timeout_ms", 5000)), spec_hash=res.spec_hash)
         return cfg, env
+
+    def _custom(self, res: DesiredResource | ActualResource, cfg: DeploymentConfig,
+                env: EnvSource) -> DeploymentConfig:
+        if self.runtime != "container":
+            raise WorkspaceError(f"{res.address}: its environment is a serving image with an inference_config (a "
+                                 "custom container), which runs only under `runtime: container` in mlops.yaml")
+        if not env.image:
+            raise WorkspaceError(f"{res.address}: a custom container's environment needs an image")
+        cfg.image, cfg.inference_config = env.image, dict(env.inference_config or {})
+        if cfg.model_dir:  # as Azure mounts it
+            cfg.model_mount = f"/var/azureml-app/azureml-models/{cfg.model_name or 'model'}/{cfg.model_version or '1'}"
+        probe = res.spec.get("readiness_probe") or {}
+        cfg.ready_timeout_s = float(probe.get("initial_delay", 10) + probe.get("period", 10)
+                                    * probe.get("failure_threshold", 30))
+        return cfg
 
     def _mlflow(self, res: DesiredResource | ActualResource, model_dir: Path, here: Path,
                 env_vars: dict[str, str]) -> tuple[dict[str, Any], str, EnvSource]:

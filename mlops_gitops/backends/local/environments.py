@@ -39,6 +39,7 @@ class EnvSource:
     image: str | None = None
     context: Path | None = None  # a Docker build context, materialised (not in a plan preview)
     context_digest: str | None = None  # what the context holds, known without laying it out
+    inference_config: dict[str, Any] | None = None  # a serving image's routes: the image runs as it is
 
     @property
     def key(self) -> str:
@@ -94,7 +95,7 @@ class EnvResolver:
         else:
             return None  # no environment named: the host's Python
         read = self.reader(env_files)
-        source = EnvSource(label, image=spec.get("image"))
+        source = EnvSource(label, image=spec.get("image"), inference_config=spec.get("inference_config") or None)
         conda = spec.get("conda_file")
         try:
             if isinstance(conda, dict):

@@ -242,7 +242,7 @@ class HostApp:
                    json_length: bytes | None = None) -> tuple[bytes, int | None]:
         """The answer's body, and the length of its JSON head when binary outputs follow it."""
         runner = live.runner
-        if runner.kind == "container":
+        if runner.kind in ("container", "custom_container"):
             return await runner.forward(body, v2), None
         if runner.kind == "script":
             if v2:

@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None, batch: BatchGateway | None = None) -> in
         ensure_dir(workspace / "logs")
         os.close(open_private(workspace / "logs" / "host.log"))  # 0600 before logging appends to it
         logging.basicConfig(filename=workspace / "logs" / "host.log", level=logging.INFO, format=log_format)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per readiness poll or forwarded request
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:

@@ -48,8 +48,10 @@ class HostState:
         log_path = safe_join(self.workspace / "logs", cfg.endpoint, f"{cfg.name}.log")
         if cfg.image:
             from mlops_gitops.runtime.serving.container_runner import ContainerRunner
+            from mlops_gitops.runtime.serving.custom_container import CustomContainerRunner
 
-            container = ContainerRunner(cfg, self.workspace, log_path)
+            kind = CustomContainerRunner if cfg.inference_config else ContainerRunner
+            container = kind(cfg, self.workspace, log_path)
             try:
                 await container.start()
             except BaseException:
