@@ -24,7 +24,7 @@ def _local(project: Project, settings: WorkspaceSettings, sinks: list[Sink]) -> 
                         base_image=settings.base_image, sinks=sinks, source=f"mlops-gitops://local/{settings.name}",
                         tree_root=project.root, artifacts=settings.artifacts, serving=settings.serving,
                         where=lambda key: project.config.where("workspaces", settings.name, key),
-                        datastores=datastores_of(project))
+                        datastores=datastores_of(project), endpoint_ports=dict(settings.config.endpoint_ports))
 
 
 def _local_snapshot(settings: WorkspaceSettings) -> Snapshot | None:

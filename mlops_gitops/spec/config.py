@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator
 
@@ -29,6 +29,11 @@ class WorkspaceConfig(Strict):
         "process", description="process: serve online deployments as local processes; container: as containers "
                                "of their images (Docker Engine API, DOCKER_HOST); none: record them only.")
     port: int = Field(0, ge=0, le=65535, description="Port of the endpoint host; 0 picks a free one.")
+    endpoint_ports: dict[str, Annotated[int, Field(ge=1, le=65535)]] = Field(
+        default_factory=dict, description="A port of its own for an endpoint ({name: port}), on which the endpoint "
+                                          "host serves it under Triton's routes (/v2/models/<model>/infer with the "
+                                          "model names of a triton_model repository), as Azure gives each endpoint "
+                                          "a host name of its own.")
     serving: Literal["apply", "hosts"] = Field(
         "apply", description="apply: apply loads deployments into this machine's endpoint host and moves traffic "
                              "itself; hosts: apply records them only, and every host running `mlops-gitops serve "

@@ -74,7 +74,8 @@ class LocalBackend:
                  runtime: str = "none", port: int = 0, base_image: str | None = None,
                  sinks: list[Sink] | None = None, source: str | None = None, tree_root: Path | None = None,
                  artifacts: str | None = None, where: Callable[[str], str] = lambda key: key,
-                 serving: str = "apply", datastores: dict[str, Datastore] | None = None) -> None:
+                 serving: str = "apply", datastores: dict[str, Datastore] | None = None,
+                 endpoint_ports: dict[str, int] | None = None) -> None:
         if runtime not in ("process", "container", "none"):
             raise WorkspaceError(f"unknown runtime '{runtime}': use process, container or none")
         if serving not in ("apply", "hosts"):
@@ -83,6 +84,7 @@ class LocalBackend:
         self.store = LocalStore(path, database, artifacts, where("artifacts"))
         self.runtime = runtime  # process | container: online endpoints are served; none: recorded only
         self.port = port
+        self.endpoint_ports = endpoint_ports or {}  # a port of its own per endpoint (Triton's clients)
         self.base_image = base_image
         self.tree_root = tree_root  # the repository tree being applied (run snapshots diff it, DVC fetches)
         self.source = source or f"mlops-gitops://local/{path.name}"  # CloudEvents source of its events
@@ -148,7 +150,7 @@ class LocalBackend:
             return None
         if self._deployer is None:
             controller = ServingController(self.path, self.port, metrics_key=self.store.metrics_key,
-                                           store_env=self.store.locations())
+                                           store_env=self.store.locations(), endpoint_ports=self.endpoint_ports)
             self._deployer = Deployer(self.store, self.hooks, controller, self.runtime, self.base_image)
         return self._deployer
 

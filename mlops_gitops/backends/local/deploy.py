@@ -160,7 +160,8 @@ class Deployer:
             environment_variables=env_vars,
             instance_count=instances,
             max_concurrent_requests_per_instance=int(rs.get("max_concurrent_requests_per_instance", 1)),
-            request_timeout_ms=int(rs.get("request_timeout_ms", 5000)), spec_hash=res.spec_hash)
+            request_timeout_ms=int(rs.get("request_timeout_ms", 5000)), spec_hash=res.spec_hash,
+            model_format=model_type)
         return cfg, env
 
     def _custom(self, res: DesiredResource | ActualResource, cfg: DeploymentConfig,

@@ -61,8 +61,9 @@ HOST_MODULE = "mlops_gitops.controller.workspace_host"
 
 class ServingController:
     def __init__(self, workspace: Path, port: int = 0, metrics_key: Callable[[], str] | None = None,
-                 store_env: dict[str, str] | None = None) -> None:
+                 store_env: dict[str, str] | None = None, endpoint_ports: dict[str, int] | None = None) -> None:
         self.workspace = workspace
+        self.endpoint_ports = endpoint_ports or {}
         self.store_env = store_env or {}  # where the host's batch jobs find the workspace's database and files
         self.port = port
         self.metrics_key = metrics_key  # the workspace's key of /metrics, written for the host to read
@@ -117,7 +118,9 @@ class ServingController:
         (self.workspace / "host.json").unlink(missing_ok=True)
         with os.fdopen(open_private(self.workspace / "logs" / "host.out"), "ab") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", HOST_MODULE, "--workspace", str(self.workspace), "--port", str(self.port)],
+                [sys.executable, "-m", HOST_MODULE, "--workspace", str(self.workspace), "--port", str(self.port),
+                 *(arg for name, port in sorted(self.endpoint_ports.items())
+                   for arg in ("--endpoint-port", f"{name}={port}"))],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,  # outlives the CLI
                 env={**os.environ, **self.store_env},
                 umask=0o077)

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from mlops_gitops.runtime.serving import binary
-from mlops_gitops.runtime.serving.batch_routes import BatchGateway, batch_target, job_inputs
+from mlops_gitops.runtime.serving.batch_routes import BatchGateway, batch_target, endpoint_of_host, job_inputs
 from mlops_gitops.runtime.serving.config import DeploymentConfig, EndpointConfig, ServingConfig
 from mlops_gitops.runtime.serving.errors import HttpError, bad_request
 from mlops_gitops.runtime.serving.host_state import HostState, LiveDeployment
@@ -96,8 +96,10 @@ def _parse(body: bytes) -> Any:
 class HostApp:
     def __init__(self, state: HostState, admin_token: str, on_started: Callable[[], None] | None = None,
                  initial: ServingConfig | None = None, metrics_key: str | None = None,
-                 body_timeout_s: float = 30.0, batch: BatchGateway | None = None) -> None:
+                 body_timeout_s: float = 30.0, batch: BatchGateway | None = None,
+                 endpoint_ports: dict[int, str] | None = None) -> None:
         self.body_timeout_s = body_timeout_s
+        self.endpoint_ports = endpoint_ports or {}  # a port of its own per endpoint (Triton's clients)
         self.batch = batch  # a workspace's host starts batch jobs; an image's host has none
         self.state = state
         self.admin_token = admin_token.encode()
@@ -138,8 +140,19 @@ class HostApp:
         method: str = scope["method"]
         parts = path.strip("/").split("/")
         target = batch_target(method, parts, (_header(scope, b"host") or b"").decode("latin-1"))
+        routed = self._routed_endpoint(scope)
         if target is not None:
             await self._batch(*target, scope, receive, send)
+        elif routed is not None and parts[:2] == ["v2", "models"] and len(parts) in (3, 4):
+            # the endpoint by its port or host name: model names are the repository's (Triton's routes)
+            if method == "POST" and len(parts) == 4 and parts[3] == "infer":
+                await self._score(routed, scope, receive, send, v2=True, model=parts[2])
+            elif method == "GET" and (len(parts) == 3 or parts[3] in ("ready", "config")):
+                await self._describe(routed, parts[2], parts[3] if len(parts) == 4 else None, scope, send)
+            else:
+                raise HttpError(404, f"no route for {method} {path}")
+        elif routed is not None and method == "POST" and parts == ["v2", "repository", "index"]:
+            await self._index(routed, scope, send)
         elif method == "POST" and len(parts) == 3 and parts[0] == "endpoints" and parts[2] == "score":
             await self._score(parts[1], scope, receive, send, v2=False)
         elif method == "POST" and len(parts) == 4 and parts[:2] == ["v2", "models"] and parts[3] == "infer":
@@ -169,7 +182,37 @@ class HostApp:
 
     # -- scoring -------------------------------------------------------------------------------
 
-    async def _score(self, endpoint: str, scope: Scope, receive: Receive, send: Send, v2: bool) -> None:
+    def _routed_endpoint(self, scope: Scope) -> str | None:
+        """The endpoint a request names by where it arrived: a port of its own, or `<endpoint>.localhost`."""
+        server = scope.get("server")
+        if server and self.endpoint_ports.get(server[1]):
+            return self.endpoint_ports[server[1]]
+        name = endpoint_of_host((_header(scope, b"host") or b"").decode("latin-1"))
+        return name if name is not None and name in self.state.routes else None
+
+    def _chosen(self, endpoint: str, scope: Scope) -> LiveDeployment:
+        """The deployment a metadata call describes: the pinned one, else the one with the most traffic."""
+        state = self.state
+        route = state.routes.get(endpoint)
+        if route is None:
+            raise HttpError(404, f"unknown endpoint '{endpoint}'")
+        if not route.authorised(_header(scope, b"authorization")):  # the model's metadata: the endpoint's auth
+            raise HttpError(401, "missing or wrong key: send 'Authorization: Bearer <key>'")
+        pinned = next((v.decode() for k, v in scope["headers"] if k == PIN_HEADER), None)
+        dep = pinned or max(state.config.endpoints[endpoint].traffic.items(), key=lambda kv: kv[1],
+                            default=(None, 0))[0]
+        live = state.deployments.get(f"{endpoint}/{dep}") if dep else None
+        if live is None:
+            raise HttpError(404, f"endpoint '{endpoint}' has no deployment to describe")
+        return live
+
+    async def _index(self, endpoint: str, scope: Scope, send: Send) -> None:
+        runner = self._chosen(endpoint, scope).runner
+        models = runner.index() if runner.kind == "triton" else [{"name": endpoint, "state": "READY"}]
+        await _respond(send, 200, _json(models))
+
+    async def _score(self, endpoint: str, scope: Scope, receive: Receive, send: Send, v2: bool,
+                     model: str | None = None) -> None:
         state = self.state
         route = state.routes.get(endpoint)
         if route is None:
@@ -207,7 +250,7 @@ class HostApp:
         live.inflight += 1
         status = 500
         try:
-            payload, head_length = await self._run_limited(live, body, v2, json_length)
+            payload, head_length = await self._run_limited(live, body, v2, json_length, model)
             status = 200
             await _respond(send, 200, payload, _answer_headers(dep, head_length))
         except HttpError as exc:
@@ -220,28 +263,36 @@ class HostApp:
                 live.drained.set()
             state.metrics.observe(endpoint, dep, status, time.perf_counter() - start)
         if pinned is None and route.mirror is not None:
-            self._maybe_mirror(route, body, v2, json_length)
+            self._maybe_mirror(route, body, v2, json_length, model)
 
     async def _run_limited(self, live: LiveDeployment, body: bytes, v2: bool,
-                           json_length: bytes | None = None) -> tuple[bytes, int | None]:
-        if live.runner.kind == "onnx":  # in-process and short: no timer task per request
-            return await self._run(live, body, v2, json_length)
+                           json_length: bytes | None = None, model: str | None = None) -> tuple[bytes, int | None]:
+        if live.runner.kind in ("onnx", "triton"):  # in-process and short: no timer task per request
+            return await self._run(live, body, v2, json_length, model)
         timeout_ms = live.cfg.request_timeout_ms
         try:
-            return await asyncio.wait_for(self._run(live, body, v2, json_length), timeout_ms / 1000)
+            return await asyncio.wait_for(self._run(live, body, v2, json_length, model), timeout_ms / 1000)
         except TimeoutError:
             raise HttpError(504, f"deployment '{live.cfg.name}' did not answer within request_timeout_ms "
                                  f"({timeout_ms} ms)") from None
 
-    def _maybe_mirror(self, route: Route, body: bytes, v2: bool, json_length: bytes | None = None) -> None:
+    def _maybe_mirror(self, route: Route, body: bytes, v2: bool, json_length: bytes | None = None,
+                      model: str | None = None) -> None:
         target = route.mirror_to()
         if target is not None:
-            self._spawn(self._mirror(route.name, target, body, v2, json_length))
+            self._spawn(self._mirror(route.name, target, body, v2, json_length, model))
 
     async def _run(self, live: LiveDeployment, body: bytes, v2: bool,
-                   json_length: bytes | None = None) -> tuple[bytes, int | None]:
+                   json_length: bytes | None = None, model: str | None = None) -> tuple[bytes, int | None]:
         """The answer's body, and the length of its JSON head when binary outputs follow it."""
         runner = live.runner
+        model_name, model_version = live.cfg.endpoint, live.cfg.model_version
+        if runner.kind == "triton":  # one model of the repository, by the name Triton's routes give
+            if not v2:
+                raise bad_request("this deployment is a Triton model repository: call POST /v2/models/<model>/infer "
+                                  "on the endpoint's own port or host name (<endpoint>.localhost)")
+            picked = runner.model(model or live.cfg.endpoint)
+            runner, model_name, model_version = picked.runner, picked.name, picked.version
         if runner.kind in ("container", "custom_container"):
             return await runner.forward(body, v2), None
         if runner.kind == "script":
@@ -261,18 +312,19 @@ class HostApp:
         answers = runner.v2_outputs(outputs, wanted)
         default, own = binary.wanted_binary(request)
         raws = [binary.encode(o) for o in answers if own.get(o["name"], default)]
-        response = _json({"model_name": live.cfg.endpoint, "model_version": live.cfg.model_version,
+        response = _json({"model_name": model_name, "model_version": model_version,
                           "id": request.get("id", ""), "outputs": answers})
         return (response + b"".join(raws), len(response)) if raws else (response, None)
 
-    async def _mirror(self, endpoint: str, dep: str, body: bytes, v2: bool, json_length: bytes | None = None) -> None:
+    async def _mirror(self, endpoint: str, dep: str, body: bytes, v2: bool, json_length: bytes | None = None,
+                      model: str | None = None) -> None:
         live = self.state.deployments.get(f"{endpoint}/{dep}")
         if live is None or live.inflight >= live.cfg.max_concurrency:
             return  # a shadow copy never queues behind live traffic
         live.inflight += 1
         code = 200
         try:
-            await asyncio.wait_for(self._run(live, body, v2, json_length), live.cfg.request_timeout_ms / 1000)
+            await asyncio.wait_for(self._run(live, body, v2, json_length, model), live.cfg.request_timeout_ms / 1000)
         except HttpError as exc:
             code = exc.status
         except Exception:  # the answer is discarded either way; the failure is counted
@@ -306,30 +358,39 @@ class HostApp:
                                              "extensions": ["binary_tensor_data"]}))
         elif len(parts) in (3, 4) and parts[:2] == ["v2", "models"] and (len(parts) == 3 or
                                                                          parts[3] in ("ready", "config")):
-            endpoint = parts[2]
-            route = state.routes.get(endpoint)
-            if route is None:
-                raise HttpError(404, f"unknown endpoint '{endpoint}'")
-            if not route.authorised(_header(scope, b"authorization")):  # the model's metadata: the endpoint's auth
-                raise HttpError(401, "missing or wrong key: send 'Authorization: Bearer <key>'")
-            pinned = next((v.decode() for k, v in scope["headers"] if k == PIN_HEADER), None)
-            dep = pinned or max(state.config.endpoints[endpoint].traffic.items(), key=lambda kv: kv[1],
-                                default=(None, 0))[0]
-            live = state.deployments.get(f"{endpoint}/{dep}") if dep else None
-            if len(parts) == 4 and parts[3] == "ready":
-                await _respond(send, 200, _json({"name": endpoint, "ready": live is not None}))
-                return
-            if live is None:
-                raise HttpError(404, f"endpoint '{endpoint}' has no deployment to describe")
-            meta = live.runner.metadata() if hasattr(live.runner, "metadata") else {"platform": "scoring_script"}
-            if len(parts) == 4:  # config: the model configuration Triton's clients ask for
-                await _respond(send, 200, _json(_model_config(endpoint, meta)))
-                return
-            await _respond(send, 200, _json({"name": endpoint, "deployment": dep,
-                                             "versions": [live.cfg.model_version] if live.cfg.model_version else [],
-                                             **meta}))
+            await self._describe(parts[2], parts[2], parts[3] if len(parts) == 4 else None, scope, send)
         else:
             raise HttpError(404, f"no route for GET /{'/'.join(parts)}")
+
+    async def _describe(self, endpoint: str, model: str, what: str | None, scope: Scope, send: Send) -> None:
+        """GET /v2/models/<model>[/ready|/config] of an endpoint (its model is the endpoint's own name, or one of
+        a Triton repository's)."""
+        try:
+            live = self._chosen(endpoint, scope)
+        except HttpError as exc:
+            if what == "ready" and exc.status == 404 and "no deployment" in exc.message:
+                await _respond(send, 200, _json({"name": model, "ready": False}))
+                return
+            raise
+        runner: Any = live.runner
+        version = live.cfg.model_version
+        if runner.kind == "triton":
+            found = runner.models.get(model)
+            if what == "ready":  # as Triton answers it: 200 when ready, 400 when not
+                ready = found is not None and found.ready
+                await _respond(send, 200 if ready else 400, _json({"name": model, "ready": ready}))
+                return
+            picked = runner.model(model)
+            runner, version = picked.runner, picked.version
+        elif what == "ready":
+            await _respond(send, 200, _json({"name": model, "ready": True}))
+            return
+        meta = runner.metadata() if hasattr(runner, "metadata") else {"platform": "scoring_script"}
+        if what == "config":  # the model configuration Triton's clients ask for
+            await _respond(send, 200, _json(_model_config(model, meta)))
+            return
+        await _respond(send, 200, _json({"name": model, "deployment": live.cfg.name,
+                                         "versions": [version] if version else [], **meta}))
 
     def _metrics_authorised(self, scope: Scope) -> None:
         """Metrics name endpoints, deployments and traffic: they take the workspace's metrics key. Without one

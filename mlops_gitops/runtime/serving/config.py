@@ -37,6 +37,7 @@ class DeploymentConfig:
     max_body_bytes: int = 4 * 1024 * 1024
     spec_hash: str = ""  # changes whenever the deployment must be reloaded
     image: str | None = None  # runtime: container — the deployment's image, run beside the host
+    model_format: str = ""  # the model's type: triton_model is served as a model repository
     # a custom container (its environment's image with an inference_config): its routes, as Azure reads them
     inference_config: dict[str, Any] | None = None
     model_mount: str | None = None  # where the model is mounted in it (AZUREML_MODEL_DIR)

@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None, batch: BatchGateway | None = None) -> in
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--log-stderr", action="store_true", help="log to stderr instead of files")
+    parser.add_argument("--endpoint-port", action="append", default=[], metavar="ENDPOINT=PORT",
+                        help="also serve ENDPOINT on a port of its own (Triton's routes with its models' names)")
     args = parser.parse_args(argv)
     workspace: Path = args.workspace.resolve()
     log_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -78,6 +80,19 @@ def main(argv: list[str] | None = None, batch: BatchGateway | None = None) -> in
         return 1
     sock.listen(2048)  # listening before host.json names the port: early clients wait in the backlog
     port = sock.getsockname()[1]
+    sockets, endpoint_ports = [sock], {}
+    for pair in args.endpoint_port:
+        name, _, wanted = pair.partition("=")
+        extra = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        extra.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            extra.bind((args.host, int(wanted)))
+        except (OSError, ValueError) as exc:
+            print(f"cannot listen on {args.host}:{wanted} for endpoint {name}: {exc}", file=sys.stderr)
+            return 1
+        extra.listen(2048)
+        sockets.append(extra)
+        endpoint_ports[extra.getsockname()[1]] = name
     token = secrets.token_urlsafe(32)
     state = HostState(workspace, log_files=not args.log_stderr)
     initial = ServingConfig.load(workspace / "serving.json")
@@ -88,7 +103,8 @@ def main(argv: list[str] | None = None, batch: BatchGateway | None = None) -> in
     metrics_key = os.environ.get("MLOPS_GITOPS_METRICS_KEY") or initial.metrics_key
     limits = Limits.from_environment()
     app = HostApp(state, token, on_started=lambda: write_info(workspace, port, token), initial=initial,
-                  metrics_key=metrics_key, body_timeout_s=limits.body_timeout_s, batch=batch)
+                  metrics_key=metrics_key, body_timeout_s=limits.body_timeout_s, batch=batch,
+                  endpoint_ports=endpoint_ports)
     config = uvicorn.Config(app, loop="uvloop", http=guarded_protocol(limits), lifespan="on", log_level="warning",
                             access_log=False, proxy_headers=False, server_header=False, date_header=False,
                             timeout_graceful_shutdown=30)
@@ -96,7 +112,7 @@ def main(argv: list[str] | None = None, batch: BatchGateway | None = None) -> in
     logging.getLogger("mlops_gitops.host").info("listening on %s:%d (pid %d)", args.host, port, os.getpid())
     if not args.log_stderr:  # a workspace host (not an image): it lives only as long as its workspace folder
         threading.Thread(target=_watch_workspace, args=(workspace, server), daemon=True).start()
-    server.run(sockets=[sock])
+    server.run(sockets=sockets)
     (workspace / "host.json").unlink(missing_ok=True)
     return 0
 

@@ -66,6 +66,10 @@ class HostState:
             return runner
         if not cfg.model_dir:
             raise ValueError("a deployment without a scoring script needs a model")
+        if cfg.model_format == "triton_model":
+            from mlops_gitops.runtime.serving.triton_repo import TritonRepository
+
+            return await asyncio.to_thread(TritonRepository, Path(cfg.model_dir))
         from mlops_gitops.runtime.serving.onnx_runner import OnnxRunner
 
         return await asyncio.to_thread(OnnxRunner, Path(cfg.model_dir))
