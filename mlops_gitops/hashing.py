@@ -26,9 +26,13 @@ MUTABLE = frozenset({"description", "tags", "x-gitops", "stage"})
 
 
 def versioned_content(spec: dict[str, Any], derived: dict[str, Any]) -> str:
-    """What makes a version of a model, data asset, environment or component: never its mutable fields."""
-    return spec_hash({"spec": {k: v for k, v in spec.items() if k not in MUTABLE and k != "version"},
-                      "paths": derived.get("paths", {}), "refs": derived.get("refs", {})})
+    """What makes a version of a model, data asset, environment or component: never its mutable fields, except
+    a conversion's declaration (x-gitops.convert), which is what the converted version's files come from."""
+    content = {k: v for k, v in spec.items() if k not in MUTABLE and k != "version"}
+    convert = (spec.get("x-gitops") or {}).get("convert")
+    if convert is not None:
+        content["x-gitops.convert"] = convert
+    return spec_hash({"spec": content, "paths": derived.get("paths", {}), "refs": derived.get("refs", {})})
 
 
 def file_digest(path: Path) -> tuple[str, int]:

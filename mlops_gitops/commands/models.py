@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
+from typing import Any
 
 from mlops_gitops.actor import whoami
 from mlops_gitops.addresses import Address, Kind
 from mlops_gitops.commands import args
-from mlops_gitops.commands.common import EXIT_OK, open_project, out, workspace_backend
-from mlops_gitops.errors import ConfigError, NotFoundError, ResourceInUseError
+from mlops_gitops.commands.common import EXIT_ERROR, EXIT_OK, err, open_project, out, workspace_backend
+from mlops_gitops.errors import ConfigError, GitOpsError, NotFoundError, ResourceInUseError
 from mlops_gitops.plan.build import live_users, what_uses
 from mlops_gitops.plan.desired import DesiredState
 from mlops_gitops.state import ActualResource, Snapshot
@@ -70,6 +72,9 @@ def properties(r: ActualResource) -> dict[str, object]:
     if r.provenance.get("run.id"):
         out["run_id"] = r.provenance["run.id"]
         out.update({f"metrics.{k}": v for k, v in (r.provenance.get("run.metrics") or {}).items()})
+    if r.provenance.get("conversion"):  # an ONNX conversion's parity and latency, measured at apply
+        out["converted_from"] = r.provenance.get("converted_from")
+        out.update(r.provenance["conversion"])
     return out
 
 
@@ -190,6 +195,80 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     args.examples(a, "mlops-gitops model download cancer-onnx:1 -C example-repo",
                   "mlops-gitops model download cancer-classifier --dir /tmp/models -C example-repo")
     a.set_defaults(run=model_download)
+    a = sub.add_parser("convert", help="convert NAME[:VERSION] to ONNX ad hoc: parity and latency report, nothing "
+                                       "registered")
+    a.add_argument("ref", metavar="NAME[:VERSION]", help="the source model version (a pickled estimator, or an "
+                                                         "MLflow model of the sklearn flavour)")
+    a.add_argument("--sample-data", metavar="DATA", help="data asset whose rows the parity check scores "
+                                                         "(azureml:NAME:VERSION; default: the training data of the "
+                                                         "source's run)")
+    a.add_argument("--rows", type=int, default=200, help="rows drawn from the sample (default 200)")
+    a.add_argument("--drop-column", dest="drop_columns", action="append", metavar="COLUMN",
+                   help="a column of the sample that is not a feature, such as the label (repeat)")
+    a.add_argument("--converter", choices=["auto", "skl2onnx", "onnxmltools"], default="auto",
+                   help="auto: skl2onnx for scikit-learn, onnxmltools for LightGBM and XGBoost")
+    a.add_argument("--requirement", dest="requirements", action="append", metavar="REQ",
+                   help="a package the conversion environment needs besides the converters (repeat)")
+    a.add_argument("--max-abs-diff", type=float, default=1e-4, help="tolerance of output differences (1e-4)")
+    a.add_argument("--min-label-agreement", type=float, default=1.0, help="share of equal labels required (1.0)")
+    a.add_argument("--output", "-o", metavar="DIR", help="also copy model.onnx and the report into DIR")
+    args.fmt(a)
+    args.workspace(a)
+    args.examples(a, "mlops-gitops model convert cancer-sklearn:1 --sample-data azureml:breast-cancer-train:1 "
+                     "--drop-column target -C example-repo",
+                  "mlops-gitops model convert cancer-sklearn:1 --sample-data azureml:breast-cancer-train:1 "
+                  "--drop-column target --output /tmp/onnx --format json -C example-repo")
+    a.set_defaults(run=model_convert)
+
+
+def model_convert(ref: str, sample_data: str | None = None, rows: int = 200, drop_columns: list[str] | None = None,
+                  converter: str = "auto", requirements: list[str] | None = None, max_abs_diff: float = 1e-4,
+                  min_label_agreement: float = 1.0, output: str | None = None, path: str = ".",
+                  workspace: str | None = None, fmt: str = "text") -> int:
+    """Convert a registered version to ONNX ad hoc and print the parity report; nothing is registered."""
+    declaration = {"converter": converter, "requirements": list(requirements or []),
+                   "sample": {"rows": rows, "drop_columns": list(drop_columns or [])},
+                   "tolerance": {"max_abs_diff": max_abs_diff, "min_label_agreement": min_label_agreement}}
+    data = sample_data.removeprefix("azureml:") if sample_data else None
+    with workspace_backend(open_project(path), workspace) as (_, backend):
+        found = _find(backend.read(), ref)
+        if data is not None and ":" not in data:  # a data asset by name: its latest version
+            name = data.partition("@")[0]
+            latest = backend.read().latest(Kind.DATA, name)
+            if latest is None:
+                raise NotFoundError(f"--sample-data {sample_data}: no data asset '{name}' in the workspace")
+            data = f"{name}:{latest.address.version}"
+        convert = getattr(backend, "convert_model", None)
+        if convert is None:
+            raise GitOpsError(f"the {backend.name} backend does not convert models")
+        report = convert(found.address, declaration, data)
+    if output is not None:
+        dest = Path(output)
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in ("model.onnx", "conversion_report.json"):
+            shutil.copyfile(Path(report["folder"]) / name, dest / name)
+    if fmt == "json":
+        out(json.dumps(report, indent=2))
+    else:
+        _print_report(found.address, report, output)
+    return EXIT_OK if report.get("within_tolerance") else EXIT_ERROR
+
+
+def _print_report(address: Address, report: dict[str, Any], output: str | None) -> None:
+    latency = report.get("latency_ms") or {}
+    agreement = report.get("label_agreement")
+    out(escape(f"{address} ({report.get('estimator')}) converted with {report.get('converter')}"))
+    out(f"  parity on {report.get('rows')} sample rows: largest absolute difference "
+        f"{report.get('max_abs_diff'):.3g}" + (f", equal labels {agreement:.2%}" if agreement is not None else ""))
+    for rows in ("1_row", "1000_rows"):
+        source, onnx = latency.get(f"source_{rows}"), latency.get(f"onnx_{rows}")
+        if source and onnx:
+            out(f"  latency, {rows.replace('_', ' ')}: source {source:.4f} ms, onnxruntime {onnx:.4f} ms "
+                f"({source / onnx:.1f}x)")
+    for problem in report.get("outside_tolerance") or []:
+        err(escape(f"outside the tolerance: {problem}"))
+    out(escape(f"  files: {output or report.get('folder')} (model.onnx, conversion_report.json); nothing was "
+               "registered (declare x-gitops.convert in a model file to register the conversion)"))
 
 
 def add_search_arguments(p: argparse.ArgumentParser) -> None:

@@ -75,10 +75,13 @@ def _change_for(desired: DesiredResource, actual: ActualResource | None, snapsho
                 after_hash=desired.spec_hash, desired=desired, depends_on=sorted(desired.depends_on))
     if actual is None:
         reason = "new"
+        source = (desired.derived.get("refs") or {}).get("x-gitops.convert.from")
         if desired.auto_version:
             prev = snapshot.latest(desired.address.kind, desired.address.name, include_archived=True)
             if prev is not None:
                 reason = f"content changed since version {prev.address.version}"
+        if source:
+            reason += f"; the ONNX conversion of {source}, checked for parity at apply"
         fields = field_changes(desired.address.kind, None, after, snapshot.masker())
         return Change(action=Action.CREATE, reason=reason, fields=fields, **base)  # type: ignore[arg-type]
     if actual.spec_hash == desired.spec_hash and actual.status == "active":
@@ -242,7 +245,7 @@ def build_plan(workspace: str, desired: DesiredState, snapshot: Snapshot, prune:
     _guard(changes, desired, snapshot, diags)
     plan = Plan(workspace=workspace, workspace_id=snapshot.workspace_id, serial=snapshot.serial, root=root,
                 commit=commit, dirty=dirty, changes=_order(changes), drift=_drift(snapshot, desired), unmanaged=kept,
-                prune=prune, notes=_notes(changes),
+                prune=prune, notes=_notes(changes), conversions=_conversions(desired, snapshot),
                 created_at=datetime.now(UTC).isoformat(timespec="seconds"))
     return plan, diags
 
@@ -250,6 +253,21 @@ def build_plan(workspace: str, desired: DesiredState, snapshot: Snapshot, prune:
 BATCH_KEYS_NOTE = ("batch endpoints: Azure's REST invocation takes Microsoft Entra tokens only; a local workspace's "
                    "endpoint host takes the endpoint's keys instead (`mlops-gitops endpoint get-credentials NAME`), "
                    "a local extension")
+
+
+def _conversions(desired: DesiredState, snapshot: Snapshot) -> list[dict[str, Any]]:
+    """Each model of the tree that is an ONNX conversion: its source and tolerance, and its parity and latency
+    where the version exists (measured when it was applied)."""
+    out = []
+    for addr, d in sorted(desired.resources.items(), key=lambda kv: kv[0].sort_key()):
+        declared = (d.spec.get("x-gitops") or {}).get("convert") if addr.kind is Kind.MODEL else None
+        if not declared:
+            continue
+        actual = snapshot.resources.get(addr)
+        measured = (actual.provenance.get("conversion") or {}) if actual is not None else {}
+        out.append({"model": str(addr), "source": (d.derived.get("refs") or {}).get("x-gitops.convert.from"),
+                    "tolerance": declared.get("tolerance") or {}, "measured": measured})
+    return out
 
 
 def _notes(changes: list[Change]) -> list[str]:

@@ -76,6 +76,7 @@ class Plan:
     unmanaged: list[Address] = field(default_factory=list)  # in the workspace, not in the tree, kept
     diagnostics: list[Diagnostic] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # how the local workspace differs, said once per plan
+    conversions: list[dict[str, Any]] = field(default_factory=list)  # ONNX conversions: declared, or measured
     prune: bool = False
     created_at: str = ""
 

@@ -125,7 +125,13 @@ def compute_links(res: SpecResource) -> list[Link]:  # noqa: C901 - one branch p
     m: Any = res.model
     out: list[Link] = []
     kind = res.kind
-    if kind in (Kind.MODEL, Kind.DATA):
+    convert = m.x_gitops.convert if kind is Kind.MODEL and m.x_gitops is not None else None
+    if convert is not None:  # its files come from converting another model version, checked on a sample
+        conv = ("x-gitops", "convert")
+        out.append(Link((*conv, "from"), "model", convert.from_, Kind.MODEL))
+        if convert.sample.data is not None:
+            out.append(Link((*conv, "sample", "data"), "data", convert.sample.data, Kind.DATA))
+    elif kind in (Kind.MODEL, Kind.DATA):
         if parse_job_output(m.path) is not None:  # produced by a pipeline job of the tree
             out.append(Link(("path",), "job_output", m.path, Kind.JOB))
         else:

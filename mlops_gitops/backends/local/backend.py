@@ -268,6 +268,8 @@ class LocalBackend:
             desired, provenance = resolved, {**provenance, "run.id": run_id,
                                              "run.metrics": self._runs.records.metrics(run_id)}
         desired = with_dvc_data(desired, self.tree_root, self.hooks)
+        if desired.address.kind is Kind.MODEL and (desired.spec.get("x-gitops") or {}).get("convert"):
+            desired, provenance = self._converted(desired, provenance)
         self.store.store_files(desired.artifacts)
         addr = desired.address
         if addr.kind in SERVED and self.pusher is not None:
@@ -282,6 +284,28 @@ class LocalBackend:
             provenance = {**provenance, "run.id": self._runs.run_for_apply(desired, provenance, apply_id,
                                                                            self.tree_root)}
         return desired, provenance
+
+    def _converted(self, desired: DesiredResource,
+                   provenance: dict[str, Any]) -> tuple[DesiredResource, dict[str, Any]]:
+        from mlops_gitops.backends.local.conversion import converted_version
+
+        desired, facts = converted_version(self.store, self.hooks, desired)
+        return desired, {**provenance, **facts}
+
+    def convert_model(self, address: Address, declaration: dict[str, Any], data_ref: str | None) -> dict[str, Any]:
+        """`model convert`: a registered version converted and measured ad hoc; nothing is registered. The report,
+        with where the converted files are."""
+        from datetime import UTC, datetime
+
+        from mlops_gitops.backends.local.conversion import Converter
+
+        source = self.store.get(address) if self.store.has_state() else None
+        if source is None or address.kind is not Kind.MODEL:
+            raise WorkspaceError(f"{address} is not registered in the workspace (`mlops-gitops model list`)")
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        here = safe_join(self.path / "conversions", "ad-hoc", f"{address.name}-{address.version}-{stamp}")
+        done = Converter(self.store, self.hooks).convert(source, declaration, data_ref, here, check=False)
+        return {**done.report, "folder": str(done.folder)}
 
     def _announce(self, desired: DesiredResource, created: bool, provenance: dict[str, Any]) -> None:
         addr = desired.address

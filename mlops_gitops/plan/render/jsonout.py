@@ -49,5 +49,6 @@ def plan_to_dict(plan: Plan, show_noop: bool = False) -> dict[str, Any]:
         "resource_drift": [_drift(d) for d in plan.drift],
         "not_in_repository": [str(a) for a in plan.unmanaged],
         "notes": list(plan.notes),
+        "conversions": list(plan.conversions),
         "diagnostics": [d.to_dict() for d in plan.diagnostics],
     }

@@ -10,12 +10,24 @@ from mlops_gitops.spec.kinds.common import Asset, BuildContext, ImageRef, Infere
 
 
 class Model(Asset):
-    path: str = Field(description="Local file or folder (relative to this file), a cloud URI, or the output of a "
-                                  "pipeline job of the tree: azureml://jobs/<job>/outputs/<output>[/paths/<sub/path>] "
-                                  "(a new version from each run that changes its files).")
+    path: str | None = Field(None, description="Local file or folder (relative to this file), a cloud URI, or the "
+                                               "output of a pipeline job of the tree: azureml://jobs/<job>/outputs/"
+                                               "<output>[/paths/<sub/path>] (a new version from each run that changes "
+                                               "its files). None only for a conversion (x-gitops.convert).")
     type: Literal["custom_model", "mlflow_model", "triton_model"] = "custom_model"
     flavors: dict[str, Any] | None = None
     stage: str | None = None
+
+    @model_validator(mode="after")
+    def _path_or_conversion(self) -> Model:
+        converted = self.x_gitops is not None and self.x_gitops.convert is not None
+        if self.path is None and not converted:
+            raise ValueError("a model needs a 'path' (or x-gitops.convert, to be the conversion of another model)")
+        if self.path is not None and converted:
+            raise ValueError("a converted model (x-gitops.convert) gets its files from the conversion: remove 'path'")
+        if converted and self.type != "custom_model":
+            raise ValueError("a conversion to ONNX is a custom_model (type: custom_model, or no type)")
+        return self
 
 
 class Environment(Asset):

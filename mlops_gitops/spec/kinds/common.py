@@ -80,11 +80,46 @@ class Strict(BaseModel):
 _ENUMS: dict[type[Strict], dict[str, dict[str, str]]] = {}
 
 
+class ConversionSample(Strict):
+    data: str | None = Field(None, description="A data asset (azureml:NAME:VERSION or azureml:NAME@latest) whose "
+                                               "rows the parity check scores; default: the training data of the "
+                                               "source model's run.")
+    rows: int = Field(200, ge=1, le=100_000, description="Rows drawn (seeded) from the sample.")
+    drop_columns: list[str] = Field(default_factory=list, description="Columns that are not features (the label).")
+
+
+class ConversionTolerance(Strict):
+    max_abs_diff: float = Field(1e-4, ge=0, description="Largest absolute difference of outputs (probabilities, "
+                                                        "or predictions of a regressor) allowed.")
+    min_label_agreement: float = Field(1.0, ge=0, le=1, description="Share of equal labels required.")
+
+
+class Conversion(Strict):
+    """`x-gitops.convert`: this model version is the ONNX conversion of another model version. Unlike the other
+    `x-gitops` keys it is part of the version's content: a new source version or a changed tolerance makes a
+    new converted version."""
+
+    from_: str = Field(alias="from", description="The source model: azureml:NAME:VERSION (or azureml:NAME@latest).")
+    to: Literal["onnx"] = "onnx"
+    converter: Literal["auto", "skl2onnx", "onnxmltools"] = Field(
+        "auto", description="auto: skl2onnx for scikit-learn estimators and pipelines, onnxmltools for LightGBM "
+                            "and XGBoost.")
+    target_opset: int | None = Field(None, ge=7, description="ONNX opset of the converted model (default: the "
+                                                             "converter's).")
+    requirements: list[str] = Field(default_factory=list, description="Packages the conversion environment needs "
+                                                                      "besides the converters (the source model's "
+                                                                      "libraries, pinned as it was trained).")
+    sample: ConversionSample = Field(default_factory=ConversionSample)
+    tolerance: ConversionTolerance = Field(default_factory=ConversionTolerance)
+
+
 class GitOpsExtension(Strict):
     """Our extensions live under one key, `x-gitops`, never as new top-level fields."""
 
     protect: bool = Field(False, description="Refuse to delete or archive this resource, even with --prune.")
     description: str | None = None
+    convert: Conversion | None = Field(None, description="Models only: this version is the ONNX conversion of "
+                                                         "another model version, checked for parity at apply.")
 
 
 class Resource(Strict):

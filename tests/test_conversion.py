@@ -1,0 +1,140 @@
+"""ONNX conversion declared in Git (x-gitops.convert): converted at apply in an environment built for it,
+checked for parity on a sample, measured, and registered only when within its tolerance."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import AZ, Result, commit_all, init_repo, write
+
+pytestmark = pytest.mark.slow
+Cli = Callable[..., Result]
+
+TRAIN = """
+import csv, sys
+from pathlib import Path
+import joblib, numpy as np
+from sklearn.datasets import load_breast_cancer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+out = Path(sys.argv[1])
+X, y = load_breast_cancer(return_X_y=True)
+with open(out / "train.csv", "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow([f"f{i}" for i in range(X.shape[1])] + ["target"])
+    w.writerows([*row, label] for row, label in zip(X.tolist(), y.tolist()))
+(out / "lr").mkdir()
+joblib.dump(make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, y), out / "lr" / "model.joblib")
+binned = X.copy()
+binned[:, 0] = np.digitize(binned[:, 0], [10, 13, 16, 20])  # a categorical feature: skl2onnx cannot convert it
+(out / "hgb").mkdir()
+joblib.dump(HistGradientBoostingClassifier(categorical_features=[0], max_iter=20).fit(binned, y),
+            out / "hgb" / "model.joblib")
+"""
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Models as a training job leaves them (joblib pickles), made in an environment with scikit-learn."""
+    from uv import find_uv_bin
+
+    root = tmp_path_factory.mktemp("trained")
+    venv = root / "venv"
+    uv = find_uv_bin()
+    subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True, timeout=300)
+    subprocess.run([uv, "pip", "install", "-q", "scikit-learn", "joblib"], check=True, timeout=600,
+                   env={**os.environ, "VIRTUAL_ENV": str(venv)})
+    models = root / "models"
+    models.mkdir()
+    subprocess.run([str(venv / "bin" / "python"), "-c", TRAIN, str(models)], check=True, timeout=300)
+    return models
+
+
+def conversion(name: str, source: str, max_abs_diff: str = "1e-5") -> str:
+    return (f"$schema: {AZ}/model.schema.json\nname: {name}\ndescription: converted\nx-gitops:\n  convert:\n"
+            f"    from: azureml:{source}:1\n    sample:\n      data: azureml:cancer-train:1\n      rows: 100\n"
+            f"      drop_columns: [target]\n    tolerance:\n      max_abs_diff: {max_abs_diff}\n"
+            "      min_label_agreement: 1.0\n")
+
+
+def tree(root: Path, trained: Path) -> Path:
+    write(root / "mlops.yaml", "workspaces:\n  dev: {path: .mlops/dev}\ndefault_workspace: dev\n")
+    write(root / "data" / "train.csv", (trained / "train.csv").read_text())
+    write(root / "data" / "train.yml", f"$schema: {AZ}/data.schema.json\nname: cancer-train\nversion: '1'\n"
+                                       "type: uri_file\npath: ./train.csv\n")
+    for name in ("lr", "hgb"):
+        (root / "models" / name).mkdir(parents=True)
+        (root / "models" / name / "model.joblib").write_bytes((trained / name / "model.joblib").read_bytes())
+        write(root / "models" / f"{name}.yml", f"$schema: {AZ}/model.schema.json\nname: cancer-{name}\n"
+                                               f"version: '1'\npath: ./{name}\n")
+    write(root / "models" / "lr-onnx.yml", conversion("cancer-lr-onnx", "cancer-lr"))
+    return init_repo(root)
+
+
+def test_a_declared_conversion_is_converted_checked_and_registered(cli: Cli, tmp_path: Path, trained: Path) -> None:
+    repo = tree(tmp_path / "repo", trained)
+    plan = cli("plan", cwd=repo)
+    assert plan.code == 0, plan.err
+    assert "the ONNX conversion of cancer-lr:1, checked for parity at apply" in plan.out
+    res = cli("apply", "--auto-approve", cwd=repo)
+    assert res.code == 0, res.out + res.err
+    assert "converted model:cancer-lr:1 with skl2onnx" in res.err
+    shown = json.loads(cli("model", "show", "cancer-lr-onnx:1", cwd=repo).out)
+    props = shown["properties"]
+    assert props["converted_from"] == "cancer-lr:1" and props["onnx.parity.label_agreement"] == 1.0
+    assert props["onnx.parity.max_abs_diff"] <= 1e-5 and props["onnx.parity.rows"] == 100
+    assert props["onnx.latency_ms.onnx_1_row"] > 0 and props["onnx.latency_ms.source_1_row"] > 0
+    assert {f["path"] for f in shown["files"]} == {"model.onnx", "conversion_report.json"}
+    # the converted model is a real ONNX model: onnxruntime loads it and answers like the source
+    import onnxruntime as ort
+
+    out = tmp_path / "downloaded"
+    assert cli("model", "download", "cancer-lr-onnx:1", "--dir", str(out), cwd=repo).code == 0
+    session = ort.InferenceSession(str(next(out.rglob("model.onnx"))), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape == [None, 30]
+    # nothing changed: no new conversion; the plan's Markdown shows the measured parity
+    again = cli("plan", "--format", "markdown", cwd=repo)
+    assert "No changes" in again.out or "no changes" in again.out.lower()
+    assert "**ONNX conversions**" in again.out and "100.0% (≥ 100%)" in again.out
+    # a changed tolerance is a new converted version (the declaration is content)
+    write(repo / "models" / "lr-onnx.yml", conversion("cancer-lr-onnx", "cancer-lr", "1e-4"))
+    commit_all(repo, "Looser tolerance")
+    changed = cli("plan", cwd=repo)
+    assert "model:cancer-lr-onnx:2 will be created" in changed.out
+
+
+def test_parity_outside_tolerance_and_an_unsupported_model_register_nothing(cli: Cli, tmp_path: Path,
+                                                                          trained: Path) -> None:
+    repo = tmp_path / "repo"
+    tree(repo, trained)
+    write(repo / "models" / "lr-onnx.yml", conversion("cancer-lr-onnx", "cancer-lr", "1e-12"))
+    write(repo / "models" / "hgb-onnx.yml", conversion("cancer-hgb-onnx", "cancer-hgb"))
+    commit_all(repo, "Too tight, and a model skl2onnx cannot convert")
+    res = cli("apply", "--auto-approve", cwd=repo)
+    assert res.code == 1
+    text = res.out + res.err
+    assert "outside its tolerance on 100 sample rows: largest absolute difference" in text
+    assert "> max_abs_diff 1e-12; nothing was registered" in text
+    assert "skl2onnx cannot convert HistGradientBoostingClassifier" in text  # the converter's own reason
+    assert "Traceback" not in text
+    listed = cli("model", "list", cwd=repo).out
+    assert "cancer-lr-onnx" not in listed and "cancer-hgb-onnx" not in listed
+    # ad hoc: the report, printed; nothing registered; exit 1 when outside the tolerance asked for
+    adhoc = cli("model", "convert", "cancer-lr:1", "--sample-data", "azureml:cancer-train:1", "--drop-column",
+                "target", "--format", "json", cwd=repo)
+    assert adhoc.code == 0, adhoc.err
+    report = json.loads(adhoc.out)
+    assert report["label_agreement"] == 1.0 and report["latency_ms"]["onnx_1000_rows"] > 0
+    strict = cli("model", "convert", "cancer-lr:1", "--sample-data", "azureml:cancer-train:1", "--drop-column",
+                 "target", "--max-abs-diff", "1e-12", cwd=repo)
+    assert strict.code == 1 and "outside the tolerance" in strict.err
+    assert "cancer-lr-onnx" not in cli("model", "list", cwd=repo).out
