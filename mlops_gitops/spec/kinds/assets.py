@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -17,6 +17,7 @@ class Model(Asset):
     type: Literal["custom_model", "mlflow_model", "triton_model"] = "custom_model"
     flavors: dict[str, Any] | None = None
     stage: str | None = None
+    converts: ClassVar[bool] = True
 
     @model_validator(mode="after")
     def _path_or_conversion(self) -> Model:

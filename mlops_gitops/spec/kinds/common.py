@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from types import UnionType
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
@@ -125,6 +125,13 @@ class GitOpsExtension(Strict):
 class Resource(Strict):
     schema_: str | None = Field(None, alias="$schema")
     x_gitops: GitOpsExtension | None = Field(None, alias="x-gitops")
+    converts: ClassVar[bool] = False  # models only: x-gitops.convert
+
+    @model_validator(mode="after")
+    def _conversion_is_for_models(self) -> Resource:
+        if self.x_gitops is not None and self.x_gitops.convert is not None and not self.converts:
+            raise ValueError("x-gitops.convert is for models only (a model version converted to ONNX)")
+        return self
 
 
 class Asset(Resource):
