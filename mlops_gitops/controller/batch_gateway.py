@@ -24,7 +24,7 @@ from mlops_gitops.backends.local.pipelines import new_run_id
 from mlops_gitops.backends.local.runs import RunRecords
 from mlops_gitops.backends.local.store import ARTIFACTS_VARIABLE, DATABASE_VARIABLE, LocalStore
 from mlops_gitops.errors import GitOpsError, NotFoundError
-from mlops_gitops.fsutil import ensure_dir, open_private
+from mlops_gitops.fsutil import ensure_dir, open_private, write_private
 
 STATUS = {"running": "Running", "completed": "Completed", "failed": "Failed", "cancelled": "Canceled",
           "interrupted": "Failed"}
@@ -85,8 +85,27 @@ class WorkspaceBatchGateway:
         for value in given:
             args += ["--input", value]
         with os.fdopen(open_private(logs / f"{run_id}.log"), "ab") as out:
-            subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
-                             start_new_session=True, umask=0o077)  # outlives the request, not the workspace
+            proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
+                                    start_new_session=True, umask=0o077)  # outlives the request
+        write_private(logs / f"{run_id}.pid", str(proc.pid))
+        threading.Thread(target=proc.wait, daemon=True).start()  # reaped when it ends: no zombie to mistake
+
+    def _unrecorded(self, endpoint: str, job_id: str) -> tuple[int, dict[str, Any]]:
+        """A job the host started that has no record yet: queued while its process lives, else failed."""
+        logs = self.workspace / "logs" / "batch"
+        try:
+            pid = int((logs / f"{job_id}.pid").read_text())
+        except (OSError, ValueError):
+            return 404, {"message": f"no job {job_id} of batch endpoint '{endpoint}'"}
+        try:
+            os.kill(pid, 0)
+            return 200, {"name": job_id, "properties": {"status": "Queued", "experimentName": endpoint}}
+        except ProcessLookupError:
+            lines = (logs / f"{job_id}.log").read_text(errors="replace").strip().splitlines()
+            return 200, {"name": job_id, "properties": {"status": "Failed", "experimentName": endpoint,
+                                                        "error": lines[-1] if lines else "its process ended"}}
+        except PermissionError:
+            return 200, {"name": job_id, "properties": {"status": "Queued", "experimentName": endpoint}}
 
     def job(self, endpoint: str, job_id: str, authorization: str | None) -> tuple[int, dict[str, Any]]:
         store = self._opened()
@@ -98,10 +117,7 @@ class WorkspaceBatchGateway:
         try:
             run = records.get(job_id)
         except NotFoundError:
-            launched = (self.workspace / "logs" / "batch" / f"{job_id}.log").exists()
-            if launched:  # started, not recorded yet
-                return 200, {"name": job_id, "properties": {"status": "Queued", "experimentName": endpoint}}
-            return 404, {"message": f"no job {job_id} of batch endpoint '{endpoint}'"}
+            return self._unrecorded(endpoint, job_id)
         if run.id != job_id or (run.snapshot.get("batch") or {}).get("endpoint") != endpoint:
             return 404, {"message": f"no job {job_id} of batch endpoint '{endpoint}'"}
         outputs = {port: {"sha256": o.get("sha256"), "files": len(o.get("files") or [])}

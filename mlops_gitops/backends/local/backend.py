@@ -427,13 +427,15 @@ class LocalRuns:
         """Start a job of a batch endpoint's deployment on `given` (paths, URLs or data assets) and run it here.
 
         As `job run`, the workspace lock is held only to resolve and record the start. `record_refusal`
-        (a job started through the endpoint host, whose client polls it): a job that cannot start is
-        recorded as failed with the reason instead of only raising."""
+        (a job started through the endpoint host, whose client polls it): the lock is waited for (jobs
+        started at the same time queue for it), and a job that cannot start is recorded as failed with
+        the reason instead of only raising."""
         from mlops_gitops.backends.local.batch import BatchJobResult, BatchJobs, is_pipeline_deployment, settings_for
 
         jobs = BatchJobs(self.store, self.hooks, self.datastores)
-        with self._locked("batch invoke", f"start a job of batch endpoint {endpoint}"):
-            try:
+        try:
+            with self._locked("batch invoke", f"start a job of batch endpoint {endpoint}",
+                              timeout=FINISH_LOCK_WAIT_S if record_refusal else 0.0):
                 dep = jobs.deployment(endpoint, deployment)
                 if is_pipeline_deployment(dep.spec):
                     run = jobs.pipeline_run(dep, given, list(overrides or []), self._images(), run_id)
@@ -445,10 +447,10 @@ class LocalRuns:
                     settings = settings_for(dep, list(overrides or []))
                     inputs = jobs.resolve_input(given[0])
                     run_id = jobs.start(dep, inputs, settings, run_id)
-            except GitOpsError as exc:
-                if not record_refusal or run_id is None:
-                    raise
-                return jobs.refuse(run_id, endpoint, deployment, str(exc))
+        except GitOpsError as exc:  # nothing was recorded yet (start is the last step)
+            if not record_refusal or run_id is None:
+                raise
+            return jobs.refuse(run_id, endpoint, deployment, str(exc))
         if not is_pipeline_deployment(dep.spec):
             assert run_id is not None  # recorded above
             return jobs.execute(run_id, dep, inputs, settings, output)
