@@ -39,6 +39,9 @@ binned[:, 0] = np.digitize(binned[:, 0], [10, 13, 16, 20])  # a categorical feat
 (out / "hgb").mkdir()
 joblib.dump(HistGradientBoostingClassifier(categorical_features=[0], max_iter=20).fit(binned, y),
             out / "hgb" / "model.joblib")
+import lightgbm
+(out / "lgbm").mkdir()
+joblib.dump(lightgbm.LGBMClassifier(n_estimators=30, verbose=-1).fit(X, y), out / "lgbm" / "model.joblib")
 """
 
 
@@ -51,7 +54,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv = root / "venv"
     uv = find_uv_bin()
     subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True, timeout=300)
-    subprocess.run([uv, "pip", "install", "-q", "scikit-learn", "joblib"], check=True, timeout=600,
+    subprocess.run([uv, "pip", "install", "-q", "scikit-learn", "joblib", "lightgbm"], check=True, timeout=600,
                    env={**os.environ, "VIRTUAL_ENV": str(venv)})
     models = root / "models"
     models.mkdir()
@@ -59,9 +62,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return models
 
 
-def conversion(name: str, source: str, max_abs_diff: str = "1e-5") -> str:
+def conversion(name: str, source: str, max_abs_diff: str = "1e-5", extra: str = "") -> str:
     return (f"$schema: {AZ}/model.schema.json\nname: {name}\ndescription: converted\nx-gitops:\n  convert:\n"
-            f"    from: azureml:{source}:1\n    sample:\n      data: azureml:cancer-train:1\n      rows: 100\n"
+            f"    from: azureml:{source}:1\n{extra}    sample:\n      data: azureml:cancer-train:1\n      rows: 100\n"
             f"      drop_columns: [target]\n    tolerance:\n      max_abs_diff: {max_abs_diff}\n"
             "      min_label_agreement: 1.0\n")
 
@@ -71,12 +74,14 @@ def tree(root: Path, trained: Path) -> Path:
     write(root / "data" / "train.csv", (trained / "train.csv").read_text())
     write(root / "data" / "train.yml", f"$schema: {AZ}/data.schema.json\nname: cancer-train\nversion: '1'\n"
                                        "type: uri_file\npath: ./train.csv\n")
-    for name in ("lr", "hgb"):
+    for name in ("lr", "hgb", "lgbm"):
         (root / "models" / name).mkdir(parents=True)
         (root / "models" / name / "model.joblib").write_bytes((trained / name / "model.joblib").read_bytes())
         write(root / "models" / f"{name}.yml", f"$schema: {AZ}/model.schema.json\nname: cancer-{name}\n"
                                                f"version: '1'\npath: ./{name}\n")
     write(root / "models" / "lr-onnx.yml", conversion("cancer-lr-onnx", "cancer-lr"))
+    write(root / "models" / "lgbm-onnx.yml", conversion("cancer-lgbm-onnx", "cancer-lgbm", "1e-4",
+                                                        "    requirements: [lightgbm]\n"))
     return init_repo(root)
 
 
@@ -94,6 +99,9 @@ def test_a_declared_conversion_is_converted_checked_and_registered(cli: Cli, tmp
     assert props["onnx.parity.max_abs_diff"] <= 1e-5 and props["onnx.parity.rows"] == 100
     assert props["onnx.latency_ms.onnx_1_row"] > 0 and props["onnx.latency_ms.source_1_row"] > 0
     assert {f["path"] for f in shown["files"]} == {"model.onnx", "conversion_report.json"}
+    boosted = json.loads(cli("model", "show", "cancer-lgbm-onnx:1", cwd=repo).out)["properties"]
+    assert boosted["onnx.converter"] == "onnxmltools" and boosted["onnx.source_estimator"].startswith("lightgbm.")
+    assert boosted["onnx.parity.label_agreement"] == 1.0
     # the converted model is a real ONNX model: onnxruntime loads it and answers like the source
     import onnxruntime as ort
 
