@@ -146,3 +146,23 @@ def test_parity_outside_tolerance_and_an_unsupported_model_register_nothing(cli:
                  "target", "--max-abs-diff", "1e-12", cwd=repo)
     assert strict.code == 1 and "outside the tolerance" in strict.err
     assert "cancer-lr-onnx" not in cli("model", "list", cwd=repo).out
+
+
+def test_the_default_sample_is_the_training_data_of_the_source_models_run(cli: Cli, example: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """example-repo's pipeline trains the classifier (its scikit-learn pickle among the outputs): converting
+    that version needs no sample named, the run's own training data is drawn from."""
+    monkeypatch.setenv("MLOPS_GITOPS_RUNTIME", "process")
+    write(example / "models" / "trained-sklearn.yml", (
+        f"$schema: {AZ}/model.schema.json\nname: cancer-trained-sklearn\n"
+        "path: azureml://jobs/train-cancer-classifier/outputs/trained_model/paths/sklearn\n"))
+    write(example / "models" / "trained-onnx.yml", (
+        f"$schema: {AZ}/model.schema.json\nname: cancer-trained-converted\nx-gitops:\n  convert:\n"
+        "    from: azureml:cancer-trained-sklearn@latest\n    sample:\n      rows: 50\n      drop_columns: [target]\n"
+        "    tolerance: {max_abs_diff: 1e-4}\n"))
+    commit_all(example, "Convert the trained pipeline")
+    res = cli("apply", "--auto-approve", cwd=example)
+    assert res.code == 0, res.out + res.err
+    props = json.loads(cli("model", "show", "cancer-trained-converted:1", cwd=example).out)["properties"]
+    assert props["converted_from"] == "cancer-trained-sklearn:1"
+    assert props["onnx.parity.rows"] == 50 and props["onnx.parity.label_agreement"] == 1.0

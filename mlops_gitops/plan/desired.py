@@ -134,12 +134,18 @@ def build_desired(tree: Tree, snapshot: Snapshot) -> DesiredState:
     # Components resolve the environments and data they name, so those get their versions first; a
     # pipeline component comes after the component files its steps name.
     depth = _component_depths(tree)
-    for res in sorted(versioned, key=lambda r: (rank(r.kind), depth.get(r.file, 0))):
+    # An ONNX conversion comes after the models (its source, named @latest too) are versioned.
+    for res in sorted(versioned, key=lambda r: (rank(r.kind), _converts(r), depth.get(r.file, 0))):
         _add_versioned(state, res, tree.root, snapshot, explicit_numbers)
     for res in others:
         _add_other(state, res, tree.root, snapshot)
     _link_dependencies(state, snapshot)
     return state
+
+
+def _converts(res: SpecResource) -> bool:
+    ext = getattr(res.model, "x_gitops", None)
+    return ext is not None and getattr(ext, "convert", None) is not None
 
 
 def _component_depths(tree: Tree) -> dict[str, int]:

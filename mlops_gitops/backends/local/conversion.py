@@ -160,8 +160,9 @@ def converted_version(store: LocalStore, hooks: Hooks,
     ref = refs.get("x-gitops.convert.from")
     source = store.get(Address(Kind.MODEL, *ref.split(":", 1))) if ref else None
     if source is None:
-        raise ConversionError(f"{desired.address}: the model it converts ({ref or 'x-gitops.convert.from'}) is not "
-                              "registered in the workspace")
+        named = ref or desired.spec["x-gitops"]["convert"].get("from")
+        raise ConversionError(f"{desired.address}: the model it converts ({named}) is not registered in the "
+                              "workspace")
     here = safe_join(store.path / "conversions", desired.address.name, desired.address.version or "new")
     shutil.rmtree(here, ignore_errors=True)
     done = Converter(store, hooks).convert(source, desired.spec["x-gitops"]["convert"],
