@@ -410,14 +410,18 @@ def test_azures_rest_invocation_starts_a_job_through_the_endpoint_host(cli: Call
     monkeypatch.setenv("MLOPS_GITOPS_RUNTIME", "process")
     from tests.serving_helpers import stop_host
 
-    repo = applied(cli, batch_tree(tmp_path / "repo"))
+    repo = batch_tree(tmp_path / "repo")
+    samples(repo / "data" / "new", count=2, rows=2)
+    write(repo / "data" / "new.yml", f"$schema: {AZ}/data.schema.json\nname: new-samples\nversion: '1'\n"
+                                     "type: uri_folder\npath: ./new\n")
+    applied(cli, init_repo(repo))
     ws = repo / ".mlops" / "dev"
     try:
         assert cli("serve", cwd=repo).code == 0
         info = json.loads((ws / "host.json").read_text())
         keys = json.loads(cli("endpoint", "get-credentials", "scores", cwd=repo).out)
-        inputs = samples(tmp_path / "in", count=2, rows=2)
-        body = {"properties": {"InputData": {"input_data": {"JobInputType": "UriFolder", "Uri": str(inputs)}}}}
+        body = {"properties": {"InputData": {"input_data": {"JobInputType": "UriFolder",
+                                                            "Uri": "azureml:new-samples:1"}}}}
         port = info["url"].rsplit(":", 1)[1]
         with httpx.Client(base_url=info["url"], timeout=30) as client:
             # as Azure's clients call it: the endpoint's own host name (here <endpoint>.localhost), POST /jobs
@@ -447,7 +451,10 @@ def test_azures_rest_invocation_starts_a_job_through_the_endpoint_host(cli: Call
             assert client.post("/jobs", json=body, headers=host).status_code == 401
             assert client.post("/batch-endpoints/nope/jobs", json=body, headers=auth).status_code == 404
             assert client.post("/jobs", json={"properties": {}}, headers={**host, **auth}).status_code == 400
-            missing = {"properties": {"InputData": {"d": {"JobInputType": "UriFolder", "Uri": str(tmp_path / "x")}}}}
+            local = {"properties": {"InputData": {"d": {"JobInputType": "UriFolder", "Uri": "/etc"}}}}
+            answer = client.post("/jobs", json=local, headers={**host, **auth})  # a key opens no local files
+            assert answer.status_code == 400 and "not a path on the host" in answer.text
+            missing = {"properties": {"InputData": {"d": {"JobInputType": "UriFolder", "Uri": "azureml:nothing:1"}}}}
             refused = client.post("/jobs", json=missing, headers={**host, **auth}).json()["name"]
             deadline = time.monotonic() + 60
             while (status := client.get(f"/jobs/{refused}", headers={**host, **auth}).json())["properties"][
@@ -455,6 +462,6 @@ def test_azures_rest_invocation_starts_a_job_through_the_endpoint_host(cli: Call
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
             assert status["properties"]["status"] == "Failed"
-            assert "no such file or folder" in status["properties"]["error"]
+            assert "data asset nothing:1 is not registered" in status["properties"]["error"]
     finally:
         stop_host(ws)

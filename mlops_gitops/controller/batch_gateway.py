@@ -25,6 +25,7 @@ from mlops_gitops.backends.local.runs import RunRecords
 from mlops_gitops.backends.local.store import ARTIFACTS_VARIABLE, DATABASE_VARIABLE, LocalStore
 from mlops_gitops.errors import GitOpsError, NotFoundError
 from mlops_gitops.fsutil import ensure_dir, open_private, write_private
+from mlops_gitops.runtime.remote import is_remote_input
 
 STATUS = {"running": "Running", "completed": "Completed", "failed": "Failed", "cancelled": "Canceled",
           "interrupted": "Failed"}
@@ -64,6 +65,12 @@ class WorkspaceBatchGateway:
             dep = jobs.deployment(endpoint, deployment)
         except GitOpsError as exc:
             return 404 if isinstance(exc, NotFoundError) else 400, {"message": str(exc)}
+        local = [name for name, i in inputs.items() if i["type"].lower() != "literal" and
+                 not (i["value"].startswith("azureml:") or is_remote_input(i["value"]))]
+        if local:  # a key opens the endpoint, not this machine's files
+            return 400, {"message": f"InputData.{local[0]}: a job started over REST reads a data asset "
+                                    "(azureml:NAME:VERSION) or a URL (https://…, azureml://datastores/…), not a path "
+                                    "on the host; `mlops-gitops batch invoke` scores local files"}
         pipeline = is_pipeline_deployment(dep.spec)
         if not pipeline and len(inputs) != 1:
             return 400, {"message": f"{dep.address} is a model deployment: it takes one input, not {len(inputs)}"}
