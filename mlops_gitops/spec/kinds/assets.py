@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import WithJsonSchema, model_validator
 
 from mlops_gitops.spec.kinds.common import Asset, BuildContext, ImageRef, InferenceConfig
 
+PATH_HELP = ("Local file or folder (relative to this file), a cloud URI, or the output of a pipeline job of the tree: "
+             "azureml://jobs/<job>/outputs/<output>[/paths/<sub/path>] (a new version from each run that changes its "
+             "files). Left out only by a conversion (x-gitops.convert), whose files the conversion makes.")
+
 
 class Model(Asset):
-    path: str | None = Field(None, description="Local file or folder (relative to this file), a cloud URI, or the "
-                                               "output of a pipeline job of the tree: azureml://jobs/<job>/outputs/"
-                                               "<output>[/paths/<sub/path>] (a new version from each run that changes "
-                                               "its files). None only for a conversion (x-gitops.convert).")
+    # published as a string (a user never writes null): left out only by a conversion (x-gitops.convert)
+    path: Annotated[str | None, WithJsonSchema({"type": "string", "description": PATH_HELP})] = None
     type: Literal["custom_model", "mlflow_model", "triton_model"] = "custom_model"
     flavors: dict[str, Any] | None = None
     stage: str | None = None
