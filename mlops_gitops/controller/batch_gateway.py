@@ -15,17 +15,16 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_gitops.addresses import Address, Kind
-from mlops_gitops.backends.local.batch import BatchJobs, is_pipeline_deployment
-from mlops_gitops.backends.local.hooks import Hooks
-from mlops_gitops.backends.local.pipelines import new_run_id
-from mlops_gitops.backends.local.runs import RunRecords
-from mlops_gitops.backends.local.store import ARTIFACTS_VARIABLE, DATABASE_VARIABLE, LocalStore
+from mlops_gitops.backends.local.locations import ARTIFACTS_VARIABLE, DATABASE_VARIABLE
 from mlops_gitops.errors import GitOpsError, NotFoundError
 from mlops_gitops.fsutil import ensure_dir, open_private, write_private
 from mlops_gitops.runtime.remote import is_remote_input
+
+if TYPE_CHECKING:  # the store (SQLAlchemy) is opened on the first batch call, not when the host starts
+    from mlops_gitops.backends.local.store import LocalStore
 
 STATUS = {"running": "Running", "completed": "Completed", "failed": "Failed", "cancelled": "Canceled",
           "interrupted": "Failed"}
@@ -42,6 +41,8 @@ class WorkspaceBatchGateway:
         self._lock = threading.Lock()
 
     def _opened(self) -> LocalStore:
+        from mlops_gitops.backends.local.store import LocalStore
+
         with self._lock:
             if self._store is None:
                 self._store = LocalStore(self.workspace, self.database, self.artifacts)
@@ -54,6 +55,10 @@ class WorkspaceBatchGateway:
 
     def start(self, endpoint: str, deployment: str | None, authorization: str | None,
               inputs: dict[str, dict[str, str]]) -> tuple[int, dict[str, Any]]:
+        from mlops_gitops.backends.local.batch import BatchJobs, is_pipeline_deployment
+        from mlops_gitops.backends.local.hooks import Hooks
+        from mlops_gitops.backends.local.pipelines import new_run_id
+
         store = self._opened()
         jobs = BatchJobs(store, Hooks(note=_quiet, warn=_quiet, emit=lambda *a: None))
         if store.get(Address(Kind.BATCH_ENDPOINT, endpoint)) is None:
@@ -115,6 +120,8 @@ class WorkspaceBatchGateway:
             return 200, {"name": job_id, "properties": {"status": "Queued", "experimentName": endpoint}}
 
     def job(self, endpoint: str, job_id: str, authorization: str | None) -> tuple[int, dict[str, Any]]:
+        from mlops_gitops.backends.local.runs import RunRecords
+
         store = self._opened()
         if store.get(Address(Kind.BATCH_ENDPOINT, endpoint)) is None:
             return 404, {"message": f"batch endpoint '{endpoint}' does not exist in the workspace"}

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from mlops_gitops.backends.local import LocalBackend
-from mlops_gitops.backends.local.store import ARTIFACTS_VARIABLE, DATABASE_VARIABLE
+from mlops_gitops.backends.local.locations import ARTIFACTS_VARIABLE, DATABASE_VARIABLE
 from mlops_gitops.errors import GitOpsError
 
 

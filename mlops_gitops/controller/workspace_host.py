@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from mlops_gitops.backends.local.store import ARTIFACTS_VARIABLE, DATABASE_VARIABLE
+from mlops_gitops.backends.local.locations import ARTIFACTS_VARIABLE, DATABASE_VARIABLE
 from mlops_gitops.controller.batch_gateway import WorkspaceBatchGateway
 from mlops_gitops.runtime.serving import host
 

@@ -32,6 +32,7 @@ from mlops_gitops.addresses import Address, Kind
 from mlops_gitops.backends.local import db, rows
 from mlops_gitops.backends.local.artifacts import open_artifacts
 from mlops_gitops.backends.local.identity import check_store, read_marker, write_marker
+from mlops_gitops.backends.local.locations import ARTIFACTS_VARIABLE, DATABASE_VARIABLE
 from mlops_gitops.backends.local.lock import creation_lock, os_lock_for, read_holder, workspace_lock
 from mlops_gitops.errors import LockHeldError, NotFoundError, WorkspaceError
 from mlops_gitops.events.model import Event
@@ -58,11 +59,6 @@ class Written:
 
     resource: ActualResource
     created: bool
-
-
-# how a process started for this workspace (its endpoint host, a batch job) is told where the store is
-DATABASE_VARIABLE = "MLOPS_GITOPS_HOST_DATABASE"
-ARTIFACTS_VARIABLE = "MLOPS_GITOPS_HOST_ARTIFACTS"
 
 
 class LocalStore:
