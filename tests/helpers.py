@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import subprocess
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO_ROOT / "example-repo"
@@ -66,3 +69,19 @@ def every_kind_tree(root: Path) -> Path:
     write(root / "managedOnlineEndpoint.yml", f"$schema: {AZ}/managedOnlineEndpoint.schema.json\nname: ep1\n"
                                               "traffic: {dep: 100}\n")
     return root
+
+
+def built_once(tmp_path_factory: Any, name: str, build: Callable[[Path], None]) -> Path:
+    """A folder `build` fills once per test run, shared by pytest-xdist's workers (each would otherwise build its
+    own copy of a session fixture): the first worker builds it under a lock, the others wait for it."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if base.name.startswith("popen-gw") else base
+    folder = shared / name
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / ".built").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            build(folder)
+            (folder / ".built").touch()
+    return folder

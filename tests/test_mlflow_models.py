@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import AZ, PROCESS_WORKSPACE, Result, init_repo, write
+from tests.helpers import AZ, PROCESS_WORKSPACE, Result, built_once, init_repo, write
 from tests.serving_helpers import stop_host
 
 Cli = Callable[..., Result]
@@ -22,15 +22,17 @@ PACKAGES = ("mlflow-skinny", "scikit-learn", "pandas", "skops")
 
 @pytest.fixture(scope="session")
 def mlflow_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A virtual environment with MLflow, to make models as a training script would (uv, real packages)."""
+    """A virtual environment with MLflow, to make models as a training script would (uv, real packages);
+    built once for all workers of the run."""
     from uv import find_uv_bin
 
-    venv = tmp_path_factory.mktemp("mlflow") / "venv"
-    uv = find_uv_bin()
-    subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True, timeout=300)
-    env = {**os.environ, "VIRTUAL_ENV": str(venv)}
-    subprocess.run([uv, "pip", "install", "-q", *PACKAGES], check=True, env=env, timeout=600)
-    return venv / "bin" / "python"
+    def build(folder: Path) -> None:
+        uv = find_uv_bin()
+        subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(folder / "venv")], check=True, timeout=300)
+        env = {**os.environ, "VIRTUAL_ENV": str(folder / "venv")}
+        subprocess.run([uv, "pip", "install", "-q", *PACKAGES], check=True, env=env, timeout=600)
+
+    return built_once(tmp_path_factory, "mlflow-venv", build) / "venv" / "bin" / "python"
 
 
 TRAIN = """
