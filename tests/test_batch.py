@@ -301,9 +301,13 @@ def test_pipeline_deployment_runs_its_component_as_a_pipeline_job(cli: Callable[
     counter = tmp_path / "count.txt"
     batch_tree(repo)
     write(repo / "src" / "count" / "count.py", COUNT)
+    write(repo / "environments" / "py.yml", f"$schema: {AZ}/environment.schema.json\nname: py\n"
+                                            "image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest\n"
+                                            "conda_file: ./conda.yml\n")  # Python alone: a quick environment
+    write(repo / "environments" / "conda.yml", "name: py\ndependencies:\n  - python=3.11\n")
     write(repo / "components" / "count.yml", (
         f"$schema: {AZ}/commandComponent.schema.json\nname: count_files\nversion: '1'\ntype: command\n"
-        "code: ../src/count\nenvironment: azureml:AzureML-sklearn-1.5@latest\n"
+        "code: ../src/count\nenvironment: azureml:py@latest\n"
         "inputs:\n  data: {type: uri_folder}\n  suffix: {type: string, default: ''}\n"
         "outputs:\n  out: {type: uri_folder}\n"
         "command: python count.py --data ${{inputs.data}} --suffix '${{inputs.suffix}}' --out ${{outputs.out}} "

@@ -139,8 +139,10 @@ class HostApp:
         path: str = scope["path"]
         method: str = scope["method"]
         parts = path.strip("/").split("/")
-        target = batch_target(method, parts, (_header(scope, b"host") or b"").decode("latin-1"))
-        routed = self._routed_endpoint(scope)
+        head = parts[0]  # the scoring path (endpoints/<name>/score) looks at no header here
+        target = (batch_target(method, parts, (_header(scope, b"host") or b"").decode("latin-1"))
+                  if head in ("jobs", "batch-endpoints") else None)
+        routed = self._routed_endpoint(scope) if head == "v2" else None
         if target is not None:
             await self._batch(*target, scope, receive, send)
         elif routed is not None and parts[:2] == ["v2", "models"] and len(parts) in (3, 4):
