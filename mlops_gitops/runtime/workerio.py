@@ -7,9 +7,10 @@ stdout; the script's own prints go to stderr (the log), so they never corrupt a 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
-from typing import IO
+from typing import IO, Any
 
 
 def protocol_streams() -> tuple[IO[bytes], IO[bytes]]:
@@ -31,3 +32,16 @@ def read_exact(stream: IO[bytes], n: int) -> bytes | None:
             return None
         data += chunk
     return data
+
+
+def load_script(code_dir: str, script: str, module_name: str) -> Any:
+    """The scoring script as a module, its init() called: what a worker runs `run()` of. Raises what it raises."""
+    spec = importlib.util.spec_from_file_location(module_name, os.path.join(code_dir, script))
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {script} from {code_dir}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    if hasattr(module, "init"):
+        module.init()
+    return module

@@ -11,7 +11,6 @@ answer, after init(), says whether the worker is ready. The script's prints go t
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
@@ -21,10 +20,10 @@ import traceback
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mlops_gitops.runtime.workerio import protocol_streams, read_exact
+    from mlops_gitops.runtime.workerio import load_script, protocol_streams, read_exact
 else:  # run by a Python without this package: the one module, from the folder above
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from workerio import protocol_streams, read_exact
+    from workerio import load_script, protocol_streams, read_exact
 
     del sys.path[0]
 
@@ -66,15 +65,7 @@ def main() -> int:
     # a parallel step's program_arguments: its entry script's init() parses them from sys.argv, as on Azure
     sys.argv = [script, *json.loads(os.environ.get("MLOPS_GITOPS_BATCH_ARGV") or "[]")]
     try:
-        spec = importlib.util.spec_from_file_location("batch_score", os.path.join(code_dir, script))
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load {script} from {code_dir}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["batch_score"] = module
-        spec.loader.exec_module(module)
-        if hasattr(module, "init"):
-            module.init()
-        run = module.run
+        run = load_script(code_dir, script, "batch_score").run
     except BaseException as exc:  # init failed: the engine says so and fails the job
         traceback.print_exc()
         _send(proto_out, 1, f"{type(exc).__name__}: {exc}")

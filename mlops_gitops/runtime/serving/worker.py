@@ -10,7 +10,6 @@ deployment log (fds 1 and 2 are pointed there), so they never corrupt the protoc
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import struct
@@ -19,10 +18,10 @@ import traceback
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mlops_gitops.runtime.workerio import protocol_streams, read_exact
+    from mlops_gitops.runtime.workerio import load_script, protocol_streams, read_exact
 else:  # run by a Python without this package: the one module, from the folder above
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from workerio import protocol_streams, read_exact
+    from workerio import load_script, protocol_streams, read_exact
 
     del sys.path[0]
 
@@ -41,15 +40,7 @@ def main() -> int:
     sys.path.insert(0, code_dir)
     os.chdir(code_dir)
     try:
-        spec = importlib.util.spec_from_file_location("score", os.path.join(code_dir, script))
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load {script} from {code_dir}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["score"] = module
-        spec.loader.exec_module(module)
-        if hasattr(module, "init"):
-            module.init()
-        run = module.run
+        run = load_script(code_dir, script, "score").run
     except BaseException as exc:  # init failed: report it, the host marks the deployment not ready
         traceback.print_exc()
         _send(proto_out, 1, _describe(exc).encode())
