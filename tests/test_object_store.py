@@ -157,3 +157,29 @@ def test_apply_killed_while_uploading_leaves_no_version_without_its_file(example
     referenced = {f.sha256 for r in snap.resources.values() for f in r.files}
     assert set(backend(repo, pg_url, az_url).store.artifacts.all()) == referenced  # no orphan left either
     assert "Nothing to do" in apply().stdout
+
+
+def test_a_plan_of_a_shared_workspace_reads_postgresql_alone(cli: Cli, example: Path, pg_url: str,
+                                                            az_url: str) -> None:
+    """A no-change plan reads the metadata through psycopg: neither SQLAlchemy nor the object store's SDK is
+    loaded (they cost more than the plan), and what it reads is what the store reads."""
+    from mlops_gitops.backends.local.quickread import read_postgres
+
+    repo = shared(example, pg_url, az_url)
+    assert cli("apply", "--auto-approve", cwd=repo).code == 0
+    quick = read_postgres(pg_url)
+    full = backend(repo, pg_url, az_url).read()
+    assert quick is not None and quick.workspace_id == full.workspace_id and quick.serial == full.serial
+    assert {a: (r.spec_hash, r.files) for a, r in quick.resources.items()} == \
+        {a: (r.spec_hash, r.files) for a, r in full.resources.items()}
+    assert quick.job_outputs.keys() == full.job_outputs.keys()
+    # without the pipeline, whose steps a plan previews through the backend (SQLAlchemy, by design)
+    (repo / "pipelines" / "train.yml").unlink()
+    (repo / "models" / "cancer-trained.yml").unlink()
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "mlops_gitops", "plan", "--detailed-exitcode"],
+                          cwd=repo, env=dict(os.environ), capture_output=True, text=True, check=False)
+    assert done.returncode in (0, 2), done.stdout + done.stderr  # 2: the removals kept (no --prune)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    assert "psycopg" in imported
+    assert not imported & {"sqlalchemy", "adlfs", "azure.storage.blob"}, imported & {"sqlalchemy", "adlfs",
+                                                                                     "azure.storage.blob"}

@@ -28,9 +28,22 @@ def _local(project: Project, settings: WorkspaceSettings, sinks: list[Sink]) -> 
 
 
 def _local_snapshot(settings: WorkspaceSettings) -> Snapshot | None:
-    """A SQLite workspace read without SQLAlchemy; a workspace never written reads as empty."""
+    """A SQLite workspace read without SQLAlchemy; a workspace never written reads as empty. A shared one
+    (a database server, an object store) reads its metadata alone: the object store's SDK is never loaded."""
+    if settings.database is not None:
+        from mlops_gitops.backends.local.quickread import read_postgres
+
+        quick = read_postgres(settings.database)
+        if quick is not None:
+            return quick
     if settings.database is not None or settings.artifacts is not None:
-        return None
+        from mlops_gitops.backends.local.store import LocalStore
+
+        store = LocalStore(settings.path, settings.database, settings.artifacts, check_artifacts=False)
+        try:
+            return store.read()
+        finally:
+            store.close()
     from mlops_gitops.backends.local.quickread import read_snapshot
 
     return read_snapshot(settings.path)

@@ -30,7 +30,7 @@ from mlops_gitops import versioning
 from mlops_gitops.actor import now
 from mlops_gitops.addresses import Address, Kind
 from mlops_gitops.backends.local import db, rows
-from mlops_gitops.backends.local.artifacts import open_artifacts
+from mlops_gitops.backends.local.artifacts import ArtifactStore, open_artifacts
 from mlops_gitops.backends.local.identity import check_store, read_marker, write_marker
 from mlops_gitops.backends.local.locations import ARTIFACTS_VARIABLE, DATABASE_VARIABLE
 from mlops_gitops.backends.local.lock import creation_lock, os_lock_for, read_holder, workspace_lock
@@ -63,11 +63,14 @@ class Written:
 
 class LocalStore:
     def __init__(self, path: Path, database: str | None = None, artifacts: str | None = None,
-                 artifacts_setting: str = "artifacts") -> None:
+                 artifacts_setting: str = "artifacts", check_artifacts: bool = True) -> None:
         self.path = path
         self._given = (database, artifacts)  # as configured, for processes that open the same store
         self.url = database or f"sqlite:///{path / 'state.db'}"
-        self.artifacts = open_artifacts(path, artifacts, artifacts_setting)
+        self._artifact_args = (path, artifacts, artifacts_setting)
+        self._artifacts: ArtifactStore | None = None  # opened on first use: an object store's SDK costs ~0.6 s
+        # False: a read of the metadata alone (a plan), which never touches the files: their store is not checked
+        self.check_artifacts = check_artifacts
         try:
             self.engine: Engine = db.make_engine(self.url)
         except (ArgumentError, NoSuchModuleError) as exc:
@@ -88,6 +91,12 @@ class LocalStore:
         (passed in the environment, never on a command line: a URL may hold a password)."""
         database, artifacts = self._given
         return {DATABASE_VARIABLE: database or "", ARTIFACTS_VARIABLE: artifacts or ""}
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        if self._artifacts is None:
+            self._artifacts = open_artifacts(*self._artifact_args)
+        return self._artifacts
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -135,8 +144,9 @@ class LocalStore:
         if self._checked:
             return True
         workspace_id = self._workspace_id()
-        self.artifacts.check()
-        check_store(self.artifacts, workspace_id, db.mask_url(self.url))
+        if self.check_artifacts:
+            self.artifacts.check()
+            check_store(self.artifacts, workspace_id, db.mask_url(self.url))
         self._checked = workspace_id is not None
         return self._checked
 
