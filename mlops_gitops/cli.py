@@ -77,6 +77,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "metrics": ("metrics", "add_arguments", "metrics of pipeline runs"),
     "job": ("jobs", "add_arguments", "command and pipeline runs on the workspace"),
     "batch": ("batch", "add_arguments", "jobs of batch endpoints (`batch invoke`)"),
+    "schedule": ("schedules", "add_arguments", "schedules of the workspace: list, fire what is due, trigger, "
+                                               "disable, enable"),
     "package": ("package", "add_arguments", "build a deployment of the workspace as an OCI image "
                                             "(Docker Engine API)"),
 }

@@ -12,7 +12,7 @@ PKG = Path(mlops_gitops.__file__).parent
 # Each package may import only from packages at its own level or below.
 LAYERS = [
     {"errors", "diagnostics", "hashing", "graph", "kinds", "addresses", "actor", "faults", "fsutil", "imageref",
-     "redact", "resources", "jsonload", "textsafe", "expressions", "iotypes", "progress"},
+     "redact", "resources", "jsonload", "textsafe", "expressions", "iotypes", "progress", "triggers"},
     {"spec", "runtime", "events"},  # events: the event model and sinks, emitted by backends and commands
     {"validate"},
     {"state", "versioning", "lineage", "vcs"},

@@ -49,6 +49,7 @@ from mlops_gitops.textsafe import defuse_text
 if TYPE_CHECKING:  # the image builder (jinja2) is imported only where images are built
     from mlops_gitops.backends.local.batch import BatchJobResult
     from mlops_gitops.backends.local.job_images import JobImages
+    from mlops_gitops.backends.local.schedules import Schedules
     from mlops_gitops.runtime.packaging import ImageRecipe
     from mlops_gitops.runtime.remote import Datastore
 
@@ -122,6 +123,13 @@ class LocalBackend:
                                          on_key_change=None if self.serving_mode == "hosts" else keys_changed,
                                          deployer=deployer, by_hosts=self.serving_mode == "hosts")
         return self._serving
+
+    @property
+    def schedules(self) -> Schedules:
+        """Schedules that fire: due occurrences claimed once and run (`schedule run-due`, the endpoint host)."""
+        from mlops_gitops.backends.local.schedules import Schedules
+
+        return Schedules(self.store, self.hooks, self._runs.datastores)
 
     @property
     def packager(self) -> LocalBackend:

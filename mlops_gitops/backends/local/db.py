@@ -231,6 +231,21 @@ leases = Table(
     Column("sha256", String(64), primary_key=True),
 )
 
+# Occurrences of schedules that fired (or were recorded as skipped): the primary key is the claim, so two
+# runners (a CI cron job, an endpoint host) never fire the same occurrence twice.
+schedule_fires = Table(
+    "mg_schedule_fires",
+    metadata,
+    Column("schedule", String(300), primary_key=True),
+    Column("occurrence", String(40), primary_key=True),  # UTC, ISO 8601
+    Column("fired_at", String(40), nullable=False),
+    Column("status", String(16), nullable=False),  # firing | completed | failed | not_run
+    Column("fired_by", Text, nullable=False),  # run-due | trigger | host:<id>
+    Column("missed", Integer, nullable=False, default=0),  # earlier occurrences this one stood for
+    Column("run_id", String(64)),
+    Column("message", Text),
+)
+
 # Endpoint hosts that follow the workspace (`serve --follow`): what each serves, at which state serial.
 hosts = Table(
     "mg_hosts",
