@@ -122,3 +122,39 @@ def test_trigger_disable_enable_and_a_monitor_recorded_as_not_run(cli: Cli, tmp_
     assert "schedule:hourly was changed outside the repository" in drift.out
     assert cli("schedule", "enable", "hourly", cwd=repo).code == 0
     assert "schedule:hourly" not in cli("plan", cwd=repo).out
+
+
+def test_the_endpoint_host_fires_what_was_missed_while_nothing_ran(cli: Cli, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+    import time
+
+    from tests.serving_helpers import stop_host
+
+    counter = tmp_path / "count.txt"
+    repo = pipeline_tree(tmp_path / "repo", counter)
+    write(repo / "schedules" / "hourly.yml", schedule())
+    commit_all(repo, "Run the pipeline every hour")
+    assert cli("apply", "--auto-approve", cwd=repo).code == 0
+    ws = repo / ".mlops" / "dev"
+    with sqlite3.connect(ws / "state.db") as conn:  # the schedule was applied three hours ago; nothing ran since
+        conn.execute("UPDATE mg_resources SET created_at = ? WHERE kind = 'schedule'",
+                     (datetime.fromtimestamp(time.time() - 3 * 3600, UTC).isoformat(),))
+    monkeypatch.setenv("MLOPS_GITOPS_RUNTIME", "process")
+    monkeypatch.setenv("MLOPS_GITOPS_SCHEDULE_INTERVAL_S", "0.2")
+    try:
+        assert cli("serve", cwd=repo).code == 0
+        deadline = time.monotonic() + 60
+        while not json.loads(cli("schedule", "show", "hourly", cwd=repo).out)["fires"]:  # the host's next round
+            assert time.monotonic() < deadline, (ws / "logs" / "host.log").read_text()
+            time.sleep(0.2)
+        fires = json.loads(cli("schedule", "show", "hourly", cwd=repo).out)["fires"]
+        assert len(fires) == 1 and fires[0]["fired_by"] == "host" and fires[0]["missed"] >= 2
+        deadline = time.monotonic() + 60
+        while fires[0]["status"] == "firing":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+            fires = json.loads(cli("schedule", "show", "hourly", cwd=repo).out)["fires"]
+        assert fires[0]["status"] == "completed" and sorted(executed(counter)) == ["a", "b", "c"]
+    finally:
+        stop_host(ws)

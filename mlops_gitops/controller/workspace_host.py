@@ -1,4 +1,4 @@
-"""The endpoint host of a workspace: the serving host (runtime/serving/host.py) with batch jobs.
+"""The endpoint host of a workspace: the serving host (runtime/serving/host.py) with batch jobs and schedules.
 
 The serving host alone knows nothing of the workspace's records (it also runs inside images); started
 for a workspace, it is given the gateway that starts batch jobs through Azure's REST invocation.
@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from mlops_gitops.backends.local.locations import ARTIFACTS_VARIABLE, DATABASE_VARIABLE
+from mlops_gitops.controller import schedule_loop
 from mlops_gitops.controller.batch_gateway import WorkspaceBatchGateway
 from mlops_gitops.runtime.serving import host
 
@@ -18,8 +19,9 @@ from mlops_gitops.runtime.serving import host
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     workspace = Path(argv[argv.index("--workspace") + 1]).resolve() if "--workspace" in argv else Path.cwd()
-    gateway = WorkspaceBatchGateway(workspace, os.environ.get(DATABASE_VARIABLE) or None,
-                                    os.environ.get(ARTIFACTS_VARIABLE) or None)
+    database, artifacts = os.environ.get(DATABASE_VARIABLE) or None, os.environ.get(ARTIFACTS_VARIABLE) or None
+    gateway = WorkspaceBatchGateway(workspace, database, artifacts)
+    schedule_loop.start(workspace, database, artifacts)  # the host lives with the workspace: it fires schedules
     return host.main(argv, batch=gateway)
 
 
