@@ -74,7 +74,8 @@ def invoke(cli: Cli, root: Path, body: object) -> Result:
     return cli("endpoint", "invoke", "iris-ep", "--request-file", str(request), "-C", str(root))
 
 
-def test_an_mlflow_model_is_served_without_a_scoring_script(cli: Cli, tree: tuple[Path, dict]) -> None:
+def test_an_mlflow_model_is_served_without_a_scoring_script(cli: Cli, tree: tuple[Path, dict],
+                                                           tmp_path: Path) -> None:
     root, sample = tree
     res = cli("apply", str(root), "--auto-approve")
     assert res.code == 0, res.err
@@ -91,6 +92,7 @@ def test_an_mlflow_model_is_served_without_a_scoring_script(cli: Cli, tree: tupl
     assert envs, "the deployment's environment has mlflow-skinny"
     res = invoke(cli, root, {"rows": []})  # a body in no known format: an error that says what to send
     assert res.code != 0 and "input_data" in res.out + res.err
+    _batch_scoring(cli, root, sample, tmp_path)
 
 
 TABLE_SCRIPT = """
@@ -102,9 +104,9 @@ def run(mini_batch):  # a tabular input: one DataFrame of the mini-batch's files
 """
 
 
-def test_an_mlflow_batch_deployment_scores_files_without_a_scoring_script(cli: Cli, tree: tuple[Path, dict],
-                                                                          tmp_path: Path) -> None:
-    root, sample = tree
+def _batch_scoring(cli: Cli, root: Path, sample: dict, tmp_path: Path) -> None:
+    """The same model in a batch deployment without a scoring script, and a scoring script given a tabular
+    (MLTable) input: scored in the environments this workspace has already built."""
     write(root / "cli" / "batch-endpoint.yml", f"$schema: {AZ}/batchEndpoint.schema.json\nname: iris-batch\n"
                                                "defaults: {deployment_name: mlflow}\n")
     write(root / "cli" / "batch.yml", f"$schema: {AZ}/modelBatchDeployment.schema.json\nname: mlflow\n"
