@@ -1,6 +1,7 @@
 """Schedules that fire: Azure's cron and recurrence triggers (Windows time zones too), `schedule run-due --at`
 firing each due occurrence once (the latest of those missed), the claim that keeps two runners from firing
-the same occurrence, trigger/disable/enable, and SCHED001 for a trigger that can never fire."""
+the same occurrence, trigger/disable/enable, the host firing what was missed, and SCHED001 for a trigger
+that can never fire."""
 
 from __future__ import annotations
 
@@ -100,7 +101,7 @@ def test_run_due_fires_each_occurrence_once_and_two_runners_never_both(cli: Cli,
     assert shown["fires"][1]["missed"] > 0
 
 
-def test_trigger_disable_enable_and_a_monitor_recorded_as_not_run(cli: Cli, tmp_path: Path) -> None:
+def test_trigger_disable_enable_and_a_monitor_without_its_data(cli: Cli, tmp_path: Path) -> None:
     counter = tmp_path / "count.txt"
     repo = pipeline_tree(tmp_path / "repo", counter)
     write(repo / "schedules" / "hourly.yml", schedule())
@@ -116,8 +117,9 @@ def test_trigger_disable_enable_and_a_monitor_recorded_as_not_run(cli: Cli, tmp_
     assert {r["name"]: r["enabled"] for r in listed} == {"drift": True, "hourly": False}
     due = cli("schedule", "run-due", "--at", "2030-01-01T00:30:00Z", cwd=repo)
     assert "hourly" not in due.out  # disabled: it does not fire
-    assert "drift @ 2030-01-01T00:00:00+00:00: not_run" in due.out
-    assert "monitors (create_monitor) do not run on the local workspace yet" in due.out
+    # its monitor runs, and fails with the reason: it names no production data the workspace has
+    assert due.code == 1 and "drift @ 2030-01-01T00:00:00+00:00: failed run drift-" in due.out
+    assert "production_data: what a deployment receives is not collected locally yet" in due.out
     drift = cli("plan", cwd=repo)
     assert "schedule:hourly was changed outside the repository" in drift.out
     assert cli("schedule", "enable", "hourly", cwd=repo).code == 0

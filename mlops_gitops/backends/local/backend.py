@@ -49,6 +49,7 @@ from mlops_gitops.textsafe import defuse_text
 if TYPE_CHECKING:  # the image builder (jinja2) is imported only where images are built
     from mlops_gitops.backends.local.batch import BatchJobResult
     from mlops_gitops.backends.local.job_images import JobImages
+    from mlops_gitops.backends.local.monitors import Monitors
     from mlops_gitops.backends.local.schedules import Schedules
     from mlops_gitops.runtime.packaging import ImageRecipe
     from mlops_gitops.runtime.remote import Datastore
@@ -130,6 +131,13 @@ class LocalBackend:
         from mlops_gitops.backends.local.schedules import Schedules
 
         return Schedules(self.store, self.hooks, self._runs.datastores)
+
+    @property
+    def monitors(self) -> Monitors:
+        """Monitors: a schedule's create_monitor run now (`monitor run`), recorded, reported."""
+        from mlops_gitops.backends.local.monitors import Monitors
+
+        return Monitors(self.store, self.hooks)
 
     @property
     def packager(self) -> LocalBackend:

@@ -246,6 +246,21 @@ schedule_fires = Table(
     Column("message", Text),
 )
 
+# Runs of monitors (a schedule's create_monitor): each signal's per-feature metrics, pass or breach, and the
+# data windows compared (their assets and hashes).
+monitor_runs = Table(
+    "mg_monitor_runs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("schedule", String(300), nullable=False),
+    Column("started_at", String(40), nullable=False),
+    Column("finished_at", String(40)),
+    Column("status", String(16), nullable=False),  # passed | breached | failed
+    Column("signals", Text, nullable=False),  # JSON: the signals' results
+    Column("data", Text, nullable=False),  # JSON: reference and production data of each signal, with hashes
+    Column("message", Text),
+)
+
 # Endpoint hosts that follow the workspace (`serve --follow`): what each serves, at which state serial.
 hosts = Table(
     "mg_hosts",

@@ -4,8 +4,7 @@
 it stands for (missed while nothing ran) are counted with it, never fired. The claim is a row keyed by
 (schedule, occurrence): a second runner (a CI cron job beside an endpoint host) finds it taken and moves
 on. `create_job` runs the job the schedule names (a job of the workspace, by name or by its file in the
-tree) as a pipeline run that reuses unchanged steps. `create_monitor` occurrences are recorded as not
-run: monitors do not run on the local workspace yet, and nothing pretends otherwise.
+tree) as a pipeline run that reuses unchanged steps; `create_monitor` runs the monitor (monitors.py).
 """
 
 from __future__ import annotations
@@ -134,8 +133,11 @@ class Schedules:
     def _run(self, schedule: ActualResource, occurrence: str, missed: int) -> Fired:
         name = schedule.address.name
         if schedule.spec.get("create_monitor") is not None:
-            return Fired(name, occurrence, "not_run", missed,
-                         message="monitors (create_monitor) do not run on the local workspace yet: recorded only")
+            from mlops_gitops.backends.local.monitors import Monitors
+
+            run = Monitors(self.store, self.hooks).run(schedule)
+            return Fired(name, occurrence, "failed" if run.status == "failed" else "completed", missed, run.id,
+                         run.message or f"monitor {run.status}")
         try:
             job = self._job(schedule)
             run_id, status = self._run_job(job, {"schedule": name, "schedule.occurrence": occurrence})

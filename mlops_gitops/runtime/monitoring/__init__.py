@@ -1,0 +1,1 @@
+"""Monitoring signals: drift and data quality of production data against reference data."""

@@ -1,0 +1,110 @@
+"""Monitors that run: a schedule's create_monitor compares production data with reference data (data assets),
+per feature, with Azure's metric names and thresholds; recorded, reported, and raising events when breached."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlops_gitops.runtime.monitoring.signals import SignalError, Table, evaluate
+from tests.helpers import AZ, Result, init_repo, write
+
+Cli = Callable[..., Result]
+
+
+def table(path: Path, shift: float = 0.0, seed: int = 0, rows: int = 500, extra: str = "") -> Path:
+    rng = np.random.default_rng(seed)
+    colours = rng.choice(["red", "green", "blue"], size=rows, p=[0.5, 0.3, 0.2] if not shift else [0.2, 0.3, 0.5])
+    lines = [f"size,weight,colour{',' + extra if extra else ''}"]
+    lines += [f"{a:.4f},{b:.4f},{c}{',1' if extra else ''}"
+              for a, b, c in zip(rng.normal(10 + shift, 2, rows), rng.normal(70, 5, rows), colours, strict=True)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_drift_metrics_separate_a_shift_from_sampling_noise(tmp_path: Path) -> None:
+    ref = Table.read([table(tmp_path / "ref.csv")], "reference")
+    same = Table.read([table(tmp_path / "same.csv", seed=1)], "production")
+    moved = Table.read([table(tmp_path / "moved.csv", shift=3.0, seed=2)], "production")
+    limits = [{"applicable_feature_type": "numerical", "metric_name": "normalized_wasserstein_distance",
+               "threshold": 0.2},
+              {"applicable_feature_type": "numerical", "metric_name": "two_sample_kolmogorov_smirnov_test",
+               "threshold": 0.01},
+              {"applicable_feature_type": "categorical", "metric_name": "pearsons_chi_squared_test",
+               "threshold": 0.01}]
+    quiet = evaluate("d", "data_drift", ref, same, None, limits)
+    assert quiet.passed, [vars(f) for f in quiet.features]
+    loud = evaluate("d", "data_drift", ref, moved, None, limits)
+    breached = {f.feature: f.breached for f in loud.features}
+    assert breached["size"] == ["normalized_wasserstein_distance", "two_sample_kolmogorov_smirnov_test"]
+    assert breached["weight"] == [] and breached["colour"] == ["pearsons_chi_squared_test"]
+    assert {f.feature: f.kind for f in loud.features} == {"size": "numerical", "weight": "numerical",
+                                                          "colour": "categorical"}
+
+
+def test_bad_signals_say_what_is_wrong(tmp_path: Path) -> None:
+    ref = Table.read([table(tmp_path / "ref.csv")], "reference")
+    other = Table.read([table(tmp_path / "other.csv", extra="flag")], "production")
+    with pytest.raises(SignalError, match="different columns: only in production: flag"):
+        evaluate("d", "data_drift", ref, other, None, None)
+    with pytest.raises(SignalError, match="unknown metric 'kl_divergence'"):
+        evaluate("d", "data_drift", ref, ref, None, [{"metric_name": "kl_divergence", "threshold": 1}])
+    (tmp_path / "empty.csv").write_text("size,weight,colour\n")
+    with pytest.raises(SignalError, match="no rows"):
+        Table.read([tmp_path / "empty.csv"], "production_data")
+
+
+def monitored(root: Path, production: str = "azureml:moved:1") -> Path:
+    write(root / "mlops.yaml", "workspaces:\n  dev: {path: .mlops/dev}\ndefault_workspace: dev\n")
+    table(root / "data" / "reference.csv")
+    table(root / "data" / "moved.csv", shift=3.0, seed=2)
+    for name, file in (("reference", "reference.csv"), ("moved", "moved.csv")):
+        write(root / "data" / f"{name}.yml", f"$schema: {AZ}/data.schema.json\nname: {name}\nversion: '1'\n"
+                                             f"type: uri_file\npath: ./{file}\n")
+    write(root / "schedules" / "drift.yml", (
+        f"$schema: {AZ}/schedule.schema.json\nname: drift\ntrigger: {{type: cron, expression: '0 3 * * *'}}\n"
+        "create_monitor:\n  monitoring_signals:\n    features:\n      type: data_drift\n"
+        f"      production_data:\n        input_data: {{type: uri_file, path: '{production}'}}\n"
+        "      reference_data:\n        input_data: {type: uri_file, path: 'azureml:reference:1'}\n"
+        "      features: [size, colour]\n      metric_thresholds:\n"
+        "        - {applicable_feature_type: numerical, metric_name: population_stability_index, threshold: 0.2}\n"
+        "    quality:\n      type: data_quality\n"
+        f"      production_data:\n        input_data: {{type: uri_file, path: '{production}'}}\n"
+        "      reference_data:\n        input_data: {type: uri_file, path: 'azureml:reference:1'}\n"))
+    return init_repo(root)
+
+
+def test_a_monitor_runs_is_recorded_reported_and_raises_events(cli: Cli, tmp_path: Path) -> None:
+    repo = monitored(tmp_path / "repo")
+    assert cli("apply", "--auto-approve", cwd=repo).code == 0
+    res = cli("monitor", "run", "drift", cwd=repo)
+    assert res.code == 0, res.out + res.err
+    assert "Monitor drift: breached" in res.out
+    assert "features (data_drift): breached: size population_stability_index=" in res.out
+    assert "quality (data_quality): passed" in res.out
+    run_id = res.out.split("(run ", 1)[1].split(")", 1)[0]
+    shown = cli("monitor", "show", run_id, cwd=repo).out
+    assert "| size | numerical | population_stability_index |" in shown and "| breached |" in shown
+    recorded = json.loads(cli("monitor", "show", run_id, "--format", "json", cwd=repo).out)
+    assert recorded["data"]["features"]["reference"] == "data:reference:1"
+    assert len(recorded["data"]["features"]["production_sha256"]) == 64
+    listed = cli("events", "list", "--format", "json", cwd=repo).out.splitlines()
+    types = [json.loads(line)["type"] for line in listed if line.strip()]  # one CloudEvent per line
+    assert "monitor.signal_breached" in types and "data_drift.detected" in types
+    # fired by its schedule: recorded as the occurrence's run
+    fired = cli("schedule", "run-due", "--at", "2030-01-01T04:00:00Z", cwd=repo)
+    assert "drift @ 2030-01-01T03:00:00+00:00: completed run drift-" in fired.out
+    assert len(json.loads(cli("monitor", "list", "--format", "json", cwd=repo).out)) == 2
+
+
+def test_a_monitor_without_production_data_fails_with_the_reason(cli: Cli, tmp_path: Path) -> None:
+    repo = monitored(tmp_path / "repo", production="azureml:absent:1")
+    assert cli("apply", "--auto-approve", cwd=repo).code == 0
+    res = cli("monitor", "run", "drift", cwd=repo)
+    assert res.code == 1 and "azureml:absent:1 is not a data asset with files in the workspace" in res.err
+    assert json.loads(cli("monitor", "list", "--format", "json", cwd=repo).out)[0]["status"] == "failed"
