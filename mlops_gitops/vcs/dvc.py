@@ -13,6 +13,7 @@ against it, by the file's size and modification time, as Git's index does.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_gitops import progress
-from mlops_gitops.fsutil import ensure_dir, write_private
+from mlops_gitops.fsutil import ensure_dir, open_lock, write_private
 
 CACHE_FILE = "mlops-gitops-hashes.json"
 _CACHE_ENTRIES = 2000  # the newest answers kept; older ones are dropped when the file is written
@@ -164,9 +165,12 @@ def fetch(t: Tracked) -> None:
     for lg in loggers:
         lg.setLevel(logging.CRITICAL + 1)
         lg.propagate, lg.disabled = False, True
-    try:
-        with progress.task(f"fetching {t.rel} from DVC's cache or remote"):
-            _pull(t)
+    try:  # one pull at a time per repository: two applies checking out the same files race otherwise
+        with open_lock(ensure_dir(t.repo_root / ".dvc" / "tmp") / "mlops-gitops-fetch.lock") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (t.repo_root / t.rel).exists():  # another process may have fetched it while this one waited
+                with progress.task(f"fetching {t.rel} from DVC's cache or remote"):
+                    _pull(t)
     finally:
         for lg, (level, propagate, disabled) in zip(loggers, saved, strict=True):
             lg.setLevel(level)
