@@ -21,8 +21,9 @@ if os.environ.get("HYPOTHESIS_PROFILE"):
 REAL_HOME = Path.home()
 
 
-# The longest tests (tens of seconds each: fresh venvs, images, whole pipelines) start first, so that with
-# pytest-xdist the short ones fill in around them instead of one long test running alone at the end.
+# The longest tests (tens of seconds each: fresh venvs, images, whole pipelines) start first, one per worker
+# (`--dist load` hands tests out in this order), so that the short ones fill in around them instead of one
+# long test running alone at the end.
 LONGEST_FIRST = ("test_readme.py", "test_containers.py", "test_mlflow_models.py", "test_conversion.py",
                  "test_batch.py", "test_progress.py", "test_following_hosts.py", "test_custom_containers.py")
 
