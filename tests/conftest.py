@@ -21,23 +21,6 @@ if os.environ.get("HYPOTHESIS_PROFILE"):
 REAL_HOME = Path.home()
 
 
-# The longest tests (tens of seconds each: fresh venvs, images, whole pipelines) start first, one per worker
-# (`--dist load` hands tests out in this order), so that the short ones fill in around them instead of one
-# long test running alone at the end.
-LONGEST_FIRST = ("test_readme.py", "test_containers.py", "test_mlflow_models.py", "test_conversion.py",
-                 "test_batch.py", "test_progress.py", "test_following_hosts.py", "test_custom_containers.py")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    def rank(item: pytest.Item) -> int:
-        name = item.path.name
-        if name in LONGEST_FIRST:
-            return LONGEST_FIRST.index(name)
-        return len(LONGEST_FIRST) + (0 if item.get_closest_marker("slow") else 1)
-
-    items.sort(key=rank)  # stable: the order within a module is kept
-
-
 def pytest_configure(config: pytest.Config) -> None:
     from tests.heartbeat import register
 
