@@ -6,9 +6,8 @@ import argparse
 from pathlib import Path
 
 from mlops_gitops.commands import args
-from mlops_gitops.commands.common import EXIT_ERROR, EXIT_OK, err, open_project, out, workspace_backend
+from mlops_gitops.commands.common import EXIT_ERROR, EXIT_OK, capability, err, open_project, out, workspace_backend
 from mlops_gitops.commands.jobs import runs_of
-from mlops_gitops.errors import WorkspaceError
 from mlops_gitops.textsafe import escape
 
 
@@ -16,10 +15,7 @@ def batch_invoke(endpoint: str, inputs: list[str], deployment: str | None = None
                  sets: list[str] | None = None, path: str = ".", workspace: str | None = None) -> int:
     project = open_project(path)
     with workspace_backend(project, workspace) as (name, backend):
-        runs = runs_of(backend)
-        invoke = getattr(runs, "invoke_batch", None)
-        if invoke is None:
-            raise WorkspaceError(f"the {backend.name} backend does not run batch jobs")
+        invoke = capability(backend, "invoke_batch", "run batch jobs", owner=runs_of(backend))
         out(f"Starting a job of batch endpoint {endpoint} in workspace '{name}'")
         result = invoke(endpoint, inputs, deployment, Path(output).resolve() if output else None, sets or [])
     o = result.outcome

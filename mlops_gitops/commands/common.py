@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from mlops_gitops import progress
 from mlops_gitops.backends.factory import open_backend, workspace_backend
@@ -13,6 +14,17 @@ from mlops_gitops.spec.project import Project, open_project, resolve_workspace, 
 from mlops_gitops.textsafe import defuse_text
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+
+
+def capability(backend: Any, attribute: str, what: str, owner: Any = None) -> Any:
+    """What only some backends offer (schedules, monitors, batch jobs, conversions), or an error naming the
+    backend; `owner`: where to look on it (its runs), the backend itself by default."""
+    found = getattr(backend if owner is None else owner, attribute, None)
+    if found is None:
+        from mlops_gitops.errors import WorkspaceError
+
+        raise WorkspaceError(f"the {backend.name} backend does not {what}")
+    return found
 
 __all__ = ["EXIT_CHANGES", "EXIT_ERROR", "EXIT_OK", "Project", "check_repository", "err", "open_backend",
            "open_project", "out", "print_warnings", "resolve_workspace", "runner_command", "use_color",

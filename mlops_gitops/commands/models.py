@@ -11,8 +11,8 @@ from typing import Any
 from mlops_gitops.actor import whoami
 from mlops_gitops.addresses import Address, Kind
 from mlops_gitops.commands import args
-from mlops_gitops.commands.common import EXIT_ERROR, EXIT_OK, err, open_project, out, workspace_backend
-from mlops_gitops.errors import ConfigError, GitOpsError, NotFoundError, ResourceInUseError
+from mlops_gitops.commands.common import EXIT_ERROR, EXIT_OK, capability, err, open_project, out, workspace_backend
+from mlops_gitops.errors import ConfigError, NotFoundError, ResourceInUseError
 from mlops_gitops.plan.build import live_users, what_uses
 from mlops_gitops.plan.desired import DesiredState
 from mlops_gitops.state import ActualResource, Snapshot
@@ -238,10 +238,7 @@ def model_convert(ref: str, sample_data: str | None = None, rows: int = 200, dro
             if latest is None:
                 raise NotFoundError(f"--sample-data {sample_data}: no data asset '{name}' in the workspace")
             data = f"{name}:{latest.address.version}"
-        convert = getattr(backend, "convert_model", None)
-        if convert is None:
-            raise GitOpsError(f"the {backend.name} backend does not convert models")
-        report = convert(found.address, declaration, data)
+        report = capability(backend, "convert_model", "convert models")(found.address, declaration, data)
     if output is not None:
         dest = Path(output)
         dest.mkdir(parents=True, exist_ok=True)

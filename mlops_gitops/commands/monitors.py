@@ -8,22 +8,19 @@ from pathlib import Path
 from typing import Any
 
 from mlops_gitops.commands import args
-from mlops_gitops.commands.common import EXIT_ERROR, EXIT_OK, err, open_project, out, workspace_backend
-from mlops_gitops.errors import ConfigError, WorkspaceError
+from mlops_gitops.commands.common import EXIT_ERROR, EXIT_OK, capability, err, open_project, out, workspace_backend
+from mlops_gitops.errors import ConfigError
 from mlops_gitops.textsafe import escape
 
 
 def _monitors(backend: Any) -> Any:
-    found = getattr(backend, "monitors", None)
-    if found is None:
-        raise WorkspaceError(f"the {backend.name} backend does not run monitors")
-    return found
+    return capability(backend, "monitors", "run monitors")
 
 
 def monitor_run(name: str, path: str = ".", workspace: str | None = None) -> int:
     with workspace_backend(open_project(path), workspace) as (_, backend):
         monitors = _monitors(backend)
-        schedule = getattr(backend, "schedules").get(name)  # noqa: B009 - the local backend's, checked below
+        schedule = capability(backend, "schedules", "fire schedules").get(name)
         if schedule.spec.get("create_monitor") is None:
             raise ConfigError(f"schedule '{name}' creates a job, not a monitor (`mlops-gitops schedule trigger`)")
         run = monitors.run(schedule)

@@ -9,17 +9,14 @@ from typing import Any
 
 from mlops_gitops.actor import whoami
 from mlops_gitops.commands import args
-from mlops_gitops.commands.common import EXIT_ERROR, EXIT_OK, open_project, out, workspace_backend
-from mlops_gitops.errors import ConfigError, WorkspaceError
+from mlops_gitops.commands.common import EXIT_ERROR, EXIT_OK, capability, open_project, out, workspace_backend
+from mlops_gitops.errors import ConfigError
 from mlops_gitops.hashing import spec_hash
 from mlops_gitops.textsafe import escape
 
 
 def _schedules(backend: Any) -> Any:
-    found = getattr(backend, "schedules", None)
-    if found is None:
-        raise WorkspaceError(f"the {backend.name} backend does not fire schedules")
-    return found
+    return capability(backend, "schedules", "fire schedules")
 
 
 def _at(text: str | None) -> datetime:

@@ -192,8 +192,9 @@ class HostApp:
         name = endpoint_of_host((_header(scope, b"host") or b"").decode("latin-1"))
         return name if name is not None and name in self.state.routes else None
 
-    def _chosen(self, endpoint: str, scope: Scope) -> LiveDeployment:
-        """The deployment a metadata call describes: the pinned one, else the one with the most traffic."""
+    def _chosen(self, endpoint: str, scope: Scope) -> LiveDeployment | None:
+        """The deployment a metadata call describes: the pinned one, else the one with the most traffic (None:
+        the endpoint has none to describe)."""
         state = self.state
         route = state.routes.get(endpoint)
         if route is None:
@@ -203,13 +204,13 @@ class HostApp:
         pinned = next((v.decode() for k, v in scope["headers"] if k == PIN_HEADER), None)
         dep = pinned or max(state.config.endpoints[endpoint].traffic.items(), key=lambda kv: kv[1],
                             default=(None, 0))[0]
-        live = state.deployments.get(f"{endpoint}/{dep}") if dep else None
-        if live is None:
-            raise HttpError(404, f"endpoint '{endpoint}' has no deployment to describe")
-        return live
+        return state.deployments.get(f"{endpoint}/{dep}") if dep else None
 
     async def _index(self, endpoint: str, scope: Scope, send: Send) -> None:
-        runner = self._chosen(endpoint, scope).runner
+        live = self._chosen(endpoint, scope)
+        if live is None:
+            raise HttpError(404, f"endpoint '{endpoint}' has no deployment to describe")
+        runner = live.runner
         models = runner.index() if runner.kind == "triton" else [{"name": endpoint, "state": "READY"}]
         await _respond(send, 200, _json(models))
 
@@ -367,13 +368,12 @@ class HostApp:
     async def _describe(self, endpoint: str, model: str, what: str | None, scope: Scope, send: Send) -> None:
         """GET /v2/models/<model>[/ready|/config] of an endpoint (its model is the endpoint's own name, or one of
         a Triton repository's)."""
-        try:
-            live = self._chosen(endpoint, scope)
-        except HttpError as exc:
-            if what == "ready" and exc.status == 404 and "no deployment" in exc.message:
-                await _respond(send, 200, _json({"name": model, "ready": False}))
-                return
-            raise
+        live = self._chosen(endpoint, scope)
+        if live is None and what == "ready":  # no deployment yet: not ready, as before any deployment loads
+            await _respond(send, 200, _json({"name": model, "ready": False}))
+            return
+        if live is None:
+            raise HttpError(404, f"endpoint '{endpoint}' has no deployment to describe")
         runner: Any = live.runner
         version = live.cfg.model_version
         if runner.kind == "triton":
