@@ -78,8 +78,9 @@ def _numbers(values: list[str]) -> tuple[np.ndarray, int, int]:
     return np.asarray(out, dtype=np.float64), nulls, errors
 
 
-def feature_type(values: list[str]) -> str:
-    numbers, nulls, errors = _numbers(values)
+def feature_type(values: list[str], parsed: tuple[np.ndarray, int, int] | None = None) -> str:
+    """numerical when the values are numbers (`parsed`: what _numbers made of them already), else categorical."""
+    numbers, nulls, errors = parsed if parsed is not None else _numbers(values)
     return "numerical" if len(numbers) and errors <= 0.01 * max(1, len(values) - nulls) else "categorical"
 
 
@@ -136,10 +137,11 @@ def categorical_metrics(reference: list[str], production: list[str]) -> dict[str
             "population_stability_index": _psi(r, p)}
 
 
-def quality_metrics(reference: list[str], production: list[str], kind: str) -> dict[str, float]:
+def quality_metrics(reference: list[str], production: list[str], kind: str,
+                    ref_numbers: np.ndarray | None = None) -> dict[str, float]:
     n = max(1, len(production))
     if kind == "numerical":
-        ref_numbers, _, _ = _numbers(reference)
+        ref_numbers = _numbers(reference)[0] if ref_numbers is None else ref_numbers
         numbers, nulls, errors = _numbers(production)
         low, high = (float(ref_numbers.min()), float(ref_numbers.max())) if len(ref_numbers) else (0.0, 0.0)
         outside = int(np.sum((numbers < low) | (numbers > high))) if len(ref_numbers) else 0
@@ -219,16 +221,17 @@ def evaluate(name: str, signal_type: str, reference: Table, production: Table, f
     results = []
     for feature in chosen:
         ref, prod = reference.columns[feature], production.columns[feature]
-        kind = feature_type(ref)
+        parsed = _numbers(ref)  # the reference, read as numbers once
+        kind = feature_type(ref, parsed)
         result = FeatureResult(feature, kind)
         try:
             if signal_type == "data_quality":
-                result.metrics = quality_metrics(ref, prod, kind)
+                result.metrics = quality_metrics(ref, prod, kind, parsed[0])
             elif kind == "numerical":
                 numbers, _, errors = _numbers(prod)
                 if errors > 0.01 * max(1, len(prod)):
                     raise SignalError(f"{errors} value(s) are not numbers, as the reference's are")
-                result.metrics = numerical_metrics(_numbers(ref)[0], numbers)
+                result.metrics = numerical_metrics(parsed[0], numbers)
             else:
                 result.metrics = categorical_metrics(ref, prod)
         except SignalError as exc:
