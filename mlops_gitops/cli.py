@@ -77,6 +77,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "metrics": ("metrics", "add_arguments", "metrics of pipeline runs"),
     "job": ("jobs", "add_arguments", "command and pipeline runs on the workspace"),
     "batch": ("batch", "add_arguments", "jobs of batch endpoints (`batch invoke`)"),
+    "data": ("data", "add_arguments", "data the endpoint host collected from deployments (data_collector)"),
     "monitor": ("monitors", "add_arguments", "monitors of the workspace: run one now, list and show their runs"),
     "schedule": ("schedules", "add_arguments", "schedules of the workspace: list, fire what is due, trigger, "
                                                "disable, enable"),

@@ -48,6 +48,7 @@ from mlops_gitops.textsafe import defuse_text
 
 if TYPE_CHECKING:  # the image builder (jinja2) is imported only where images are built
     from mlops_gitops.backends.local.batch import BatchJobResult
+    from mlops_gitops.backends.local.collected import Collected
     from mlops_gitops.backends.local.job_images import JobImages
     from mlops_gitops.backends.local.monitors import Monitors
     from mlops_gitops.backends.local.schedules import Schedules
@@ -138,6 +139,13 @@ class LocalBackend:
         from mlops_gitops.backends.local.monitors import Monitors
 
         return Monitors(self.store, self.hooks)
+
+    @property
+    def collected(self) -> Collected:
+        """What the endpoint host collected from deployments with a data_collector (Parquet files)."""
+        from mlops_gitops.backends.local.collected import Collected
+
+        return Collected(self.store.path / "collected")
 
     @property
     def packager(self) -> LocalBackend:

@@ -17,6 +17,8 @@ from mlops_gitops.runtime.containers import ContainerError, Engine
 from mlops_gitops.runtime.envs import EnvironmentError_
 from mlops_gitops.runtime.mlflow_models import SCORING_SCRIPT, find_mlmodel, model_environment
 from mlops_gitops.runtime.packaging import DEFAULT_BASE_IMAGE, ImageRecipe, build_image
+from mlops_gitops.runtime.serving.collector import KNOWN, rates_of
+from mlops_gitops.runtime.serving.collector import available as collector_available
 from mlops_gitops.runtime.serving.config import DeploymentConfig, EndpointConfig, local_workers
 from mlops_gitops.state import ActualResource, DesiredResource
 
@@ -153,7 +155,9 @@ class Deployer:
             self.hooks.warn(f"{res.address}: instance_count {instances} is more than this machine runs: it gets "
                               f"{local_workers(instances)} worker processes locally (MLOPS_GITOPS_MAX_WORKERS "
                               "raises the bound); its concurrency limit is unchanged")
+        collect, rolling_rate = self._collections(res)
         cfg = DeploymentConfig(
+            collect=collect, rolling_rate=rolling_rate,
             endpoint=endpoint, name=name, model_name=model_name, model_version=model_version,
             model_dir=str(model_dir) if model_dir else None, code_dir=code_dir,
             scoring_script=cc.get("scoring_script"),
@@ -163,6 +167,20 @@ class Deployer:
             request_timeout_ms=int(rs.get("request_timeout_ms", 5000)), spec_hash=res.spec_hash,
             model_format=model_type)
         return cfg, env
+
+    def _collections(self, res: DesiredResource | ActualResource) -> tuple[dict[str, float], str]:
+        """What its data_collector collects locally (runtime/serving/collector.py), said when something is not."""
+        rates, rolling_rate = rates_of(res.spec.get("data_collector"))
+        custom = sorted(set(rates) - set(KNOWN))
+        if custom:
+            self.hooks.warn(f"{res.address}: data_collector collection(s) {', '.join(custom)} are logged by a scoring "
+                            "script's Collector in Azure; the local host collects only "
+                            f"{', '.join(KNOWN)}, so these stay empty")
+            rates = {k: v for k, v in rates.items() if k in KNOWN}
+        if rates and not collector_available():
+            raise WorkspaceError(f"{res.address}: data_collector writes Parquet files, which needs pyarrow: "
+                                 "pip install 'mlops-gitops[monitoring]'")
+        return rates, rolling_rate
 
     def _custom(self, res: DesiredResource | ActualResource, cfg: DeploymentConfig,
                 env: EnvSource) -> DeploymentConfig:

@@ -5,14 +5,16 @@ Each signal compares its `production_data` with its `reference_data` (data asset
 runtime/monitoring/signals.py. A run is recorded with each signal's per-feature values and verdicts and the
 data it compared (assets and hashes); a Markdown report is written beside it; a breached signal emits
 `monitor.signal_breached` (and `data_drift.detected` for a drift signal). Production data collected from a
-deployment is not recorded locally yet: a signal that needs it fails with that reason.
+deployment (data_collector) is read from the host's Parquet files in the signal's data_window.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +23,11 @@ from sqlalchemy import insert, select
 from mlops_gitops.actor import now as stamp
 from mlops_gitops.addresses import Address, Kind
 from mlops_gitops.backends.local import db, rows
+from mlops_gitops.backends.local.collected import Collected
 from mlops_gitops.backends.local.hooks import Hooks
 from mlops_gitops.backends.local.serving import materialise
 from mlops_gitops.backends.local.store import LocalStore
-from mlops_gitops.errors import NotFoundError
+from mlops_gitops.errors import NotFoundError, WorkspaceError
 from mlops_gitops.fsutil import safe_join, write_private
 from mlops_gitops.hashing import canonical_json
 from mlops_gitops.runtime.monitoring.signals import SignalError, SignalResult, Table, evaluate
@@ -53,10 +56,56 @@ def _dataset(given: Any) -> str | None:
     return str(data.get("path")) if isinstance(data, dict) and data.get("path") else None
 
 
+def _duration(text: Any, default: timedelta) -> timedelta:
+    """An ISO 8601 duration as Azure's data_window writes it (P7D, PT6H, P1DT12H)."""
+    if text in (None, ""):
+        return default
+    m = re.fullmatch(r"P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?", str(text))
+    if m is None or not any(m.groups()):
+        raise SignalError(f"data_window: {text!r} is not an ISO 8601 duration (P7D, PT6H)")
+    weeks, days, hours, minutes, seconds = (int(g or 0) for g in m.groups())
+    return timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def data_window(given: Any, now: datetime) -> tuple[datetime, datetime]:
+    """[since, until) of production data: data_window's lookback_window_size back from its offset (default:
+    the last 7 days up to now)."""
+    window = (given or {}).get("data_window") if isinstance(given, dict) else None
+    window = window if isinstance(window, dict) else {}
+    until = now - _duration(window.get("lookback_window_offset"), timedelta(0))
+    return until - _duration(window.get("lookback_window_size"), timedelta(days=7)), until
+
+
+def collected_source(text: str | None, definition: dict[str, Any], signal: dict[str, Any],
+                     root: Path) -> tuple[str, str, str] | None:
+    """(endpoint, deployment, collection) when a signal's production data is what the host collected."""
+    if text is not None:
+        ref = parse_asset_ref(text)
+        if ref is None or not root.is_dir():
+            return None
+        for ep in (p for p in root.iterdir() if ref.name.startswith(p.name + "-")):
+            for dep in (p for p in ep.iterdir() if ref.name.startswith(f"{ep.name}-{p.name}-")):
+                collection = ref.name[len(ep.name) + len(dep.name) + 2:]
+                if (dep / collection).is_dir():
+                    return ep.name, dep.name, collection
+        return None
+    target = (definition.get("monitoring_target") or {}).get("endpoint_deployment_id")
+    if not target:
+        return None
+    endpoint, _, deployment = str(target).removeprefix("azureml:").partition(":")
+    if not deployment:
+        raise SignalError(f"monitoring_target.endpoint_deployment_id {target!r}: write azureml:ENDPOINT:DEPLOYMENT")
+    given = signal.get("production_data") or {}
+    context = given.get("data_context") if isinstance(given, dict) else None
+    default = "model_outputs" if signal.get("type") == "prediction_drift" else "model_inputs"
+    return endpoint, deployment, str(context or default)
+
+
 class Monitors:
     def __init__(self, store: LocalStore, hooks: Hooks) -> None:
         self.store = store
         self.hooks = hooks
+        self.collected = Collected(store.path / "collected")
 
     def _asset(self, snap: Snapshot, text: str, where: str) -> tuple[ActualResource, list[Path]]:
         ref = parse_asset_ref(text)
@@ -73,8 +122,38 @@ class Monitors:
             raise SignalError(f"{where}: {found.address} holds no CSV file")
         return found, files
 
+    def _production(self, snap: Snapshot, definition: dict[str, Any], signal: dict[str, Any],
+                    now: datetime) -> tuple[Table, dict[str, Any]]:
+        """A signal's production data: a data asset, or what the endpoint host collected from a deployment (its
+        `<endpoint>-<deployment>-<collection>` data, or the monitoring_target's) in the signal's data_window."""
+        given = signal.get("production_data")
+        text = _dataset(given)
+        target = collected_source(text, definition, signal, self.collected.root)
+        if target is None:
+            if text is None:
+                raise SignalError("production_data: name a data asset (production_data.input_data.path), or set "
+                                  "monitoring_target.endpoint_deployment_id to read what the deployment collected")
+            production, asset_files = self._asset(snap, text, "production_data")
+            return Table.read(asset_files, "production_data"), {
+                "production": str(production.address),
+                "production_sha256": (production.derived.get("paths") or {}).get("path", {}).get("sha256")}
+        endpoint, deployment, collection = target
+        since, until = data_window(given, now)
+        try:
+            columns, count, files = self.collected.window(endpoint, deployment, collection, since, until)
+        except WorkspaceError as exc:
+            raise SignalError(f"production_data: {exc} ({since:%Y-%m-%dT%H:%M} to "
+                              f"{until:%Y-%m-%dT%H:%M} UTC)") from None
+        digest = hashlib.sha256()
+        for f in files:
+            digest.update(f.path.read_bytes())
+        return Table(columns, count), {
+            "production": f"collected:{endpoint}/{deployment}/{collection}", "production_rows": count,
+            "production_window": [since.isoformat(), until.isoformat()], "production_sha256": digest.hexdigest()}
+
     def run(self, schedule: ActualResource, fired_by: str = "monitor run") -> MonitorRun:
         definition = schedule.spec.get("create_monitor") or {}
+        fired_at = datetime.now(UTC)
         run_id = f"{schedule.address.name}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
         started = stamp()
         snap = self.store.read()
@@ -84,22 +163,16 @@ class Monitors:
         for name, signal in (definition.get("monitoring_signals") or {}).items():
             try:
                 reference_text = _dataset(signal.get("reference_data"))
-                production_text = _dataset(signal.get("production_data"))
-                if production_text is None:
-                    raise SignalError("production_data: what a deployment receives is not collected locally yet; "
-                                      "name a data asset (production_data.input_data.path)")
                 if reference_text is None:
                     raise SignalError("reference_data: name a data asset (reference_data.input_data.path)")
                 reference, ref_files = self._asset(snap, reference_text, "reference_data")
-                production, prod_files = self._asset(snap, production_text, "production_data")
-                data[name] = {"reference": str(reference.address), "production": str(production.address),
+                production_table, production_facts = self._production(snap, definition, signal, fired_at)
+                data[name] = {"reference": str(reference.address),
                               "reference_sha256": (reference.derived.get("paths") or {}).get("path", {}).get("sha256"),
-                              "production_sha256": (production.derived.get("paths") or {}).get("path", {})
-                              .get("sha256")}
+                              **production_facts}
                 features = signal.get("features")
                 result = evaluate(name, str(signal.get("type")), Table.read(ref_files, "reference_data"),
-                                  Table.read(prod_files, "production_data"),
-                                  list(features) if isinstance(features, list) else None,
+                                  production_table, list(features) if isinstance(features, list) else None,
                                   signal.get("metric_thresholds"))
                 results.append(result)
             except SignalError as exc:

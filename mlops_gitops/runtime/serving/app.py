@@ -10,6 +10,7 @@ import asyncio
 import hmac
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ import orjson
 
 from mlops_gitops.runtime.serving import binary
 from mlops_gitops.runtime.serving.batch_routes import BatchGateway, batch_target, endpoint_of_host, job_inputs
+from mlops_gitops.runtime.serving.collector import DeploymentCollector
 from mlops_gitops.runtime.serving.config import DeploymentConfig, EndpointConfig, ServingConfig
 from mlops_gitops.runtime.serving.errors import HttpError, bad_request
 from mlops_gitops.runtime.serving.host_state import HostState, LiveDeployment
@@ -91,6 +93,20 @@ def _parse(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise bad_request(f"the request body is not valid JSON: {exc}") from None
+
+
+def _sample(collect: DeploymentCollector | None, scope: Scope, body: bytes,
+            json_length: bytes | None) -> tuple[DeploymentCollector, float, str] | None:
+    """A request the deployment's data collector samples: its bodies kept as they are (the collector's thread
+    parses them), under the caller's x-request-id or a new correlation ID."""
+    draw = collect.draw() if collect is not None else None
+    if collect is None or draw is None:
+        return None
+    cid = (_header(scope, b"x-request-id") or b"").decode("latin-1")[:128] or uuid.uuid4().hex
+    head = binary.split(body, json_length)[0]
+    collect.add("request", draw, cid, head)
+    collect.add("model_inputs", draw, cid, head)
+    return collect, draw, cid
 
 
 class HostApp:
@@ -252,10 +268,13 @@ class HostApp:
         start = time.perf_counter()
         live.inflight += 1
         status = 500
+        sampled = _sample(live.collect, scope, body, json_length)
         try:
             payload, head_length = await self._run_limited(live, body, v2, json_length, model)
             status = 200
-            await _respond(send, 200, payload, _answer_headers(dep, head_length))
+            headers = _answer_headers(dep, head_length)
+            self._collect_answer(sampled, payload, head_length, headers)
+            await _respond(send, 200, payload, headers)
         except HttpError as exc:
             status = exc.status
             raise
@@ -278,6 +297,17 @@ class HostApp:
         except TimeoutError:
             raise HttpError(504, f"deployment '{live.cfg.name}' did not answer within request_timeout_ms "
                                  f"({timeout_ms} ms)") from None
+
+    def _collect_answer(self, sampled: tuple[DeploymentCollector, float, str] | None, payload: bytes,
+                        head_length: int | None, headers: list[tuple[bytes, bytes]]) -> None:
+        if sampled is None:
+            return
+        collect, draw, cid = sampled
+        answer = payload if head_length is None else payload[:head_length]
+        collect.add("response", draw, cid, answer)
+        collect.add("model_outputs", draw, cid, answer)
+        self.state.collectors.nudge(collect)
+        headers.append((b"x-request-id", cid.encode("latin-1")))
 
     def _maybe_mirror(self, route: Route, body: bytes, v2: bool, json_length: bytes | None = None,
                       model: str | None = None) -> None:

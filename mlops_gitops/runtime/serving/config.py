@@ -42,6 +42,9 @@ class DeploymentConfig:
     inference_config: dict[str, Any] | None = None
     model_mount: str | None = None  # where the model is mounted in it (AZUREML_MODEL_DIR)
     ready_timeout_s: float = 310.0  # readiness_probe: initial_delay + period x failure_threshold
+    # data_collector: collection -> sampling rate (runtime/serving/collector.py), and its rolling_rate
+    collect: dict[str, float] = field(default_factory=dict)
+    rolling_rate: str = "hour"
 
     @property
     def key(self) -> str:

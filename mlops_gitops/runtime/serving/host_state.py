@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_gitops.fsutil import safe_join
+from mlops_gitops.runtime.serving.collector import CollectorPool, DeploymentCollector
 from mlops_gitops.runtime.serving.config import DeploymentConfig, EndpointConfig, ServingConfig
 from mlops_gitops.runtime.serving.errors import HttpError
 from mlops_gitops.runtime.serving.metrics import Metrics
@@ -21,6 +22,7 @@ log = logging.getLogger("mlops_gitops.host")
 class LiveDeployment:
     cfg: DeploymentConfig
     runner: Any  # OnnxRunner or ScriptRunner
+    collect: DeploymentCollector | None = None  # its data_collector, when one is on
     inflight: int = 0
     served: int = 0
     drained: asyncio.Event = field(default_factory=asyncio.Event)
@@ -43,6 +45,7 @@ class HostState:
         self.deployments: dict[str, LiveDeployment] = {}
         self.metrics = Metrics()
         self._lock = asyncio.Lock()  # admin changes one at a time; requests never wait on it
+        self.collectors = CollectorPool(workspace / "collected")
 
     async def _start_runner(self, cfg: DeploymentConfig) -> Any:
         log_path = safe_join(self.workspace / "logs", cfg.endpoint, f"{cfg.name}.log")
@@ -85,7 +88,9 @@ class HostState:
             except Exception as exc:
                 log.error("deployment %s failed to start: %s", cfg.key, exc)
                 raise HttpError(422, f"deployment {cfg.key} is not ready: {exc}") from None
-            self.deployments[cfg.key] = LiveDeployment(cfg, runner)
+            collect = (self.collectors.collector(cfg.key, cfg.endpoint, cfg.name, cfg.model_version, cfg.collect,
+                                                 cfg.rolling_rate) if cfg.collect else None)
+            self.deployments[cfg.key] = LiveDeployment(cfg, runner, collect)
             self.config.deployments[cfg.key] = cfg
             log.info("deployment %s ready", cfg.key)
         if old is not None:
@@ -147,6 +152,7 @@ class HostState:
     async def close(self) -> None:
         for live in list(self.deployments.values()):
             await live.drain_and_close()
+        await asyncio.to_thread(self.collectors.close)  # what was sampled is written before the host exits
 
     def status(self) -> dict[str, Any]:
         return {
@@ -155,6 +161,8 @@ class HostState:
             "deployments": {k: {"ready": True, "kind": getattr(d.runner, "kind", "?"), "inflight": d.inflight,
                                 "served": d.served,
                                 "model": (f"{d.cfg.model_name}:{d.cfg.model_version}" if d.cfg.model_name else None),
-                                "spec_hash": d.cfg.spec_hash}
+                                "spec_hash": d.cfg.spec_hash,
+                                **({"collected": {"written": d.collect.written, "pending": len(d.collect.pending),
+                                                  "dropped": d.collect.dropped}} if d.collect else {})}
                             for k, d in self.deployments.items()},
         }

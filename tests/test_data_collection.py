@@ -1,0 +1,145 @@
+"""Data collection (data_collector on online deployments): the host samples what a deployment receives and
+answers into Parquet files under the workspace, off the request path; `data collected` lists and exports them;
+a monitor reads them as its production data."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from mlops_gitops.backends.local.collected import Collected
+from mlops_gitops.commands.data import parse_since
+from mlops_gitops.runtime.serving.collector import CollectorPool, _columns, rates_of
+from tests.helpers import AZ, Result, init_repo, write
+from tests.serving_helpers import SAMPLE, Host, served_tree, stop_host
+
+Cli = Callable[..., Result]
+
+
+@pytest.mark.parametrize(("payload", "columns"), [
+    ({"data": [[1, 2], [3, 4]]}, {"input_0": [1, 3], "input_1": [2, 4]}),
+    ({"input_data": {"columns": ["a", "b"], "data": [[1, "x"], [2, "y"]]}}, {"a": [1, 2], "b": ["x", "y"]}),
+    ([{"a": 1}, {"a": 2, "b": 3}], {"a": [1, 2], "b": [None, 3]}),
+    ({"inputs": [{"name": "X", "shape": [2, 2], "datatype": "FP32", "data": [1, 2, 3, 4]}]},
+     {"X_0": [1, 3], "X_1": [2, 4]}),
+    ({"label": [0, 1], "score": [0.1, 0.9]}, {"label": [0, 1], "score": [0.1, 0.9]}),
+    ([0, 1, 1], {"input": [0, 1, 1]}),
+    ({"hello": "world"}, None),
+])
+def test_payloads_become_rows(payload: object, columns: object) -> None:
+    assert _columns(payload, "input") == columns
+
+
+def test_data_collector_settings() -> None:
+    rates, rolling = rates_of({"sampling_rate": 0.5, "rolling_rate": "minute",
+                               "collections": {"model_inputs": {"enabled": "True"},
+                                               "model_outputs": {"enabled": "False"},
+                                               "request": {"sampling_rate": 1.0}}})
+    assert rates == {"model_inputs": 0.5, "request": 1.0} and rolling == "minute"
+    assert rates_of(None) == ({}, "hour")
+
+
+def test_pool_writes_complete_parquet_files_per_window(tmp_path: Path) -> None:
+    pool = CollectorPool(tmp_path / "collected", flush_s=3600)  # flushed by hand below
+    dc = pool.collector("ep/blue", "ep", "blue", "3", {"model_inputs": 1.0, "model_outputs": 1.0,
+                                                       "request": 0.0}, "hour")
+    for i in range(3):
+        draw = dc.draw()
+        assert draw is not None
+        dc.add("model_inputs", draw, f"c{i}", json.dumps({"data": [[i, i * 2.5]]}).encode())
+        dc.add("model_outputs", draw, f"c{i}", json.dumps([i % 2]).encode())
+        dc.add("request", draw, f"c{i}", b"{}")  # sampling rate 0: never kept
+    dc.add("model_inputs", 0.0, "mixed", json.dumps({"data": [["text", 1]]}).encode())
+    pool.close()
+    files = Collected(tmp_path / "collected").files("ep")
+    assert {f.collection for f in files} == {"model_inputs", "model_outputs"}
+    assert not list((tmp_path / "collected").rglob("*.tmp")), "no half-written file stays behind"
+    inputs = next(f for f in files if f.collection == "model_inputs")
+    now = datetime.now(UTC)
+    assert inputs.path.parent.relative_to(tmp_path / "collected").parts == (
+        "ep", "blue", "model_inputs", f"{now:%Y}", f"{now:%m}", f"{now:%d}", f"{now:%H}")
+    table = pq.read_table(inputs.path).to_pylist()
+    assert [r["correlationid"] for r in table] == ["c0", "c1", "c2", "mixed"]
+    assert table[0]["model_version"] == "3" and table[0]["deployment"] == "blue"
+    assert [r["input_0"] for r in table] == ["0", "1", "2", "text"], "a feature of mixed types is kept as text"
+    outputs = pq.read_table(next(f for f in files if f.collection == "model_outputs").path).to_pylist()
+    assert [r["prediction"] for r in outputs] == [0, 1, 0]
+    columns, count, _ = Collected(tmp_path / "collected").window("ep", "blue", "model_inputs",
+                                                                 now - timedelta(hours=1), now + timedelta(hours=1))
+    assert count == 4 and columns["input_1"] == ["0.0", "2.5", "5.0", "1"]
+    assert Collected(tmp_path / "collected").files("ep", since=now + timedelta(hours=2)) == []
+
+
+def test_since_takes_times_and_durations() -> None:
+    now = datetime(2026, 12, 7, 12, tzinfo=UTC)
+    assert parse_since("6h", now) == datetime(2026, 12, 7, 6, tzinfo=UTC)
+    assert parse_since("2026-12-01T10:00") == datetime(2026, 12, 1, 10, tzinfo=UTC)
+    from mlops_gitops.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="duration"):
+        parse_since("yesterday")
+
+
+COLLECTOR = ("data_collector:\n  sampling_rate: 1.0\n  collections:\n    model_inputs: {enabled: 'True'}\n"
+             "    model_outputs: {enabled: 'True'}\n    my_features: {enabled: 'True'}\n")
+
+
+@pytest.fixture
+def serving(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    monkeypatch.setenv("MLOPS_GITOPS_RUNTIME", "process")
+    root = tmp_path / "repo"
+    yield root
+    stop_host(root / ".mlops" / "dev")
+
+
+@pytest.mark.slow
+def test_host_collects_exports_and_a_monitor_reads_it(serving: Path, cli: Cli, tmp_path: Path) -> None:
+    root = served_tree(serving, {"blue": 100}, settings=COLLECTOR)
+    write(root / "data" / "reference.csv", ",".join(f"input_{i}" for i in range(30)) + "\n"
+          + "".join(",".join(str(v) for v in row) + "\n" for row in SAMPLE["data"] * 20))
+    write(root / "data" / "reference.yml", f"$schema: {AZ}/data.schema.json\nname: reference\nversion: '1'\n"
+                                           "type: uri_file\npath: ./reference.csv\n")
+    write(root / "schedules" / "drift.yml", (
+        f"$schema: {AZ}/schedule.schema.json\nname: drift\ntrigger: {{type: cron, expression: '0 3 * * *'}}\n"
+        "create_monitor:\n  monitoring_target: {endpoint_deployment_id: 'azureml:cancer:blue'}\n"
+        "  monitoring_signals:\n    inputs:\n      type: data_drift\n"
+        "      production_data: {data_window: {lookback_window_size: P1D}}\n"
+        "      reference_data:\n        input_data: {type: uri_file, path: 'azureml:reference:1'}\n"
+        "      features: [input_0, input_1]\n"))
+    init_repo(root)
+    applied = cli("apply", "--auto-approve", cwd=root)
+    assert applied.code == 0, applied.err
+    assert "my_features" in applied.err and "stay empty" in applied.err, "a custom collection is said to stay empty"
+    ws = root / ".mlops" / "dev"
+    host = Host(ws)
+    for i in range(5):
+        res = host.client.post("/endpoints/cancer/score", json=SAMPLE,
+                               headers={**host.auth(), "x-request-id": f"req-{i}"})
+        assert res.status_code == 200 and res.headers["x-request-id"] == f"req-{i}"
+    host.wait_until(lambda s: s["deployments"]["cancer/blue"]["collected"]["written"] == 10)
+    os.kill(host.pid, signal.SIGKILL)  # what was flushed is on disk; nothing waits for a clean shutdown
+    listed = cli("data", "collected", "cancer/blue", "--since", "1h", "--format", "json", cwd=root)
+    assert listed.code == 0, listed.err
+    files = json.loads(listed.out)
+    assert {f["collection"]: f["rows"] for f in files} == {"model_inputs": 10, "model_outputs": 10}
+    rows = pq.read_table(next(f["path"] for f in files if f["collection"] == "model_inputs")).to_pylist()
+    assert sorted({r["correlationid"] for r in rows}) == [f"req-{i}" for i in range(5)]
+    assert rows[0]["input_0"] == SAMPLE["data"][0][0] and rows[0]["endpoint"] == "cancer"
+    exported = cli("data", "collected", "cancer", "--export", str(tmp_path / "out"), cwd=root)
+    assert exported.code == 0 and "Exported 2 file(s) (20 rows)" in exported.out
+    assert len(list((tmp_path / "out").rglob("*.parquet"))) == 2
+    ran = cli("monitor", "run", "drift", cwd=root)
+    assert ran.code == 0, ran.out + ran.err
+    shown = json.loads(cli("monitor", "list", "--format", "json", cwd=root).out)[0]
+    record = json.loads(cli("monitor", "show", shown["id"], "--format", "json", cwd=root).out)
+    facts = record["data"]["inputs"]
+    assert facts["production"] == "collected:cancer/blue/model_inputs" and facts["production_rows"] == 10
+    assert shown["status"] == "passed", "the same rows as the reference do not drift"
+    assert cli("data", "collected", "cancer", "--since", "yesterday", cwd=root).code == 1
