@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,20 +48,22 @@ def test_data_collector_settings() -> None:
 
 
 def test_pool_writes_complete_parquet_files_per_window(tmp_path: Path) -> None:
-    pool = CollectorPool(tmp_path / "collected", flush_s=3600)  # flushed by hand below
+    pool = CollectorPool(tmp_path / "collected", flush_s=3600, converter=False)  # close() spools and converts
     dc = pool.collector("ep/blue", "ep", "blue", "3", {"model_inputs": 1.0, "model_outputs": 1.0,
                                                        "request": 0.0}, "hour")
     for i in range(3):
         draw = dc.draw()
         assert draw is not None
-        dc.add("model_inputs", draw, f"c{i}", json.dumps({"data": [[i, i * 2.5]]}).encode())
-        dc.add("model_outputs", draw, f"c{i}", json.dumps([i % 2]).encode())
-        dc.add("request", draw, f"c{i}", b"{}")  # sampling rate 0: never kept
-    dc.add("model_inputs", 0.0, "mixed", json.dumps({"data": [["text", 1]]}).encode())
+        now = time.time()
+        dc.add("model_inputs", draw, f"c{i}", json.dumps({"data": [[i, i * 2.5]]}).encode(), now)
+        dc.add("model_outputs", draw, f"c{i}", json.dumps([i % 2]).encode(), now)
+        dc.add("request", draw, f"c{i}", b"{}", now)  # sampling rate 0: never kept
+    dc.add("model_inputs", 0.0, "mixed", json.dumps({"data": [["text", 1]]}).encode(), time.time())
     pool.close()
     files = Collected(tmp_path / "collected").files("ep")
     assert {f.collection for f in files} == {"model_inputs", "model_outputs"}
     assert not list((tmp_path / "collected").rglob("*.tmp")), "no half-written file stays behind"
+    assert not list((tmp_path / "collected").rglob("*.seg")), "the spool is converted and emptied"
     inputs = next(f for f in files if f.collection == "model_inputs")
     now = datetime.now(UTC)
     assert inputs.path.parent.relative_to(tmp_path / "collected").parts == (
@@ -73,7 +76,7 @@ def test_pool_writes_complete_parquet_files_per_window(tmp_path: Path) -> None:
     assert [r["prediction"] for r in outputs] == [0, 1, 0]
     columns, count, _ = Collected(tmp_path / "collected").window("ep", "blue", "model_inputs",
                                                                  now - timedelta(hours=1), now + timedelta(hours=1))
-    assert count == 4 and columns["input_1"] == ["0.0", "2.5", "5.0", "1"]
+    assert count == 4 and columns["input_1"] == ["0.0", "2.5", "5.0", "1.0"]
     assert Collected(tmp_path / "collected").files("ep", since=now + timedelta(hours=2)) == []
 
 
@@ -123,11 +126,15 @@ def test_host_collects_exports_and_a_monitor_reads_it(serving: Path, cli: Cli, t
         res = host.client.post("/endpoints/cancer/score", json=SAMPLE,
                                headers={**host.auth(), "x-request-id": f"req-{i}"})
         assert res.status_code == 200 and res.headers["x-request-id"] == f"req-{i}"
-    host.wait_until(lambda s: s["deployments"]["cancer/blue"]["collected"]["written"] == 10)
-    os.kill(host.pid, signal.SIGKILL)  # what was flushed is on disk; nothing waits for a clean shutdown
-    listed = cli("data", "collected", "cancer/blue", "--since", "1h", "--format", "json", cwd=root)
-    assert listed.code == 0, listed.err
-    files = json.loads(listed.out)
+    host.wait_until(lambda s: s["deployments"]["cancer/blue"]["collected"]["spooled"] == 10)
+    os.kill(host.pid, signal.SIGKILL)  # spooled is on disk: the converter outlives the host to finish it
+    deadline = time.monotonic() + 30
+    while True:
+        listed = cli("data", "collected", "cancer/blue", "--since", "1h", "--format", "json", cwd=root)
+        assert listed.code == 0, listed.err
+        files = json.loads(listed.out)
+        if sum(f["rows"] for f in files) == 20 or time.monotonic() > deadline:
+            break
     assert {f["collection"]: f["rows"] for f in files} == {"model_inputs": 10, "model_outputs": 10}
     rows = pq.read_table(next(f["path"] for f in files if f["collection"] == "model_inputs")).to_pylist()
     assert sorted({r["correlationid"] for r in rows}) == [f"req-{i}" for i in range(5)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import itertools
 import logging
 import time
 import uuid
@@ -95,17 +96,22 @@ def _parse(body: bytes) -> Any:
         raise bad_request(f"the request body is not valid JSON: {exc}") from None
 
 
+_REQUEST_IDS = itertools.count()
+_ID_PREFIX = uuid.uuid4().hex[:12]  # this host process's; a counter after it keeps IDs unique and cheap
+
+
 def _sample(collect: DeploymentCollector | None, scope: Scope, body: bytes,
             json_length: bytes | None) -> tuple[DeploymentCollector, float, str] | None:
-    """A request the deployment's data collector samples: its bodies kept as they are (the collector's thread
-    parses them), under the caller's x-request-id or a new correlation ID."""
+    """A request the deployment's data collector samples: its bodies kept as they are (the converter parses
+    them), under the caller's x-request-id or a new correlation ID."""
     draw = collect.draw() if collect is not None else None
     if collect is None or draw is None:
         return None
-    cid = (_header(scope, b"x-request-id") or b"").decode("latin-1")[:128] or uuid.uuid4().hex
+    cid = (_header(scope, b"x-request-id") or b"").decode("latin-1")[:128] or f"{_ID_PREFIX}-{next(_REQUEST_IDS)}"
     head = binary.split(body, json_length)[0]
-    collect.add("request", draw, cid, head)
-    collect.add("model_inputs", draw, cid, head)
+    when = time.time()
+    collect.add("request", draw, cid, head, when)
+    collect.add("model_inputs", draw, cid, head, when)
     return collect, draw, cid
 
 
@@ -304,8 +310,9 @@ class HostApp:
             return
         collect, draw, cid = sampled
         answer = payload if head_length is None else payload[:head_length]
-        collect.add("response", draw, cid, answer)
-        collect.add("model_outputs", draw, cid, answer)
+        when = time.time()
+        collect.add("response", draw, cid, answer, when)
+        collect.add("model_outputs", draw, cid, answer, when)
         self.state.collectors.nudge(collect)
         headers.append((b"x-request-id", cid.encode("latin-1")))
 

@@ -1,12 +1,15 @@
 """Data collection (Azure's `data_collector` on online deployments): sampled request inputs and answers,
 written off the request path as Parquet files under the workspace.
 
-The request path only draws the sample and appends the raw bodies to a bounded in-memory buffer; one writer
-thread for the whole host parses them and writes a file per deployment, collection and window every
-`FLUSH_S` seconds (or sooner once `FLUSH_ROWS` requests wait). A file appears under its final name only once
-it is complete (written beside it, then renamed). What a killed host loses is what waited in the buffer:
-at most the last `FLUSH_S` seconds of sampled requests, never more than `MAX_PENDING`; a full buffer drops
-the newest sample and counts it (`dropped`), it never slows the request down.
+The request path only draws the sample and appends the raw bodies to a bounded in-memory buffer. One thread
+of the host writes the buffers to a spool on disk (`collected/.spool/*.seg`, raw bodies) every `FLUSH_S`
+seconds, or sooner once `FLUSH_ROWS` samples wait; a converter process parses the spool into Parquet, one
+file per deployment, collection and window, so that parsing never holds the host's interpreter lock. Files
+appear under their final names only once complete (written beside them, then renamed). What a killed host
+loses is what waited in its buffer: at most the last `FLUSH_S` seconds of samples, never more than
+`MAX_PENDING`; what reached the spool is converted by the converter (which outlives the host to finish it)
+or by the next host. A full buffer drops the newest sample and counts it (`dropped`): it never slows a
+request down.
 
 Layout, as Azure's collector writes to blob storage, one folder level per `rolling_rate` step:
 `collected/<endpoint>/<deployment>/<collection>/YYYY/MM/DD/HH[/mm]/<time>-<id>.parquet`. Columns:
@@ -23,12 +26,19 @@ import logging
 import os
 import random
 import secrets
+import signal
+import struct
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+import orjson
 
 log = logging.getLogger("mlops_gitops.host")
 FLUSH_S = 1.0
@@ -110,18 +120,16 @@ def _flatten(data: Any) -> Iterator[Any]:
             yield item
 
 
-@dataclass
-class Sample:
+class Sample(NamedTuple):  # a tuple: made on the request path
     collection: str
     correlation_id: str
-    when: datetime
+    when: float  # seconds since the epoch, UTC
     body: bytes
 
 
 @dataclass
 class DeploymentCollector:
     """One deployment's collections: which are on and at what sampling rate, and the buffer they share."""
-    root: Path
     endpoint: str
     deployment: str
     model_version: str | None
@@ -129,83 +137,184 @@ class DeploymentCollector:
     rolling_rate: str = "hour"
     pending: list[Sample] = field(default_factory=list)
     dropped: int = 0
-    written: int = 0
+    spooled: int = 0
 
     def draw(self) -> float | None:
         """This request's draw (None: no collection takes it)."""
         u = random.random()
         return u if any(u < rate for rate in self.rates.values()) else None
 
-    def add(self, collection: str, draw: float, correlation_id: str, body: bytes) -> None:
+    def add(self, collection: str, draw: float, correlation_id: str, body: bytes, when: float) -> None:
         rate = self.rates.get(collection)
         if rate is None or draw >= rate:
             return
         if len(self.pending) >= MAX_PENDING:
             self.dropped += 1
             return
-        self.pending.append(Sample(collection, correlation_id, datetime.now(UTC), body))
+        self.pending.append(Sample(collection, correlation_id, when, body))
+
+    def meta(self) -> dict[str, Any]:
+        return {"endpoint": self.endpoint, "deployment": self.deployment, "model_version": self.model_version,
+                "rolling_rate": self.rolling_rate}
 
 
-def _rows(dc: DeploymentCollector, samples: list[Sample]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for s in samples:
-        meta = {"correlationid": s.correlation_id, "time": s.when, "endpoint": dc.endpoint,
-                "deployment": dc.deployment, "model_version": dc.model_version, "collection": s.collection}
-        payload: Any
-        try:
-            payload = json.loads(s.body)
-        except ValueError:
-            payload = s.body.decode("utf-8", "replace")
-        columns = (_columns(payload, "input" if s.collection == "model_inputs" else "prediction")
-                   if s.collection in ("model_inputs", "model_outputs") else None)
-        if columns is None:
-            out.append({**meta, "row": 0, "data": payload if isinstance(payload, str) else json.dumps(payload)})
-            continue
-        count = len(next(iter(columns.values())))
-        out += [{**meta, "row": i, **{k: v[i] for k, v in columns.items()}} for i in range(count)]
-    return out
+# -- the spool: raw samples on disk within FLUSH_S, made Parquet by a process of its own -----------------------
+
+FRAME = struct.Struct(">BBdI")  # collection length, correlation ID length, time, body length
+SPOOL = ".spool"
 
 
-def write_parquet(dc: DeploymentCollector, collection: str, when: datetime, rows: list[dict[str, Any]]) -> Path:
+def write_segment(spool: Path, dc: DeploymentCollector, samples: list[Sample]) -> Path:
+    """One flush of one deployment: a JSON line of its facts, then the samples as frames; it appears under its
+    final name only once complete."""
+    parts = [json.dumps(dc.meta()).encode() + b"\n"]
+    pack = FRAME.pack
+    for collection, correlation_id, when, body in samples:
+        label, cid = collection.encode(), correlation_id.encode()[:255]
+        parts += [pack(len(label), len(cid), when, len(body)), label, cid, body]
+    name = f"{time.time_ns():020d}-{secrets.token_hex(4)}.seg"
+    tmp = spool / f".{name}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(b"".join(parts))
+    os.replace(tmp, spool / name)
+    return spool / name
+
+
+def read_segment(path: Path) -> tuple[dict[str, Any], list[Sample]]:
+    data = path.read_bytes()
+    end = data.index(b"\n")
+    meta = json.loads(data[:end])
+    samples, at = [], end + 1
+    while at < len(data):
+        clen, ilen, when, blen = FRAME.unpack_from(data, at)
+        at += FRAME.size
+        collection = data[at:at + clen].decode()
+        cid = data[at + clen:at + clen + ilen].decode(errors="replace")
+        at += clen + ilen
+        samples.append(Sample(collection, cid, when, data[at:at + blen]))
+        at += blen
+    return meta, samples
+
+
+def _parsed(s: Sample, tabular: bool, prefix: str) -> dict[str, list[Any]] | None:
+    if not tabular:
+        return None
+    try:
+        return _columns(orjson.loads(s.body), prefix)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _table(meta: dict[str, Any], collection: str, samples: list[Sample]) -> Any:
+    """The samples of one collection as one Arrow table, built column by column."""
     import pyarrow as pa
+
+    cids: list[str] = []
+    times: list[int] = []
+    rows: list[int] = []
+    features: dict[str, list[Any]] = {}
+    payloads: list[str | None] = []
+    tabular = collection in ("model_inputs", "model_outputs")
+    prefix = "input" if collection == "model_inputs" else "prediction"
+    for s in samples:
+        columns = _parsed(s, tabular, prefix)
+        n = len(next(iter(columns.values()))) if columns else 1
+        for name, values in (columns or {}).items():
+            features.setdefault(name, [None] * len(cids)).extend(values)
+        cids.extend([s.correlation_id] * n)
+        times.extend([int(s.when * 1_000_000)] * n)
+        rows.extend(range(n))
+        payloads.extend([None] * n if columns else [s.body.decode("utf-8", "replace")])
+        for values in features.values():  # a feature this request lacks is null in its rows
+            values.extend([None] * (len(cids) - len(values)))
+    count = len(cids)
+    arrays: dict[str, Any] = {
+        "correlationid": pa.array(cids, pa.string()),
+        "time": pa.array(times, pa.int64()).cast(pa.timestamp("us", "UTC")),
+        "endpoint": pa.array([meta["endpoint"]] * count, pa.string()),
+        "deployment": pa.array([meta["deployment"]] * count, pa.string()),
+        "model_version": pa.array([meta.get("model_version")] * count, pa.string()),
+        "collection": pa.array([collection] * count, pa.string()),
+        "row": pa.array(rows, pa.int32())}
+    for name, values in features.items():
+        try:
+            arrays[name] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # a feature of mixed types: kept as text
+            arrays[name] = pa.array([None if v is None else str(v) for v in values], pa.string())
+    if any(p is not None for p in payloads):
+        arrays["data"] = pa.array(payloads, pa.string())
+    return pa.table(arrays)
+
+
+def convert_segment(root: Path, path: Path) -> list[Path]:
+    """A spool segment as Parquet files (one per collection and window), then removed. The files are named after
+    the segment, so a conversion cut short and redone writes the same files again, never a second copy."""
     import pyarrow.parquet as pq
 
-    try:
-        table = pa.Table.from_pylist(rows)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # one feature with mixed types: features as text
-        table = pa.Table.from_pylist([{k: (v if k in META else None if v is None else str(v)) for k, v in r.items()}
-                                      for r in rows])
-    folder = dc.root.joinpath(dc.endpoint, dc.deployment, collection, *window_parts(when, dc.rolling_rate))
-    folder.mkdir(parents=True, exist_ok=True)
-    name = f"{when.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}.parquet"
-    tmp = folder / f".{name}.tmp"
-    pq.write_table(table, tmp)
-    os.replace(tmp, folder / name)  # complete, or not there
-    return folder / name
+    meta, samples = read_segment(path)
+    groups: dict[tuple[str, tuple[str, ...]], list[Sample]] = {}
+    for s in samples:
+        window = tuple(window_parts(datetime.fromtimestamp(s.when, UTC), meta["rolling_rate"]))
+        groups.setdefault((s.collection, window), []).append(s)
+    written = []
+    for (collection, window), group in groups.items():
+        folder = root.joinpath(meta["endpoint"], meta["deployment"], collection, *window)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{path.stem}.parquet.tmp"
+        pq.write_table(_table(meta, collection, group), tmp)
+        os.replace(tmp, folder / f"{path.stem}.parquet")  # complete, or not there
+        written.append(folder / f"{path.stem}.parquet")
+    path.unlink()
+    return written
+
+
+def convert_pending(root: Path) -> int:
+    """Every complete segment of the spool, oldest first; returns how many were converted."""
+    spool = root / SPOOL
+    done = 0
+    for seg in sorted(spool.glob("*.seg")) if spool.is_dir() else []:
+        try:
+            convert_segment(root, seg)
+            done += 1
+        except FileNotFoundError:  # converted meanwhile by the host's last pass
+            continue
+        except Exception:  # kept for the next pass; one bad segment never blocks the others
+            log.exception("spooled data %s could not be made Parquet", seg.name)
+    return done
 
 
 class CollectorPool:
-    """The host's writer thread: it flushes every deployment's buffer into Parquet files."""
+    """The host's side: a thread spools every deployment's buffer to disk each FLUSH_S, and a converter process
+    (python -m mlops_gitops.runtime.serving.collector ROOT PID) makes the spool Parquet, away from the host's
+    interpreter lock."""
 
-    def __init__(self, root: Path, flush_s: float = FLUSH_S) -> None:
+    def __init__(self, root: Path, flush_s: float = FLUSH_S, converter: bool = True) -> None:
         self.root = root
+        self.spool = root / SPOOL
         self.flush_s = flush_s
+        self.converter = converter
         self.collectors: dict[str, DeploymentCollector] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()  # one flush at a time (the thread's, or close's last one)
         self._thread: threading.Thread | None = None
+        self._process: subprocess.Popen[bytes] | None = None
 
     def collector(self, key: str, endpoint: str, deployment: str, model_version: str | None,
                   rates: dict[str, float], rolling_rate: str) -> DeploymentCollector:
         old = self.collectors.get(key)
-        dc = DeploymentCollector(self.root, endpoint, deployment, model_version, rates, rolling_rate)
+        dc = DeploymentCollector(endpoint, deployment, model_version, rates, rolling_rate)
         if old is not None:  # a reloaded deployment keeps what its old version sampled
-            dc.pending, dc.dropped, dc.written = old.pending, old.dropped, old.written
+            dc.pending, dc.dropped, dc.spooled = old.pending, old.dropped, old.spooled
         self.collectors[key] = dc
         if self._thread is None:
+            self.spool.mkdir(parents=True, exist_ok=True)
             self._thread = threading.Thread(target=self._loop, name="data-collector", daemon=True)
             self._thread.start()
+            if self.converter:
+                self._process = subprocess.Popen(
+                    [sys.executable, "-m", "mlops_gitops.runtime.serving.collector", str(self.root),
+                     str(os.getpid())], stdin=subprocess.DEVNULL, start_new_session=True)
         return dc
 
     def nudge(self, dc: DeploymentCollector) -> None:
@@ -224,15 +333,11 @@ class CollectorPool:
                 samples, dc.pending = dc.pending, []  # one assignment: requests append to the new list
                 if not samples:
                     continue
-                groups: dict[tuple[str, tuple[str, ...]], list[Sample]] = {}
-                for s in samples:
-                    groups.setdefault((s.collection, tuple(window_parts(s.when, dc.rolling_rate))), []).append(s)
-                for (collection, _), group in groups.items():
-                    try:
-                        write_parquet(dc, collection, group[0].when, _rows(dc, group))
-                        dc.written += len(group)
-                    except Exception:  # a full disk or an unwritable folder: logged, the host serves on
-                        log.exception("data collection of %s/%s could not be written", dc.endpoint, dc.deployment)
+                try:
+                    write_segment(self.spool, dc, samples)
+                    dc.spooled += len(samples)
+                except OSError:  # a full disk or an unwritable folder: logged, the host serves on
+                    log.exception("data collection of %s/%s could not be spooled", dc.endpoint, dc.deployment)
 
     def close(self) -> None:
         self._stop.set()
@@ -240,6 +345,23 @@ class CollectorPool:
         if self._thread is not None:
             self._thread.join(timeout=30)
         self.flush()
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=60)
+        convert_pending(self.root)  # what the converter had not reached
+
+
+def _convert_forever(root: Path, parent: int, every_s: float = FLUSH_S) -> None:
+    if hasattr(os, "nice"):  # background work: it takes the cores the host leaves idle, and catches up after
+        os.nice(10)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    while not stop.is_set():
+        if not convert_pending(root):
+            stop.wait(every_s)
+        if os.getppid() != parent:  # the host is gone (killed): make Parquet of what it spooled, then go
+            convert_pending(root)
+            return
 
 
 def rates_of(data_collector: dict[str, Any] | None) -> tuple[dict[str, float], str]:
@@ -256,3 +378,8 @@ def rates_of(data_collector: dict[str, Any] | None) -> tuple[dict[str, float], s
         rate = settings.get("sampling_rate")
         rates[str(name)] = float(default if rate is None else rate)
     return rates, str(data_collector.get("rolling_rate") or "hour")
+
+
+if __name__ == "__main__":  # the converter process the host starts
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _convert_forever(Path(sys.argv[1]), int(sys.argv[2]))

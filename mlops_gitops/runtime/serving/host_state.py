@@ -162,7 +162,7 @@ class HostState:
                                 "served": d.served,
                                 "model": (f"{d.cfg.model_name}:{d.cfg.model_version}" if d.cfg.model_name else None),
                                 "spec_hash": d.cfg.spec_hash,
-                                **({"collected": {"written": d.collect.written, "pending": len(d.collect.pending),
+                                **({"collected": {"spooled": d.collect.spooled, "pending": len(d.collect.pending),
                                                   "dropped": d.collect.dropped}} if d.collect else {})}
                             for k, d in self.deployments.items()},
         }
