@@ -142,6 +142,11 @@ def test_host_collects_exports_and_a_monitor_reads_it(serving: Path, cli: Cli, t
     exported = cli("data", "collected", "cancer", "--export", str(tmp_path / "out"), cwd=root)
     assert exported.code == 0 and "Exported 2 file(s) (20 rows)" in exported.out
     assert len(list((tmp_path / "out").rglob("*.parquet"))) == 2
+    import duckdb  # as the README queries an export
+
+    counted = duckdb.sql(f"SELECT deployment, count(*) FROM read_parquet('{tmp_path}/out/*/*/model_inputs/**/*.parquet'"
+                         ", union_by_name=true) GROUP BY ALL").fetchall()
+    assert counted == [("blue", 10)]
     ran = cli("monitor", "run", "drift", cwd=root)
     assert ran.code == 0, ran.out + ran.err
     shown = json.loads(cli("monitor", "list", "--format", "json", cwd=root).out)[0]

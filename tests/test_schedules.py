@@ -119,7 +119,7 @@ def test_trigger_disable_enable_and_a_monitor_without_its_data(cli: Cli, tmp_pat
     assert "hourly" not in due.out  # disabled: it does not fire
     # its monitor runs, and fails with the reason: it names no production data the workspace has
     assert due.code == 1 and "drift @ 2030-01-01T00:00:00+00:00: failed run drift-" in due.out
-    assert "production_data: what a deployment receives is not collected locally yet" in due.out
+    assert "production_data: name a data asset" in due.out and "monitoring_target" in due.out
     drift = cli("plan", cwd=repo)
     assert "schedule:hourly was changed outside the repository" in drift.out
     assert cli("schedule", "enable", "hourly", cwd=repo).code == 0

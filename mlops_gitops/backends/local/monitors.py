@@ -162,11 +162,11 @@ class Monitors:
         problems: list[str] = []
         for name, signal in (definition.get("monitoring_signals") or {}).items():
             try:
+                production_table, production_facts = self._production(snap, definition, signal, fired_at)
                 reference_text = _dataset(signal.get("reference_data"))
                 if reference_text is None:
                     raise SignalError("reference_data: name a data asset (reference_data.input_data.path)")
                 reference, ref_files = self._asset(snap, reference_text, "reference_data")
-                production_table, production_facts = self._production(snap, definition, signal, fired_at)
                 data[name] = {"reference": str(reference.address),
                               "reference_sha256": (reference.derived.get("paths") or {}).get("path", {}).get("sha256"),
                               **production_facts}
