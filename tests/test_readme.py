@@ -76,7 +76,8 @@ def test_the_quick_start_runs_as_written(tmp_path: Path, monkeypatch: pytest.Mon
         outputs = [run(line) for line in tour]
         answer = json.loads(outputs[0].stdout)  # the invoke answered: one label per row of the sample
         sample = json.loads((checkout / "example-repo" / "samples" / "request.json").read_text())
-        assert len(answer["label"]) == len(sample["data"])
+        labels = answer["label"] if isinstance(answer, dict) else answer  # blue (ONNX), or green's script (10%)
+        assert len(labels) == len(sample["data"])
         assert "traffic:cancer" in outputs[4].stdout  # drift names what changed
     finally:
         subprocess.run(["mlops-gitops", "serve", "--stop", "-C", "example-repo"], cwd=checkout, env=env,

@@ -177,9 +177,10 @@ class Deployer:
                             "script's Collector in Azure; the local host collects only "
                             f"{', '.join(KNOWN)}, so these stay empty")
             rates = {k: v for k, v in rates.items() if k in KNOWN}
-        if rates and not collector_available():
-            raise WorkspaceError(f"{res.address}: data_collector writes Parquet files, which needs pyarrow: "
-                                 "pip install 'mlops-gitops[monitoring]'")
+        if rates and not collector_available():  # served all the same; only the collection waits for pyarrow
+            self.hooks.warn(f"{res.address}: data_collector is not collected: its Parquet files need pyarrow "
+                            "(pip install 'mlops-gitops[monitoring]', then apply again)")
+            return {}, rolling_rate
         return rates, rolling_rate
 
     def _custom(self, res: DesiredResource | ActualResource, cfg: DeploymentConfig,
