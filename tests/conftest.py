@@ -103,3 +103,14 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
         return Result(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture
+def serving(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """A served tree's folder (tests/serving_helpers.served_tree), its endpoint host stopped afterwards."""
+    from tests.serving_helpers import stop_host
+
+    monkeypatch.setenv("MLOPS_GITOPS_RUNTIME", "process")
+    root = tmp_path / "repo"
+    yield root
+    stop_host(root / ".mlops" / "dev")

@@ -8,7 +8,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from mlops_gitops.backends.local.collected import Collected
 from mlops_gitops.commands.data import parse_since
 from mlops_gitops.runtime.serving.collector import CollectorPool, _columns, rates_of
 from tests.helpers import AZ, Result, init_repo, write
-from tests.serving_helpers import SAMPLE, Host, served_tree, stop_host
+from tests.serving_helpers import SAMPLE, Host, served_tree
 
 Cli = Callable[..., Result]
 
@@ -92,14 +92,6 @@ def test_since_takes_times_and_durations() -> None:
 
 COLLECTOR = ("data_collector:\n  sampling_rate: 1.0\n  collections:\n    model_inputs: {enabled: 'True'}\n"
              "    model_outputs: {enabled: 'True'}\n    my_features: {enabled: 'True'}\n")
-
-
-@pytest.fixture
-def serving(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
-    monkeypatch.setenv("MLOPS_GITOPS_RUNTIME", "process")
-    root = tmp_path / "repo"
-    yield root
-    stop_host(root / ".mlops" / "dev")
 
 
 @pytest.mark.slow

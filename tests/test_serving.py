@@ -6,7 +6,7 @@ import json
 import os
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -14,18 +14,10 @@ import pytest
 
 from mlops_gitops.commands.apply import apply
 from tests.helpers import Result
-from tests.serving_helpers import SAMPLE, Host, served_tree, stop_host
+from tests.serving_helpers import SAMPLE, Host, served_tree
 
 Cli = Callable[..., Result]
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def serving(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
-    monkeypatch.setenv("MLOPS_GITOPS_RUNTIME", "process")
-    root = tmp_path / "repo"
-    yield root
-    stop_host(root / ".mlops" / "dev")
 
 
 def apply_ok(root: Path) -> None:

@@ -260,7 +260,7 @@ def convert_segment(root: Path, path: Path) -> list[Path]:
     for (collection, window), group in groups.items():
         folder = root.joinpath(meta["endpoint"], meta["deployment"], collection, *window)
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{path.stem}.parquet.tmp"
+        tmp = folder / f".{path.stem}.{os.getpid()}.parquet.tmp"  # a converter left from a killed host may race
         pq.write_table(_table(meta, collection, group), tmp)
         os.replace(tmp, folder / f"{path.stem}.parquet")  # complete, or not there
         written.append(folder / f"{path.stem}.parquet")
