@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlops_gitops.runtime.monitoring.signals import SignalError, Table, evaluate
+from mlops_gitops.runtime.monitoring.metrics import SignalError
+from mlops_gitops.runtime.monitoring.signals import Table, evaluate
 from tests.helpers import AZ, Result, init_repo, write
 
 Cli = Callable[..., Result]
@@ -108,3 +109,22 @@ def test_a_monitor_without_production_data_fails_with_the_reason(cli: Cli, tmp_p
     res = cli("monitor", "run", "drift", cwd=repo)
     assert res.code == 1 and "azureml:absent:1 is not a data asset with files in the workspace" in res.err
     assert json.loads(cli("monitor", "list", "--format", "json", cwd=repo).out)[0]["status"] == "failed"
+
+
+def test_validate_names_an_unknown_metric_and_takes_azures_two_forms(cli: Cli, tmp_path: Path) -> None:
+    repo = monitored(tmp_path / "repo")
+    drift = repo / "schedules" / "drift.yml"
+    text = drift.read_text()
+    drift.write_text(text.replace(
+        "      metric_thresholds:\n        - {applicable_feature_type: numerical, metric_name: population_stability_index,"
+        " threshold: 0.2}\n",
+        "      metric_thresholds:\n        numerical: {population_stability_index: 0.2}\n"
+        "        categorical: {pearsons_chi_squared_test: 0.01}\n"))
+    assert cli("validate", cwd=repo).code == 0  # the CLI's map form
+    ran = cli("apply", "--auto-approve", cwd=repo), cli("monitor", "run", "drift", cwd=repo)
+    assert "colour pearsons_chi_squared_test=" in ran[1].out, ran[1].out + ran[1].err
+    drift.write_text(text.replace("metric_name: population_stability_index", "metric_name: kl_divergence"))
+    res = cli("validate", cwd=repo)
+    assert res.code == 1
+    assert ("schedules/drift.yml:13:7: error MON001: unknown metric 'kl_divergence' for a data_drift signal on "
+            "numerical features") in res.out

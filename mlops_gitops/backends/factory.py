@@ -12,6 +12,7 @@ from mlops_gitops.spec.project import Project, WorkspaceSettings, resolve_worksp
 
 if TYPE_CHECKING:
     from mlops_gitops.backends.base import Backend
+    from mlops_gitops.events.mail import SmtpSettings
     from mlops_gitops.events.sinks import Sink
     from mlops_gitops.runtime.remote import Datastore
     from mlops_gitops.state import Snapshot
@@ -24,7 +25,30 @@ def _local(project: Project, settings: WorkspaceSettings, sinks: list[Sink]) -> 
                         base_image=settings.base_image, sinks=sinks, source=f"mlops-gitops://local/{settings.name}",
                         tree_root=project.root, artifacts=settings.artifacts, serving=settings.serving,
                         where=lambda key: project.config.where("workspaces", settings.name, key),
-                        datastores=datastores_of(project), endpoint_ports=dict(settings.config.endpoint_ports))
+                        datastores=datastores_of(project), endpoint_ports=dict(settings.config.endpoint_ports),
+                        smtp=smtp_of(project),
+                        host_env={PROJECT_VARIABLE: str(project.root), WORKSPACE_NAME_VARIABLE: settings.name})
+
+
+PROJECT_VARIABLE = "MLOPS_GITOPS_PROJECT"  # the endpoint host fires schedules with this project's mlops.yaml
+WORKSPACE_NAME_VARIABLE = "MLOPS_GITOPS_WORKSPACE_NAME"
+
+
+def smtp_of(project: Project) -> SmtpSettings | None:
+    """mlops.yaml's mail server, `${VAR}` expanded (the password stays in the environment)."""
+    from mlops_gitops.events.mail import SmtpSettings
+
+    config = project.config
+    given = config.smtp
+    if given is None:
+        return None
+
+    def value(key: str, text: str | None) -> str | None:
+        return config.expand(text, "smtp", key) or None if text else None
+
+    return SmtpSettings(value("host", given.host) or "", value("sender", given.sender) or "", given.port,
+                        value("username", given.username), value("password", given.password), given.security,
+                        given.timeout_s)
 
 
 def _local_snapshot(settings: WorkspaceSettings) -> Snapshot | None:

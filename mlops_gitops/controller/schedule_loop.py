@@ -10,6 +10,7 @@ import os
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("mlops_gitops.host")
 DEFAULT_INTERVAL_S = 30.0
@@ -22,12 +23,31 @@ def interval() -> float:
         return DEFAULT_INTERVAL_S
 
 
-def fire_due(workspace: Path, database: str | None, artifacts: str | None) -> int:
-    """One round: the schedules due now fired; how many fired."""
+def _backend(workspace: Path, database: str | None, artifacts: str | None) -> Any:
+    """The workspace's backend as its project opens it (mlops.yaml's sinks, mail server, datastores), when the
+    host was started by an apply of that project; else the workspace alone (events recorded, not sent)."""
+    from mlops_gitops.backends.factory import PROJECT_VARIABLE, WORKSPACE_NAME_VARIABLE, open_backend
     from mlops_gitops.backends.local import LocalBackend
 
-    backend = LocalBackend(workspace, database, artifacts=artifacts, runtime="process",
-                           warn=lambda m: log.warning("schedules: %s", m))
+    root, name = os.environ.get(PROJECT_VARIABLE), os.environ.get(WORKSPACE_NAME_VARIABLE)
+    if root and name:
+        try:
+            from mlops_gitops.spec.project import open_project
+
+            _, backend = open_backend(open_project(root), name)
+            if isinstance(backend, LocalBackend) and backend.path.resolve() == workspace.resolve():
+                backend.warn = lambda m: log.warning("schedules: %s", m)
+                return backend
+            backend.close()
+        except Exception as exc:  # mlops.yaml broken or gone: schedules still fire
+            log.warning("schedules: %s: %s; firing without its notifications", root, exc)
+    return LocalBackend(workspace, database, artifacts=artifacts, runtime="process",
+                        warn=lambda m: log.warning("schedules: %s", m))
+
+
+def fire_due(workspace: Path, database: str | None, artifacts: str | None) -> int:
+    """One round: the schedules due now fired; how many fired."""
+    backend = _backend(workspace, database, artifacts)
     backend.note = lambda m: log.info("schedules: %s", m)
     try:
         fired = backend.schedules.run_due(datetime.now(UTC), fired_by="host")

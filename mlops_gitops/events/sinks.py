@@ -229,16 +229,19 @@ class Dispatcher:
 
     def publish(self, event: Event) -> None:
         for sink in self.sinks:
-            if not matches(event.type, sink.patterns):
-                continue
-            delivery = _Delivery(sink, event, time.monotonic() + self.deadline_s)
-            with self._cond:
-                self._pending.add(delivery)  # tracked before any worker can see it
-                if len(self._threads) < self.workers:
-                    thread = threading.Thread(target=self._work, daemon=True, name="events")
-                    self._threads.append(thread)
-                    thread.start()
-            self._queue.put(delivery)
+            if matches(event.type, sink.patterns):
+                self.send(sink, event)
+
+    def send(self, sink: Sink, event: Event) -> None:
+        """Deliver one event to one sink (whatever its filters: a mail to the recipients it names)."""
+        delivery = _Delivery(sink, event, time.monotonic() + self.deadline_s)
+        with self._cond:
+            self._pending.add(delivery)  # tracked before any worker can see it
+            if len(self._threads) < self.workers:
+                thread = threading.Thread(target=self._work, daemon=True, name="events")
+                self._threads.append(thread)
+                thread.start()
+        self._queue.put(delivery)
 
     def _work(self) -> None:
         while True:

@@ -67,6 +67,21 @@ class NotificationConfig(Strict):
     events: list[str] = Field(default_factory=lambda: ["*"])
 
 
+class SmtpConfig(Strict):
+    """The mail server that sends monitors' alert_notification.emails and jobs' notification_setting.emails."""
+
+    host: str = Field(description="The SMTP server's host name, e.g. smtp.office365.com or ${SMTP_HOST}.")
+    port: int | None = Field(None, ge=1, le=65535, description="Default 465 with security: ssl, 587 with "
+                                                                "starttls, else 25.")
+    sender: str = Field(description="The From address, e.g. mlops@example.com.")
+    username: str | None = Field(None, description="Login user, e.g. ${SMTP_USER}; none: no login.")
+    password: str | None = Field(None, description="Login password: write ${SMTP_PASSWORD}, never the password.")
+    security: Literal["none", "starttls", "ssl"] = Field(
+        "starttls", description="starttls (upgrade the connection; the default), ssl (TLS from the start), none "
+                                "(plain text: a relay on a trusted network or a test server).")
+    timeout_s: float = Field(10.0, gt=0, le=300, description="Deadline of one delivery.")
+
+
 class RepoConfig(Strict):
     schema_: str | None = Field(None, alias="$schema")
     workspaces: dict[str, WorkspaceConfig] = Field(default_factory=dict)
@@ -77,6 +92,7 @@ class RepoConfig(Strict):
     strict: bool = False
     notifications: list[NotificationConfig] = Field(default_factory=list)
     datastores: dict[str, DatastoreConfig] = Field(default_factory=dict)
+    smtp: SmtpConfig | None = None
     policies: dict[str, Any] = Field(default_factory=dict)
     # where each value sits in mlops.yaml (file name, key path -> line and column), for messages
     _source: tuple[str, dict[tuple[str | int, ...], tuple[int, int]]] = PrivateAttr(("mlops.yaml", {}))

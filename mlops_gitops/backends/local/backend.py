@@ -52,6 +52,7 @@ if TYPE_CHECKING:  # the image builder (jinja2) is imported only where images ar
     from mlops_gitops.backends.local.job_images import JobImages
     from mlops_gitops.backends.local.monitors import Monitors
     from mlops_gitops.backends.local.schedules import Schedules
+    from mlops_gitops.events.mail import SmtpSettings
     from mlops_gitops.runtime.packaging import ImageRecipe
     from mlops_gitops.runtime.remote import Datastore
 
@@ -78,7 +79,8 @@ class LocalBackend:
                  sinks: list[Sink] | None = None, source: str | None = None, tree_root: Path | None = None,
                  artifacts: str | None = None, where: Callable[[str], str] = lambda key: key,
                  serving: str = "apply", datastores: dict[str, Datastore] | None = None,
-                 endpoint_ports: dict[str, int] | None = None) -> None:
+                 endpoint_ports: dict[str, int] | None = None, smtp: SmtpSettings | None = None,
+                 host_env: dict[str, str] | None = None) -> None:
         if runtime not in ("process", "container", "none"):
             raise WorkspaceError(f"unknown runtime '{runtime}': use process, container or none")
         if serving not in ("apply", "hosts"):
@@ -92,7 +94,9 @@ class LocalBackend:
         self.tree_root = tree_root  # the repository tree being applied (run snapshots diff it, DVC fetches)
         self.source = source or f"mlops-gitops://local/{path.name}"  # CloudEvents source of its events
         self.dispatcher = Dispatcher(sinks or [], path / "events" / "dead-letter.jsonl", lambda m: self.hooks.warn(m))
-        self.hooks = Hooks(note=_note, warn=warn, emit=self.emit)
+        self.smtp = smtp  # mlops.yaml's mail server, for alert and job notification emails
+        self.host_env = host_env or {}  # what the endpoint host needs to fire schedules as this project would
+        self.hooks = Hooks(note=_note, warn=warn, emit=self.emit, mail=self.mail)
         self._runs = LocalRuns(self.store, self.hooks, executes=runtime != "none", datastores=datastores,
                                containers=runtime == "container", base_image=base_image)
         self._deployer: Deployer | None = None
@@ -174,7 +178,8 @@ class LocalBackend:
             return None
         if self._deployer is None:
             controller = ServingController(self.path, self.port, metrics_key=self.store.metrics_key,
-                                           store_env=self.store.locations(), endpoint_ports=self.endpoint_ports)
+                                           store_env={**self.store.locations(), **self.host_env},
+                                           endpoint_ports=self.endpoint_ports)
             self._deployer = Deployer(self.store, self.hooks, controller, self.runtime, self.base_image)
         return self._deployer
 
@@ -256,6 +261,18 @@ class LocalBackend:
         self.store.add_event(event)
         self.dispatcher.publish(event)
         return event
+
+    def mail(self, recipients: list[str], subject: str, body: str, about: str) -> None:
+        """Send a mail through mlops.yaml's SMTP server, off the command's path (dead-lettered if undelivered)."""
+        if not recipients:
+            return
+        if self.smtp is None:
+            self.hooks.warn(f"{about}: not mailed to {', '.join(recipients)}: mlops.yaml has no smtp server "
+                            "(smtp: host, sender)")
+            return
+        from mlops_gitops.events.mail import EmailSink, mail_event
+
+        self.dispatcher.send(EmailSink(self.smtp), mail_event(self.source, recipients, subject, body, about))
 
     def events(self, after: int = 0, limit: int | None = None) -> list[EventRecord]:
         return [EventRecord(r.seq, r.at, r.type, r.subject, r.document) for r in self.store.events(after, limit)]

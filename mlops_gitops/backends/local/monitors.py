@@ -22,7 +22,7 @@ from sqlalchemy import insert, select
 
 from mlops_gitops.actor import now as stamp
 from mlops_gitops.addresses import Address, Kind
-from mlops_gitops.backends.local import db, rows
+from mlops_gitops.backends.local import db, notify, rows
 from mlops_gitops.backends.local.collected import Collected
 from mlops_gitops.backends.local.hooks import Hooks
 from mlops_gitops.backends.local.serving import materialise
@@ -30,7 +30,8 @@ from mlops_gitops.backends.local.store import LocalStore
 from mlops_gitops.errors import NotFoundError, WorkspaceError
 from mlops_gitops.fsutil import safe_join, write_private
 from mlops_gitops.hashing import canonical_json
-from mlops_gitops.runtime.monitoring.signals import SignalError, SignalResult, Table, evaluate
+from mlops_gitops.runtime.monitoring.metrics import SignalError
+from mlops_gitops.runtime.monitoring.signals import SignalResult, Table, evaluate
 from mlops_gitops.spec.references import parse_asset_ref
 from mlops_gitops.state import ActualResource, Snapshot
 
@@ -194,6 +195,10 @@ class Monitors:
             self.hooks.emit("monitor.signal_breached", str(schedule.address), facts)
             if r.type in ("data_drift", "prediction_drift"):
                 self.hooks.emit("data_drift.detected", str(schedule.address), facts)
+        breached = [r.name for r in results if not r.passed]
+        if breached:
+            notify.monitor_breached(self.hooks, definition, schedule.address.name, run_id, breached,
+                                    run.report.read_text(encoding="utf-8"), None)
         return run
 
     def _report(self, run: MonitorRun) -> Path:

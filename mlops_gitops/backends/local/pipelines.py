@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_gitops.addresses import Address, Kind
+from mlops_gitops.backends.local import notify
 from mlops_gitops.backends.local.environments import EnvResolver
 from mlops_gitops.backends.local.hooks import Hooks
 from mlops_gitops.backends.local.job_images import JobImages
@@ -62,6 +63,7 @@ class PipelineResolver:
         if spec.get("type", "command") == "command":  # a command job: a pipeline of one step, "main"
             single = self.resolve(name, *_as_pipeline(spec, derived, files), source_file)
             single.outputs = {out: ("main", out) for out in spec.get("outputs") or {}}
+            single.notification = dict(spec.get("notification_setting") or {})
             return single
         refs: dict[str, str] = derived.get("refs") or {}
         # files and references of the job ("") and of each pipeline component its steps expand
@@ -93,7 +95,8 @@ class PipelineResolver:
         settings = compiled.settings
         pipeline = Pipeline(name, {}, force_rerun=bool(settings.get("force_rerun")), source_file=source_file,
                             outputs=dict(compiled.outputs),
-                            continue_on_step_failure=bool(settings.get("continue_on_step_failure")))
+                            continue_on_step_failure=bool(settings.get("continue_on_step_failure")),
+                            notification=dict(spec.get("notification_setting") or {}))
         azure_only = [k for k in ("default_compute", "default_datastore") if settings.get(k)]
         if azure_only and not self.preview:
             verbs = "names an Azure resource and does" if len(azure_only) == 1 else "name Azure resources and do"
@@ -378,11 +381,14 @@ class PipelineRun:
         for address in register_logged_models(self.store, self.pipeline.name, self.run_id, result, self.hooks.note):
             self.hooks.emit("model.registered", str(address), {"name": address.name, "version": address.version,
                                                                "run": self.run_id, "by": "mlflow.register_model"})
+        firsts = [f.splitlines()[0] for f in failed]
         self.hooks.emit("job.completed" if result.status == "completed" else "job.failed", f"run:{self.run_id}", {
             "job": self.pipeline.name, "status": result.status,
             "steps": {n: r.status for n, r in result.steps.items()},
             "metrics": {f"{n}.{k}": v for n, r in result.steps.items() for k, v in r.metrics.items()},
-            "git.commit": self.snapshot.get("git.commit"), "failures": [f.splitlines()[0] for f in failed]})
+            "git.commit": self.snapshot.get("git.commit"), "failures": firsts})
+        notify.job_ended(self.hooks, self.pipeline.name, self.run_id, result.status, firsts,
+                         self.pipeline.notification, self.snapshot.get("schedule.occurrence"))
 
 
 def files_read(pipeline: Pipeline) -> set[str]:

@@ -108,6 +108,7 @@ class Pipeline:
     force_rerun: bool = False
     source_file: str = ""
     continue_on_step_failure: bool = False  # Azure's default: after a failure no further step starts
+    notification: dict[str, Any] = field(default_factory=dict)  # the job's notification_setting (emails)
 
     def graph(self) -> Graph[str]:
         """The steps and what each reads from; a cycle is an error that names it."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
@@ -158,6 +159,22 @@ class QueueSettings(Strict):
     priority: Literal["low", "medium", "high"] | None = None
 
 
+def _snake(value: Any) -> Any:
+    """JobCompleted (the REST API's spelling) and job_completed (the YAML's) are the same."""
+    if isinstance(value, list):
+        return [re.sub(r"(?<!^)(?=[A-Z])", "_", v).lower() if isinstance(v, str) else v for v in value]
+    return value
+
+
+class NotificationSetting(Strict):
+    """Mails when the job ends (sent through mlops.yaml's smtp server)."""
+
+    email_on: Annotated[list[Literal["job_completed", "job_failed", "job_cancelled"]] | None,
+                        BeforeValidator(_snake)] = None
+    emails: list[str] | None = None
+    webhooks: dict[str, Any] | None = None
+
+
 class JobBase(Resource):
     name: str | None = None
     display_name: str | None = None
@@ -166,6 +183,7 @@ class JobBase(Resource):
     tags: Tags | None = None
     properties: Tags | None = None
     identity: Identity | None = None
+    notification_setting: NotificationSetting | None = None
 
 
 class CommandJob(JobBase):

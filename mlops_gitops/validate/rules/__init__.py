@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from mlops_gitops.validate.context import RuleContext
-from mlops_gitops.validate.rules import identity, local, names, pipelines, references, schedules, traffic
+from mlops_gitops.validate.rules import identity, local, monitors, names, pipelines, references, schedules, traffic
 
 RULES = (identity.check, names.check, references.check, traffic.check, pipelines.check, local.check,
-         schedules.check)
+         schedules.check, monitors.check)
 
 
 def run_all(ctx: RuleContext) -> None:
