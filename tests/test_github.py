@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_gitops.integrations.github import COMMENT_LIMIT, DRIFT_LABEL, truncate
+from mlops_gitops.integrations.github import COMMENT_LIMIT, DRIFT_LABEL, MONITOR_LABEL, truncate
 from mlops_gitops.plan.render.markdown import MARKER
 from tests.fake_github import TOKEN, FakeGitHub
 from tests.helpers import AZ, Result, write
@@ -189,3 +189,27 @@ def test_ci_outside_a_ci_system_says_so(example: Path, cli: Cli, monkeypatch: py
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
     res = cli("ci", str(example))
     assert res.code == 1 and "runs inside GitHub Actions" in res.err
+
+
+def test_the_scheduled_check_keeps_an_issue_for_a_breached_monitor(tmp_path: Path, cli: Cli, gh: FakeGitHub,
+                                                                   actions: Callable[..., dict[str, Path]]) -> None:
+    from tests.test_monitors import monitored
+
+    repo = monitored(tmp_path / "repo")
+    assert cli("apply", "--auto-approve", cwd=repo).code == 0
+    assert cli("monitor", "run", "drift", cwd=repo).code == 0  # breached: size moved
+    actions("schedule", {"repository": {"default_branch": "main"}}, ref="refs/heads/main")
+    first = cli("ci", str(repo))
+    assert first.code == 0, first.err
+    assert "Monitor issue opened (drift):" in first.out
+    assert cli("ci", str(repo)).code == 0  # updated, not opened twice
+    issues = [i for i in gh.issues.values() if MONITOR_LABEL in i["labels"]]
+    assert len(issues) == 1 and issues[0]["state"] == "open" and issues[0]["title"] == "Monitor 'drift' breached"
+    assert "| size | numerical | population_stability_index |" in issues[0]["body"]
+    # production data back to the reference's: the next run passes and the issue is closed
+    drift = repo / "schedules" / "drift.yml"
+    drift.write_text(drift.read_text().replace("azureml:moved:1", "azureml:reference:1"))
+    assert cli("apply", "--auto-approve", cwd=repo).code == 0
+    assert cli("monitor", "run", "drift", cwd=repo).code == 0
+    last = cli("ci", str(repo))
+    assert "Monitor issue closed (drift):" in last.out and issues[0]["state"] == "closed"

@@ -210,7 +210,32 @@ def _drift(run: GitHubRun, path: str, workspace: str | None, name: str) -> int:
             out(f"Drift issue {action}: {url}")
     except GitOpsError as exc:
         _warn(str(exc))
+    _monitor_issues(run, path, workspace)
     return EXIT_OK
+
+
+def _monitor_issues(run: GitHubRun, path: str, workspace: str | None) -> None:
+    """An issue per monitor whose latest run breached (its report as the body), closed when one passes."""
+    from mlops_gitops.backends.factory import workspace_backend
+
+    with workspace_backend(open_project(path), workspace) as (_, backend):
+        monitors = getattr(backend, "monitors", None)
+        latest: dict[str, dict[str, Any]] = {}
+        for r in monitors.all() if monitors is not None else []:  # newest first
+            if r["status"] in ("breached", "passed"):
+                latest.setdefault(r["schedule"], r)
+        reports = {name: monitors.get(r["id"]) for name, r in latest.items()} if monitors is not None else {}
+    for name, r in sorted(latest.items()):
+        breached = r["status"] == "breached"
+        report = Path(reports[name]["report"])
+        body = report.read_text(encoding="utf-8") if report.is_file() else f"Run `{r['id']}` breached."
+        body += f"\n\nSeen by the scheduled check: {run.run_url}\n" if run.run_url else ""
+        try:
+            action, url = _github(run).monitor_issue(name, breached, f"Monitor '{name}' breached", body)
+            if action != "none":
+                out(f"Monitor issue {action} ({name}): {url}")
+        except GitOpsError as exc:
+            _warn(str(exc))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

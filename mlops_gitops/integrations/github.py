@@ -1,4 +1,5 @@
-"""GitHub through github3.py: the sticky plan comment, commit statuses, deployments, the drift issue.
+"""GitHub through github3.py: the sticky plan comment, commit statuses, deployments, the drift issue and
+the issues of breached monitors.
 
 Works with github.com and GitHub Enterprise Server (`GITHUB_API_URL` ending in /api/v3). Every API
 failure becomes an IntegrationError naming what failed and why (403: the token's permissions), with
@@ -15,6 +16,7 @@ from mlops_gitops.errors import GitOpsError
 PLAN_MARKER = "<!-- mlops-gitops plan -->"
 DRIFT_MARKER = "<!-- mlops-gitops drift -->"
 DRIFT_LABEL = "mlops-drift"
+MONITOR_LABEL = "mlops-monitor"  # an issue per monitor whose latest run breached
 COMMENT_LIMIT = 65536  # GitHub refuses issue comments longer than this many characters
 STATUS_CONTEXT = "mlops-gitops/plan"
 
@@ -109,20 +111,30 @@ class GitHub:
 
     def drift_issue(self, drifted: bool, title: str, body: str) -> tuple[str, str]:
         """Open or update the one drift issue while drifted; close it when not. Returns (action, URL)."""
+        return self.tracking_issue(drifted, title, body, DRIFT_MARKER, DRIFT_LABEL,
+                                   "The workspace matches the repository again.", "the drift issue")
+
+    def monitor_issue(self, monitor: str, breached: bool, title: str, body: str) -> tuple[str, str]:
+        """Open or update a monitor's issue while its latest run breached; close it once one passes."""
+        return self.tracking_issue(breached, title, body, f"<!-- mlops-gitops monitor {monitor} -->", MONITOR_LABEL,
+                                   "The monitor's latest run passed.", f"the issue of monitor {monitor}")
+
+    def tracking_issue(self, wanted: bool, title: str, body: str, marker: str, label: str, closing: str,
+                       what: str) -> tuple[str, str]:
+        """The one open issue carrying `marker`: opened or updated while wanted, closed with a comment when not."""
         try:
-            found = next((i for i in self.repo.issues(state="open", labels=DRIFT_LABEL)
-                          if DRIFT_MARKER in (i.body or "")), None)
-            if drifted:
-                text = truncate(f"{DRIFT_MARKER}\n{body}")
+            found = next((i for i in self.repo.issues(state="open", labels=label) if marker in (i.body or "")), None)
+            if wanted:
+                text = truncate(f"{marker}\n{body}")
                 if found is None:
-                    issue = self.repo.create_issue(title, text, labels=[DRIFT_LABEL])
+                    issue = self.repo.create_issue(title, text, labels=[label])
                     return "opened", str(issue.html_url)
                 found.edit(title=title, body=text)
                 return "updated", str(found.html_url)
             if found is not None:
-                found.create_comment("The workspace matches the repository again.")
+                found.create_comment(closing)
                 found.close()
                 return "closed", str(found.html_url)
             return "none", ""
         except Exception as exc:
-            raise _explain("updating the drift issue", exc) from None
+            raise _explain(f"updating {what}", exc) from None
