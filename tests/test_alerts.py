@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Callable, Iterator
 from email import message_from_bytes
 from email.message import Message
@@ -26,12 +25,9 @@ Cli = Callable[..., Result]
 class Inbox:
     def __init__(self) -> None:
         self.mails: list[tuple[list[str], Message]] = []
-        self.arrived = threading.Condition()
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
-        with self.arrived:
-            self.mails.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content)))
-            self.arrived.notify_all()
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.mails.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content)))
         return "250 OK"
 
 

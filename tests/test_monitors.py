@@ -116,8 +116,8 @@ def test_validate_names_an_unknown_metric_and_takes_azures_two_forms(cli: Cli, t
     drift = repo / "schedules" / "drift.yml"
     text = drift.read_text()
     drift.write_text(text.replace(
-        "      metric_thresholds:\n        - {applicable_feature_type: numerical, metric_name: population_stability_index,"
-        " threshold: 0.2}\n",
+        "      metric_thresholds:\n        - {applicable_feature_type: numerical, "
+        "metric_name: population_stability_index, threshold: 0.2}\n",
         "      metric_thresholds:\n        numerical: {population_stability_index: 0.2}\n"
         "        categorical: {pearsons_chi_squared_test: 0.01}\n"))
     assert cli("validate", cwd=repo).code == 0  # the CLI's map form
