@@ -47,6 +47,7 @@ from mlops_gitops.state import (
 from mlops_gitops.textsafe import defuse_text
 
 if TYPE_CHECKING:  # the image builder (jinja2) is imported only where images are built
+    from mlops_gitops.backends.local.analytics import Analytics
     from mlops_gitops.backends.local.batch import BatchJobResult
     from mlops_gitops.backends.local.collected import Collected
     from mlops_gitops.backends.local.job_images import JobImages
@@ -150,6 +151,13 @@ class LocalBackend:
         from mlops_gitops.backends.local.collected import Collected
 
         return Collected(self.store.path / "collected")
+
+    @property
+    def analytics(self) -> Analytics:
+        """A consistent Parquet snapshot of jobs, metrics, predictions, monitor results and collected data."""
+        from mlops_gitops.backends.local.analytics import Analytics
+
+        return Analytics(self.store, self.collected)
 
     @property
     def packager(self) -> LocalBackend:
