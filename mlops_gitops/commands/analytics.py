@@ -22,6 +22,7 @@ def analytics_export(directory: str, path: str = ".", workspace: str | None = No
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = args.actions(p, "_action")
+    args.examples(p, "mlops-gitops analytics export /tmp/analytics -C example-repo")
     a = sub.add_parser("export", help="write jobs, job metrics, batch predictions, monitor results and collected "
                                       "data as Parquet files to DIR (a consistent snapshot, replacing the last)")
     a.add_argument("directory", metavar="DIR", help="where the snapshot goes (a new folder, or an earlier snapshot)")
