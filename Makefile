@@ -29,6 +29,7 @@ bench:  ## prints the figures quoted in the README
 	$(PYTHON) benchmarks/bench_env_build.py
 	$(PYTHON) benchmarks/bench_batch.py
 	$(PYTHON) benchmarks/bench_convert.py
+	$(PYTHON) benchmarks/bench_drift.py
 
 schemas:  ## regenerate schemas/ from the pydantic models
 	$(PYTHON) -m mlops_gitops.spec.jsonschema

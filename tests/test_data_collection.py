@@ -74,9 +74,10 @@ def test_pool_writes_complete_parquet_files_per_window(tmp_path: Path) -> None:
     assert [r["input_0"] for r in table] == ["0", "1", "2", "text"], "a feature of mixed types is kept as text"
     outputs = pq.read_table(next(f for f in files if f.collection == "model_outputs").path).to_pylist()
     assert [r["prediction"] for r in outputs] == [0, 1, 0]
-    columns, count, _ = Collected(tmp_path / "collected").window("ep", "blue", "model_inputs",
-                                                                 now - timedelta(hours=1), now + timedelta(hours=1))
-    assert count == 4 and columns["input_1"] == ["0.0", "2.5", "5.0", "1.0"]
+    window, _ = Collected(tmp_path / "collected").window("ep", "blue", "model_inputs",
+                                                         now - timedelta(hours=1), now + timedelta(hours=1))
+    assert window.num_rows == 4 and window["input_1"].to_pylist() == [0.0, 2.5, 5.0, 1.0]
+    assert "correlationid" not in window.column_names, "the signals read features, not the record's facts"
     assert Collected(tmp_path / "collected").files("ep", since=now + timedelta(hours=2)) == []
 
 

@@ -81,9 +81,9 @@ class Collected:
         return len(files)
 
     def window(self, endpoint: str, deployment: str, collection: str, since: datetime | None,
-               until: datetime | None) -> tuple[dict[str, list[str]], int, list[CollectedFile]]:
-        """The collection's feature columns in [since, until), as text (what the signals read), its row count
-        and its files."""
+               until: datetime | None) -> tuple[Any, list[CollectedFile]]:
+        """The collection's feature columns in [since, until) as one Arrow table (what the signals read), and
+        its files."""
         import pyarrow as pa
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
@@ -102,8 +102,7 @@ class Collected:
         if not tables:
             raise WorkspaceError(f"nothing collected from {endpoint}/{deployment} ({collection}) in the window")
         joined = pa.concat_tables(tables, promote_options="permissive")
-        columns = {name: ["" if v is None else str(v) for v in joined[name].to_pylist()]
-                   for name in joined.column_names if name not in META and name != "data"}
-        if not columns:
+        features = joined.drop_columns([c for c in joined.column_names if c in META or c == "data"])
+        if not features.column_names:
             raise WorkspaceError(f"{endpoint}/{deployment} ({collection}) holds no tabular rows (only payloads)")
-        return columns, joined.num_rows, files
+        return features, files

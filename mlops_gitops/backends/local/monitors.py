@@ -31,7 +31,8 @@ from mlops_gitops.errors import NotFoundError, WorkspaceError
 from mlops_gitops.fsutil import safe_join, write_private
 from mlops_gitops.hashing import canonical_json
 from mlops_gitops.runtime.monitoring.metrics import SignalError
-from mlops_gitops.runtime.monitoring.signals import SignalResult, Table, evaluate
+from mlops_gitops.runtime.monitoring.signals import SignalResult, evaluate
+from mlops_gitops.runtime.monitoring.table import Table
 from mlops_gitops.spec.references import parse_asset_ref
 from mlops_gitops.state import ActualResource, Snapshot
 
@@ -141,15 +142,15 @@ class Monitors:
         endpoint, deployment, collection = target
         since, until = data_window(given, now)
         try:
-            columns, count, files = self.collected.window(endpoint, deployment, collection, since, until)
+            window, files = self.collected.window(endpoint, deployment, collection, since, until)
         except WorkspaceError as exc:
             raise SignalError(f"production_data: {exc} ({since:%Y-%m-%dT%H:%M} to "
                               f"{until:%Y-%m-%dT%H:%M} UTC)") from None
         digest = hashlib.sha256()
         for f in files:
             digest.update(f.path.read_bytes())
-        return Table(columns, count), {
-            "production": f"collected:{endpoint}/{deployment}/{collection}", "production_rows": count,
+        return Table.from_arrow(window), {
+            "production": f"collected:{endpoint}/{deployment}/{collection}", "production_rows": window.num_rows,
             "production_window": [since.isoformat(), until.isoformat()], "production_sha256": digest.hexdigest()}
 
     def run(self, schedule: ActualResource, fired_by: str = "monitor run") -> MonitorRun:

@@ -10,70 +10,18 @@ breaches when its p-value is *below* the threshold; every other metric when its 
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mlops_gitops.runtime.monitoring.metrics import (
-    BINS,
-    NULLS,
-    P_VALUES,
-    SignalError,
-    thresholds,
-)
+from mlops_gitops.runtime.monitoring.metrics import BINS, P_VALUES, SignalError, thresholds
+from mlops_gitops.runtime.monitoring.table import Column, Table
 
+__all__ = ["FeatureResult", "SignalResult", "Table", "categorical_metrics", "evaluate", "numerical_metrics",
+           "quality_metrics"]
 
-@dataclass
-class Table:
-    columns: dict[str, list[str]]  # column -> values as read
-    rows: int
-
-    @classmethod
-    def read(cls, files: list[Path], what: str) -> Table:
-        columns: dict[str, list[str]] = {}
-        header: list[str] | None = None
-        rows = 0
-        for f in files:
-            with f.open(encoding="utf-8", newline="") as handle:
-                reader = csv.reader(handle)
-                first = next(reader, None)
-                if first is None:
-                    continue
-                if header is None:
-                    header = first
-                    columns = {c: [] for c in header}
-                elif first != header:
-                    raise SignalError(f"{what}: {f.name} has other columns than {files[0].name}")
-                for row in reader:
-                    for name, value in zip(header, row, strict=False):
-                        columns[name].append(value)
-                    rows += 1
-        if header is None or rows == 0:
-            raise SignalError(f"{what} has no rows (an empty window)")
-        return cls(columns, rows)
-
-
-def _numbers(values: list[str]) -> tuple[np.ndarray, int, int]:
-    """The values that are numbers, and how many were null and how many were not numbers."""
-    out, nulls, errors = [], 0, 0
-    for v in values:
-        if v.strip().lower() in NULLS:
-            nulls += 1
-            continue
-        try:
-            out.append(float(v))
-        except ValueError:
-            errors += 1
-    return np.asarray(out, dtype=np.float64), nulls, errors
-
-
-def feature_type(values: list[str], parsed: tuple[np.ndarray, int, int] | None = None) -> str:
-    """numerical when the values are numbers (`parsed`: what _numbers made of them already), else categorical."""
-    numbers, nulls, errors = parsed if parsed is not None else _numbers(values)
-    return "numerical" if len(numbers) and errors <= 0.01 * max(1, len(values) - nulls) else "categorical"
+EXACT_KS_ROWS = 10_000  # scipy's own limit: up to it ks_2samp computes the exact p-value, above it Smirnov's
 
 
 def _js(p: np.ndarray, q: np.ndarray) -> float:
@@ -93,54 +41,98 @@ def _psi(p: np.ndarray, q: np.ndarray) -> float:
     return float(np.sum((p - q) * np.log(p / q)))
 
 
-def numerical_metrics(reference: np.ndarray, production: np.ndarray) -> dict[str, float]:
+def _cdf_gaps(ref: np.ndarray, prod: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """At every distinct value of both (sorted) samples, the two empirical CDFs' difference, and the step to the
+    next value: one stable merge of the two sorted runs, then running counts of where each value came from."""
+    both = np.concatenate([ref, prod])
+    order = np.argsort(both, kind="stable")  # two sorted runs: a linear merge
+    values = both[order]
+    from_ref = order < len(ref)
+    gaps = np.cumsum(from_ref) / len(ref) - np.cumsum(~from_ref) / len(prod)
+    last = np.empty(len(values), dtype=bool)  # the last of equal values: where both CDFs have taken them all
+    np.not_equal(values[1:], values[:-1], out=last[:-1])
+    last[-1] = True
+    return gaps[last], np.diff(values[last])
+
+
+def numerical_metrics(reference: np.ndarray, production: np.ndarray,
+                      wanted: tuple[str, ...] | None = None) -> dict[str, float]:
+    """The numerical drift metrics (`wanted`, else all) of two samples; each sample is sorted once and the
+    metrics share it (scipy's functions would sort them again, each)."""
     from scipy import stats
 
     if len(reference) == 0 or len(production) == 0:
         raise SignalError("a feature with no values (all nulls) cannot be compared")
-    edges = np.unique(np.quantile(reference, np.linspace(0, 1, BINS + 1)))
-    if len(edges) < 2:
-        edges = np.array([edges[0] - 0.5, edges[0] + 0.5])
-    edges[0], edges[-1] = min(edges[0], production.min()), max(edges[-1], production.max())
-    ref_hist = np.histogram(reference, edges)[0].astype(np.float64)
-    prod_hist = np.histogram(production, edges)[0].astype(np.float64)
-    spread = float(np.std(reference)) or 1.0
-    return {"jensen_shannon_distance": _js(ref_hist + 1e-12, prod_hist + 1e-12),
-            "normalized_wasserstein_distance": float(stats.wasserstein_distance(reference, production) / spread),
-            "population_stability_index": _psi(ref_hist, prod_hist),
-            "two_sample_kolmogorov_smirnov_test": float(stats.ks_2samp(reference, production).pvalue)}
+    names = wanted or ("jensen_shannon_distance", "normalized_wasserstein_distance", "population_stability_index",
+                       "two_sample_kolmogorov_smirnov_test")
+    ref, prod = np.sort(reference), np.sort(production)
+    out: dict[str, float] = {}
+    if "jensen_shannon_distance" in names or "population_stability_index" in names:
+        edges = np.unique(np.quantile(ref, np.linspace(0, 1, BINS + 1)))
+        if len(edges) < 2:
+            edges = np.array([edges[0] - 0.5, edges[0] + 0.5])
+        edges[0], edges[-1] = min(edges[0], prod[0]), max(edges[-1], prod[-1])
+
+        def histogram(values: np.ndarray) -> np.ndarray:  # np.histogram's bins (the last one closed) on sorted data
+            at = np.searchsorted(values, edges, side="left")
+            at[-1] = len(values)
+            return np.diff(at).astype(np.float64)
+
+        ref_hist, prod_hist = histogram(ref), histogram(prod)
+        if "jensen_shannon_distance" in names:
+            out["jensen_shannon_distance"] = _js(ref_hist + 1e-12, prod_hist + 1e-12)
+        if "population_stability_index" in names:
+            out["population_stability_index"] = _psi(ref_hist, prod_hist)
+    if "normalized_wasserstein_distance" in names or "two_sample_kolmogorov_smirnov_test" in names:
+        gaps, steps = _cdf_gaps(ref, prod)
+        if "normalized_wasserstein_distance" in names:
+            spread = float(np.std(ref)) or 1.0
+            out["normalized_wasserstein_distance"] = float(np.sum(np.abs(gaps[:-1]) * steps)) / spread
+        if "two_sample_kolmogorov_smirnov_test" in names:
+            if max(len(ref), len(prod)) <= EXACT_KS_ROWS:
+                out["two_sample_kolmogorov_smirnov_test"] = float(stats.ks_2samp(ref, prod).pvalue)
+            else:  # scipy's asymptotic two-sided p-value, from the statistic computed above
+                m, n = sorted((float(len(ref)), float(len(prod))), reverse=True)
+                d = float(np.max(np.abs(gaps)))
+                out["two_sample_kolmogorov_smirnov_test"] = float(
+                    np.clip(stats.kstwo.sf(d, np.round(m * n / (m + n))), 0, 1))
+    return out
 
 
-def categorical_metrics(reference: list[str], production: list[str]) -> dict[str, float]:
+def categorical_metrics(ref_counts: dict[str, int], prod_counts: dict[str, int],
+                        wanted: tuple[str, ...] | None = None) -> dict[str, float]:
+    """The categorical drift metrics (`wanted`, else all) of two samples, given as counts per category."""
     from scipy import stats
 
-    ref = [v for v in reference if v.strip().lower() not in NULLS]
-    prod = [v for v in production if v.strip().lower() not in NULLS]
-    if not ref or not prod:
+    if not ref_counts or not prod_counts:
         raise SignalError("a feature with no values (all nulls) cannot be compared")
-    categories = sorted(set(ref) | set(prod))
-    r = np.array([ref.count(c) for c in categories], dtype=np.float64)
-    p = np.array([prod.count(c) for c in categories], dtype=np.float64)
-    chi = None
-    if len(categories) > 1:  # two samples: a test of their independence (a 2 x categories contingency table)
-        chi = stats.chi2_contingency(np.vstack([r, p]))
-    return {"jensen_shannon_distance": _js(r + 1e-12, p + 1e-12),
-            "pearsons_chi_squared_test": float(chi.pvalue) if chi is not None else 1.0,
-            "population_stability_index": _psi(r, p)}
+    names = wanted or ("jensen_shannon_distance", "pearsons_chi_squared_test", "population_stability_index")
+    categories = sorted(ref_counts.keys() | prod_counts.keys())
+    r = np.array([ref_counts.get(c, 0) for c in categories], dtype=np.float64)
+    p = np.array([prod_counts.get(c, 0) for c in categories], dtype=np.float64)
+    out: dict[str, float] = {}
+    if "jensen_shannon_distance" in names:
+        out["jensen_shannon_distance"] = _js(r + 1e-12, p + 1e-12)
+    if "pearsons_chi_squared_test" in names:
+        # two samples: a test of their independence (a 2 x categories contingency table)
+        out["pearsons_chi_squared_test"] = (float(stats.chi2_contingency(np.vstack([r, p])).pvalue)
+                                            if len(categories) > 1 else 1.0)
+    if "population_stability_index" in names:
+        out["population_stability_index"] = _psi(r, p)
+    return out
 
 
-def quality_metrics(reference: list[str], production: list[str], kind: str,
-                    ref_numbers: np.ndarray | None = None) -> dict[str, float]:
-    n = max(1, len(production))
+def quality_metrics(reference: Column, production: Column, kind: str) -> dict[str, float]:
+    n = max(1, production.rows)
     if kind == "numerical":
-        ref_numbers = _numbers(reference)[0] if ref_numbers is None else ref_numbers
-        numbers, nulls, errors = _numbers(production)
-        low, high = (float(ref_numbers.min()), float(ref_numbers.max())) if len(ref_numbers) else (0.0, 0.0)
-        outside = int(np.sum((numbers < low) | (numbers > high))) if len(ref_numbers) else 0
+        ref_numbers = reference.numbers()[0]
+        numbers, nulls, errors = production.numbers()
+        outside = int(np.count_nonzero((numbers < ref_numbers.min()) | (numbers > ref_numbers.max()))) \
+            if len(ref_numbers) else 0
         return {"null_value_rate": nulls / n, "data_type_error_rate": errors / n, "out_of_bounds_rate": outside / n}
-    known = {v for v in reference if v.strip().lower() not in NULLS}
-    nulls = sum(1 for v in production if v.strip().lower() in NULLS)
-    outside = sum(1 for v in production if v.strip().lower() not in NULLS and v not in known)
+    known = reference.counts()[0]
+    values, nulls = production.counts()
+    outside = sum(count for value, count in values.items() if value not in known)
     return {"null_value_rate": nulls / n, "data_type_error_rate": 0.0, "out_of_bounds_rate": outside / n}
 
 
@@ -190,19 +182,19 @@ def evaluate(name: str, signal_type: str, reference: Table, production: Table, f
     results = []
     for feature in chosen:
         ref, prod = reference.columns[feature], production.columns[feature]
-        parsed = _numbers(ref)  # the reference, read as numbers once
-        kind = feature_type(ref, parsed)
+        kind = ref.kind
+        wanted = tuple(limits[kind])
         result = FeatureResult(feature, kind)
         try:
             if signal_type == "data_quality":
-                result.metrics = quality_metrics(ref, prod, kind, parsed[0])
+                result.metrics = quality_metrics(ref, prod, kind)
             elif kind == "numerical":
-                numbers, _, errors = _numbers(prod)
-                if errors > 0.01 * max(1, len(prod)):
+                numbers, _, errors = prod.numbers()
+                if errors > 0.01 * max(1, prod.rows):
                     raise SignalError(f"{errors} value(s) are not numbers, as the reference's are")
-                result.metrics = numerical_metrics(parsed[0], numbers)
+                result.metrics = numerical_metrics(ref.numbers()[0], numbers, wanted)
             else:
-                result.metrics = categorical_metrics(ref, prod)
+                result.metrics = categorical_metrics(ref.counts()[0], prod.counts()[0], wanted)
         except SignalError as exc:
             result.error = str(exc)
         for metric, limit in limits[kind].items():
