@@ -33,6 +33,7 @@ from mlops_gitops.fsutil import safe_join, user_cache
 from mlops_gitops.imageref import is_image_reference
 from mlops_gitops.redact import mask_credentials
 from mlops_gitops.runtime.containers import ContainerError, Engine
+from mlops_gitops.runtime.envs import installer
 from mlops_gitops.runtime.serving.config import DeploymentConfig, EndpointConfig, ServingConfig
 
 if TYPE_CHECKING:  # jinja2 and importlib.metadata only when an image is built: not on every CLI start
@@ -155,10 +156,12 @@ class _Context:
         self.root = root
         self.digests: dict[str, str] = {}
 
-    def write(self, rel: str, data: bytes) -> None:
+    def write(self, rel: str, data: bytes, mode: int | None = None) -> None:
         target = safe_join(self.root, rel, what="file")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
+        if mode is not None:
+            target.chmod(mode)
         self.digests[rel] = hashlib.sha256(data).hexdigest()
 
     def copy_tree(self, source: Path, prefix: str, keep: Callable[[Path], bool] = lambda p: True) -> None:
@@ -199,6 +202,9 @@ def write_context(recipe: ImageRecipe, root: Path, base_image: str | None = None
                             deployments={cfg.key: cfg})
     ctx.write("serving.json", serving.to_json().encode())
     ctx.write("server-requirements.txt", "\n".join(server_requirements()).encode() + b"\n")
+    uv = installer()
+    if uv is not None:  # stage 1's installer (pip in the base image's venvs without it)
+        ctx.write("tools/uv", Path(uv).read_bytes(), mode=0o755)
     if recipe.script_python == "env":
         ctx.write("env-requirements.txt", "\n".join(recipe.env_requirements).encode() + b"\n")
     ctx.digests["wheelhouse for Python"] = python_version or host_python_version()
@@ -216,7 +222,7 @@ def write_context(recipe: ImageRecipe, root: Path, base_image: str | None = None
     dockerfile = _template().render(
         version=mlops_gitops.__version__, endpoint=cfg.endpoint, deployment=cfg.name, base_image=base,
         labels=labels, env_venv=recipe.script_python == "env", env_wheels=bool(recipe.env_requirements),
-        env_label=recipe.env_label,
+        env_label=recipe.env_label, uv=uv is not None,
         model_dir=cfg.model_dir, code_dir=cfg.code_dir, runtime_variables=names)
     ctx.write("Dockerfile", dockerfile.encode())
     return ctx.digest()
