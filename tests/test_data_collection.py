@@ -148,3 +148,85 @@ def test_host_collects_exports_and_a_monitor_reads_it(serving: Path, cli: Cli, t
     assert facts["production"] == "collected:cancer/blue/model_inputs" and facts["production_rows"] == 10
     assert shown["status"] == "passed", "the same rows as the reference do not drift"
     assert cli("data", "collected", "cancer", "--since", "yesterday", cwd=root).code == 1
+
+
+CUSTOM_SCRIPT = '''
+import json
+from azureml.ai.monitoring import Collector
+
+features = Collector(name="my_features")
+scores = Collector(name="my_scores", on_error=lambda e: print("collect failed", e))
+
+def init():
+    pass
+
+def run(raw):
+    rows = json.loads(raw)["data"]
+    context = features.collect([{"width": r[0], "ratio": r[0] / (r[1] or 1)} for r in rows])
+    scores.collect({"score": [0.25] * len(rows)}, context)
+    return {"rows": len(rows), "correlation": context.get_id()}
+'''
+
+
+@pytest.mark.slow
+def test_a_scoring_scripts_collector_fills_custom_collections(serving: Path, cli: Cli) -> None:
+    custom = ("data_collector:\n  collections:\n    model_inputs: {enabled: 'True'}\n"
+              "    my_features: {enabled: 'True'}\n    my_scores: {enabled: 'True'}\n")
+    root = served_tree(serving, {"blue": 90, "green": 10}, green="script", green_settings=custom)
+    write(root / "src" / "score.py", CUSTOM_SCRIPT)
+    init_repo(root)
+    applied = cli("apply", "--auto-approve", cwd=root)
+    assert applied.code == 0, applied.err
+    assert "stay empty" not in applied.err, "a scripted deployment fills its custom collections"
+    host = Host(root / ".mlops" / "dev")
+    answers = [host.score(SAMPLE, deployment="green").json() for _ in range(3)]
+    assert [a["rows"] for a in answers] == [len(SAMPLE["data"])] * 3
+    collected = Collected(root / ".mlops" / "dev" / "collected")
+
+    def rows_of(collection: str) -> list[dict[str, object]]:
+        return [r for f in collected.files("cancer", "green", collection) for r in pq.read_table(f.path).to_pylist()]
+
+    deadline = time.monotonic() + 30  # the worker spools each second, the converter makes Parquet of it
+    while len(rows_of("my_scores")) < 3 * len(SAMPLE["data"]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    features, scores = rows_of("my_features"), rows_of("my_scores")
+    assert len(features) == len(scores) == 3 * len(SAMPLE["data"])
+    first = SAMPLE["data"][0]
+    row = next(r for r in features if r["row"] == 0)
+    assert row["width"] == first[0] and row["ratio"] == pytest.approx(first[0] / first[1])
+    assert row["deployment"] == "green" and row["collection"] == "my_features"
+    assert {r["correlationid"] for r in features} == {r["correlationid"] for r in scores} == {
+        a["correlation"] for a in answers}, "collect(data, context) links a request's collections"
+    assert len(rows_of("model_inputs")) == 3 * len(SAMPLE["data"]), "the host still collects the inputs"
+
+
+def test_the_collector_outside_a_local_worker_does_nothing_and_never_raises(tmp_path: Path) -> None:
+    import importlib
+    import sys
+
+    shims = Path(__file__).resolve().parents[1] / "mlops_gitops" / "runtime" / "serving" / "shims"
+    sys.path.insert(0, str(shims))
+    try:
+        monitoring = importlib.import_module("azureml.ai.monitoring")
+        errors: list[Exception] = []
+        collector = monitoring.Collector(name="my_features", on_error=errors.append)
+        context = collector.collect([{"a": 1}])
+        assert context.get_id() and collector.collect([{"a": 2}], context) is context
+        os.environ["MLOPS_GITOPS_COLLECTOR"] = json.dumps({"spool": str(tmp_path), "rates": {"my_features": 1.0},
+                                                           "meta": {"endpoint": "e", "deployment": "d"}})
+        monitoring._spool = None
+        collector.collect("not a table", context)
+        assert [type(e) for e in errors] == [TypeError], "a bad payload reaches on_error, not the request"
+        collector.collect({"a": [1, 2]}, context)
+        monitoring._spool.flush()
+        from mlops_gitops.runtime.serving.collector import read_segment
+
+        meta, samples = read_segment(next(tmp_path.glob("*.seg")))
+        assert meta["deployment"] == "d" and [(s.collection, s.correlation_id, json.loads(s.body))
+                                              for s in samples] == [("my_features", context.get_id(),
+                                                                     {"a": [1, 2]})]
+    finally:
+        os.environ.pop("MLOPS_GITOPS_COLLECTOR", None)
+        sys.path.remove(str(shims))
+        for name in [m for m in sys.modules if m == "azureml" or m.startswith("azureml.")]:
+            del sys.modules[name]

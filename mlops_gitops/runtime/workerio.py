@@ -8,9 +8,18 @@ stdout; the script's own prints go to stderr (the log), so they never corrupt a 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import secrets
+import struct
 import sys
+import time
+from collections.abc import Sequence
 from typing import IO, Any
+
+# the data collector's spool (serving/collector.py): a segment is a JSON line of the deployment's facts, then
+# one frame per sample; the host and the scoring workers (custom collections) both write them
+SPOOL_FRAME = struct.Struct(">BBdI")  # collection length, correlation ID length, time, body length
 
 
 def protocol_streams() -> tuple[IO[bytes], IO[bytes]]:
@@ -45,3 +54,19 @@ def load_script(code_dir: str, script: str, module_name: str) -> Any:
     if hasattr(module, "init"):
         module.init()
     return module
+
+
+def write_spool_segment(spool: str, meta: dict[str, Any], samples: Sequence[tuple[str, str, float, bytes]]) -> str:
+    """One flush of samples (collection, correlation ID, time, body) as a segment of the spool; it appears under
+    its final name only once complete, so the converter never reads half of one."""
+    parts = [json.dumps(meta).encode() + b"\n"]
+    pack = SPOOL_FRAME.pack
+    for collection, correlation_id, when, body in samples:
+        label, cid = collection.encode(), correlation_id.encode()[:255]
+        parts += [pack(len(label), len(cid), when, len(body)), label, cid, body]
+    name = f"{time.time_ns():020d}-{secrets.token_hex(4)}.seg"
+    tmp = os.path.join(spool, f".{name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(b"".join(parts))
+    os.replace(tmp, os.path.join(spool, name))
+    return os.path.join(spool, name)

@@ -155,7 +155,7 @@ class Deployer:
             self.hooks.warn(f"{res.address}: instance_count {instances} is more than this machine runs: it gets "
                               f"{local_workers(instances)} worker processes locally (MLOPS_GITOPS_MAX_WORKERS "
                               "raises the bound); its concurrency limit is unchanged")
-        collect, rolling_rate = self._collections(res)
+        collect, rolling_rate = self._collections(res, scripted=bool(cc.get("scoring_script")))
         cfg = DeploymentConfig(
             collect=collect, rolling_rate=rolling_rate,
             endpoint=endpoint, name=name, model_name=model_name, model_version=model_version,
@@ -168,14 +168,15 @@ class Deployer:
             model_format=model_type)
         return cfg, env
 
-    def _collections(self, res: DesiredResource | ActualResource) -> tuple[dict[str, float], str]:
+    def _collections(self, res: DesiredResource | ActualResource,
+                     scripted: bool) -> tuple[dict[str, float], str]:
         """What its data_collector collects locally (runtime/serving/collector.py), said when something is not."""
         rates, rolling_rate = rates_of(res.spec.get("data_collector"))
         custom = sorted(set(rates) - set(KNOWN))
-        if custom:
+        if custom and not scripted:
             self.hooks.warn(f"{res.address}: data_collector collection(s) {', '.join(custom)} are logged by a scoring "
-                            "script's Collector in Azure; the local host collects only "
-                            f"{', '.join(KNOWN)}, so these stay empty")
+                            "script's Collector (azureml.ai.monitoring); this deployment has no scoring script, "
+                            "so these stay empty")
             rates = {k: v for k, v in rates.items() if k in KNOWN}
         if rates and not collector_available():  # served all the same; only the collection waits for pyarrow
             self.hooks.warn(f"{res.address}: data_collector is not collected: its Parquet files need pyarrow "

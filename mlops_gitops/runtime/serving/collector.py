@@ -16,7 +16,9 @@ Layout, as Azure's collector writes to blob storage, one folder level per `rolli
 `correlationid`, `time` (UTC), `endpoint`, `deployment`, `model_version`, `collection`, `row` (the row's
 index in its request), then one column per feature for tabular payloads, or `data` (the payload as JSON)
 for anything else. Collections: `model_inputs` (the request's rows) and `model_outputs` (the answer's
-rows); `request` and `response` hold the bodies as sent.
+rows); `request` and `response` hold the bodies as sent; any other name is a custom collection, which a scoring
+script fills through `azureml.ai.monitoring.Collector` (serving/shims/azureml: its workers write their own
+samples to the spool, with the same bound of FLUSH_S seconds a killed worker may lose).
 """
 
 from __future__ import annotations
@@ -25,13 +27,10 @@ import json
 import logging
 import os
 import random
-import secrets
 import signal
-import struct
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,6 +38,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
+
+from mlops_gitops.runtime.workerio import SPOOL_FRAME, write_spool_segment
 
 log = logging.getLogger("mlops_gitops.host")
 FLUSH_S = 1.0
@@ -160,24 +161,14 @@ class DeploymentCollector:
 
 # -- the spool: raw samples on disk within FLUSH_S, made Parquet by a process of its own -----------------------
 
-FRAME = struct.Struct(">BBdI")  # collection length, correlation ID length, time, body length
+FRAME = SPOOL_FRAME
 SPOOL = ".spool"
+COLLECTOR_ENV = "MLOPS_GITOPS_COLLECTOR"  # what a scoring worker's Collector needs (serving/shims/azureml)
 
 
 def write_segment(spool: Path, dc: DeploymentCollector, samples: list[Sample]) -> Path:
-    """One flush of one deployment: a JSON line of its facts, then the samples as frames; it appears under its
-    final name only once complete."""
-    parts = [json.dumps(dc.meta()).encode() + b"\n"]
-    pack = FRAME.pack
-    for collection, correlation_id, when, body in samples:
-        label, cid = collection.encode(), correlation_id.encode()[:255]
-        parts += [pack(len(label), len(cid), when, len(body)), label, cid, body]
-    name = f"{time.time_ns():020d}-{secrets.token_hex(4)}.seg"
-    tmp = spool / f".{name}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(b"".join(parts))
-    os.replace(tmp, spool / name)
-    return spool / name
+    """One flush of one deployment (workerio.write_spool_segment)."""
+    return Path(write_spool_segment(str(spool), dc.meta(), samples))
 
 
 def read_segment(path: Path) -> tuple[dict[str, Any], list[Sample]]:
@@ -214,8 +205,8 @@ def _table(meta: dict[str, Any], collection: str, samples: list[Sample]) -> Any:
     rows: list[int] = []
     features: dict[str, list[Any]] = {}
     payloads: list[str | None] = []
-    tabular = collection in ("model_inputs", "model_outputs")
-    prefix = "input" if collection == "model_inputs" else "prediction"
+    tabular = collection not in ("request", "response")  # custom collections: what a script's Collector logged
+    prefix = {"model_inputs": "input", "model_outputs": "prediction"}.get(collection, collection)
     for s in samples:
         columns = _parsed(s, tabular, prefix)
         n = len(next(iter(columns.values()))) if columns else 1

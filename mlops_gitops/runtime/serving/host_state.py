@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_gitops.fsutil import safe_join
-from mlops_gitops.runtime.serving.collector import CollectorPool, DeploymentCollector
+from mlops_gitops.runtime.serving.collector import KNOWN, CollectorPool, DeploymentCollector
 from mlops_gitops.runtime.serving.config import DeploymentConfig, EndpointConfig, ServingConfig
 from mlops_gitops.runtime.serving.errors import HttpError
 from mlops_gitops.runtime.serving.metrics import Metrics
@@ -64,7 +64,7 @@ class HostState:
         if cfg.scoring_script:
             from mlops_gitops.runtime.serving.script_runner import ScriptRunner
 
-            runner = ScriptRunner(cfg, log_path if self.log_files else None)
+            runner = ScriptRunner(cfg, log_path if self.log_files else None, self.collectors.spool)
             await runner.start()
             return runner
         if not cfg.model_dir:
@@ -88,7 +88,9 @@ class HostState:
             except Exception as exc:
                 log.error("deployment %s failed to start: %s", cfg.key, exc)
                 raise HttpError(422, f"deployment {cfg.key} is not ready: {exc}") from None
-            collect = (self.collectors.collector(cfg.key, cfg.endpoint, cfg.name, cfg.model_version, cfg.collect,
+            # the host samples the known collections; a script's Collector spools custom ones from its worker
+            collect = (self.collectors.collector(cfg.key, cfg.endpoint, cfg.name, cfg.model_version,
+                                                 {k: v for k, v in cfg.collect.items() if k in KNOWN},
                                                  cfg.rolling_rate) if cfg.collect else None)
             self.deployments[cfg.key] = LiveDeployment(cfg, runner, collect)
             self.config.deployments[cfg.key] = cfg

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import struct
 import sys
 from pathlib import Path
+from typing import Any
 
 from mlops_gitops.fsutil import ensure_dir, open_private
+from mlops_gitops.runtime.serving.collector import COLLECTOR_ENV, KNOWN
 from mlops_gitops.runtime.serving.config import DeploymentConfig, local_workers
 from mlops_gitops.runtime.serving.errors import HttpError
 
@@ -24,10 +27,12 @@ log = logging.getLogger("mlops_gitops.host")
 
 
 class Worker:
-    def __init__(self, cfg: DeploymentConfig, index: int, log_path: Path | None) -> None:
+    def __init__(self, cfg: DeploymentConfig, index: int, log_path: Path | None,
+                 collector: dict[str, Any] | None = None) -> None:
         self.cfg = cfg
         self.index = index
         self.log_path = log_path
+        self.collector = collector  # where its script's Collector spools custom collections (shims/azureml)
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
@@ -35,6 +40,8 @@ class Worker:
         env = {**os.environ, **cfg.environment_variables, "PYTHONUNBUFFERED": "1",
                "AZUREML_MODEL_DIR": cfg.model_dir or "", "AZUREML_ENDPOINT": cfg.endpoint,
                "AZUREML_DEPLOYMENT": cfg.name, "AZUREML_WORKER_INDEX": str(self.index)}
+        if self.collector is not None:
+            env[COLLECTOR_ENV] = json.dumps(self.collector)
         with contextlib.ExitStack() as stack:
             log_file = None  # no log file (in an image): the script's output joins the host's stderr
             if self.log_path is not None:
@@ -97,10 +104,15 @@ class Worker:
 class ScriptRunner:
     kind = "script"
 
-    def __init__(self, cfg: DeploymentConfig, log_path: Path | None) -> None:
+    def __init__(self, cfg: DeploymentConfig, log_path: Path | None, spool: Path | None = None) -> None:
         self.cfg = cfg
         self.log_path = log_path
-        self.workers = [Worker(cfg, i, log_path) for i in range(local_workers(cfg.instance_count))]
+        custom = {name: rate for name, rate in cfg.collect.items() if name not in KNOWN}
+        collector = None if spool is None or not custom else {
+            "spool": str(spool), "rates": custom,
+            "meta": {"endpoint": cfg.endpoint, "deployment": cfg.name, "model_version": cfg.model_version,
+                     "rolling_rate": cfg.rolling_rate}}
+        self.workers = [Worker(cfg, i, log_path, collector) for i in range(local_workers(cfg.instance_count))]
         self.idle: asyncio.Queue[Worker] = asyncio.Queue()
         self.restarts: set[asyncio.Task[None]] = set()
 

@@ -38,6 +38,8 @@ def main() -> int:
     code_dir, script = sys.argv[1], sys.argv[2]
     proto_in, proto_out = protocol_streams()
     sys.path.insert(0, code_dir)
+    # Azure's modules that scoring scripts import (azureml.ai.monitoring's Collector), after the script's own
+    sys.path.insert(1, os.path.join(os.path.dirname(os.path.abspath(__file__)), "shims"))
     os.chdir(code_dir)
     try:
         run = load_script(code_dir, script, "score").run
