@@ -27,6 +27,26 @@ def pytest_configure(config: pytest.Config) -> None:
     register(config)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist's work stealing, each worker starts with a slice of the collection, in order: put the slow
+    tests at the head of every slice, a share each, so that they start at once on all workers instead of
+    queueing on one (the long tail that made the run slow). The slices are cut as xdist cuts them."""
+    workers = config.getoption("numprocesses", None) if config.pluginmanager.hasplugin("xdist") else None
+    if not isinstance(workers, int) or workers < 2 or config.getoption("dist", "no") != "worksteal":
+        return
+    slow = [i for i in items if i.get_closest_marker("slow") is not None]
+    rest = [i for i in items if i.get_closest_marker("slow") is None]
+    ordered: list[pytest.Item] = []
+    remaining = len(items)
+    for w in range(workers):
+        size = remaining // (workers - w)  # xdist: len(pending) // nodes_remaining, front first
+        remaining -= size
+        share = slow[w::workers][:size]
+        ordered += share + [rest.pop(0) for _ in range(min(size - len(share), len(rest)))]
+    ordered += rest + [i for i in slow if i not in ordered]
+    items[:] = ordered
+
+
 @pytest.fixture(autouse=True)
 def hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """No CI variables, no user Git config, a fixed actor: tests see the same world everywhere."""

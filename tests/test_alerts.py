@@ -69,8 +69,12 @@ def test_a_breached_monitor_mails_its_report(cli: Cli, tmp_path: Path, smtp: tup
     to, mail = inbox.mails[0]
     assert to == ["oncall@example.com", "ml@example.com"]
     assert mail["From"] == "mlops@example.com" and mail["Subject"] == "[mlops-gitops] monitor drift: features breached"
-    body = mail.get_payload(decode=True).decode()
+    parts = {part.get_content_type(): part.get_payload(decode=True).decode() for part in mail.walk()
+             if not part.is_multipart()}
+    assert set(parts) == {"text/plain", "text/html"}, "the report as text, and its page as the HTML version"
+    body = parts["text/plain"]
     assert "| size | numerical | population_stability_index |" in body and "mlops-gitops monitor show drift-" in body
+    assert parts["text/html"].count("<svg") == 5, "the page with its plots (drift: 2 features, quality: 3)"
 
 
 def test_a_scheduled_job_mails_when_it_ends(cli: Cli, tmp_path: Path, smtp: tuple[int, Inbox]) -> None:

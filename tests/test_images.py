@@ -93,8 +93,9 @@ def test_label_values_stay_inside_their_quotes(tmp_path: Path) -> None:
     ctx = tmp_path / "ctx"
     write_context(recipe(tmp_path, **{"org.example.note": hostile}), ctx)
     steps = instructions((ctx / "Dockerfile").read_text())
-    assert [s.split()[0] for s in steps] == ["FROM", "ENV", "COPY", "COPY", "COPY", "RUN", "FROM", "LABEL", "ENV", "COPY",
-                                             "COPY", "COPY", "COPY", "ENV", "WORKDIR", "EXPOSE", "ENTRYPOINT", "CMD"]
+    assert [s.split()[0] for s in steps] == ["FROM", "ENV", "COPY", "COPY", "COPY", "RUN", "FROM", "LABEL", "ENV",
+                                             "COPY", "COPY", "COPY", "COPY", "ENV", "WORKDIR", "EXPOSE", "ENTRYPOINT",
+                                             "CMD"]
     label = next(s for s in steps if s.startswith("LABEL"))
     pairs = label_pairs(label)
     assert pairs["org.example.note"] == hostile

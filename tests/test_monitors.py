@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,43 @@ from mlops_gitops.runtime.monitoring.signals import Table, evaluate
 from tests.helpers import AZ, Result, init_repo, write
 
 Cli = Callable[..., Result]
+
+
+class Page(HTMLParser):
+    """What a test reads of a report page: external references, the tags used, each feature's plot."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.external: list[str] = []
+        self.tags: set[str] = set()
+        self.plots: dict[str, str] = {}  # feature -> "breach" or ""
+        self.titles: list[str] = []
+        self._feature_class: str | None = None
+        self._in: list[str] = []
+
+    @classmethod
+    def read(cls, path: Path) -> Page:
+        page = cls()
+        page.feed(path.read_text(encoding="utf-8"))
+        return page
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        values = dict(attrs)
+        self.external += [v for k, v in attrs if k in ("src", "href") and v]
+        if tag == "div" and "feature" in (values.get("class") or "").split():
+            self._feature_class = "breach" if "breach" in (values.get("class") or "") else ""
+        self._in.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._in:
+            self._in.pop()
+
+    def handle_data(self, data: str) -> None:
+        if self._in and self._in[-1] == "h3" and self._feature_class is not None:
+            self.plots.setdefault(data.strip(), self._feature_class)
+        if self._in and self._in[-1] == "title":
+            self.titles.append(f"{next(reversed(self.plots), '')} {data}")
 
 
 def table(path: Path, shift: float = 0.0, seed: int = 0, rows: int = 500, extra: str = "") -> Path:
@@ -93,6 +131,14 @@ def test_a_monitor_runs_is_recorded_reported_and_raises_events(cli: Cli, tmp_pat
     assert "| size | numerical | population_stability_index |" in shown and "| breached |" in shown
     recorded = json.loads(cli("monitor", "show", run_id, "--format", "json", cwd=repo).out)
     assert recorded["data"]["features"]["reference"] == "data:reference:1"
+    page = Page.read(Path(recorded["html_report"]))
+    assert page.external == [] and "script" not in page.tags, "a self-contained page: nothing fetched, nothing run"
+    assert page.plots["size"] == "breach" and set(page.plots) == {"size", "colour", "weight"}
+    size = next(f for f in recorded["signals"][0]["features"] if f["feature"] == "size")
+    shares = size["distribution"]
+    assert len(shares["edges"]) == 21 and sum(shares["reference"]) == pytest.approx(1.0, abs=1e-4)
+    assert shares["production"][-1] > shares["reference"][-1], "the shifted production fills the upper bins"
+    assert any("size" in t and "reference" in t for t in page.titles), "each bar says its bin and both shares"
     assert len(recorded["data"]["features"]["production_sha256"]) == 64
     listed = cli("events", "list", "--format", "json", cwd=repo).out.splitlines()
     types = [json.loads(line)["type"] for line in listed if line.strip()]  # one CloudEvent per line

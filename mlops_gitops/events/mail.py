@@ -32,8 +32,11 @@ class SmtpSettings:
         return self.port or {"ssl": 465, "starttls": 587}.get(self.security, 25)
 
 
-def mail_event(source: str, recipients: list[str], subject: str, body: str, about: str) -> Event:
-    return Event(MAIL_EVENT, source, about, {"to": list(recipients), "subject": subject, "body": body})
+def mail_event(source: str, recipients: list[str], subject: str, body: str, about: str,
+               html: str | None = None) -> Event:
+    """A mail to send: its text, and an HTML version (a monitor's report page) that mail readers show instead."""
+    return Event(MAIL_EVENT, source, about, {"to": list(recipients), "subject": subject, "body": body,
+                                             **({"html": html} if html else {})})
 
 
 @dataclass
@@ -54,6 +57,8 @@ class EmailSink:
         msg["Message-ID"] = make_msgid(domain="mlops-gitops")
         msg["X-MLOps-Subject"] = event.subject  # what the mail is about, for mail rules
         msg.set_content(str(event.data["body"]))
+        if event.data.get("html"):
+            msg.add_alternative(str(event.data["html"]), subtype="html")
         return msg
 
     def deliver(self, event: Event, deadline: float, abort: threading.Event) -> None:

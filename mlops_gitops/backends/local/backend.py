@@ -270,7 +270,7 @@ class LocalBackend:
         self.dispatcher.publish(event)
         return event
 
-    def mail(self, recipients: list[str], subject: str, body: str, about: str) -> None:
+    def mail(self, recipients: list[str], subject: str, body: str, about: str, html: str | None = None) -> None:
         """Send a mail through mlops.yaml's SMTP server, off the command's path (dead-lettered if undelivered)."""
         if not recipients:
             return
@@ -280,7 +280,7 @@ class LocalBackend:
             return
         from mlops_gitops.events.mail import EmailSink, mail_event
 
-        self.dispatcher.send(EmailSink(self.smtp), mail_event(self.source, recipients, subject, body, about))
+        self.dispatcher.send(EmailSink(self.smtp), mail_event(self.source, recipients, subject, body, about, html))
 
     def events(self, after: int = 0, limit: int | None = None) -> list[EventRecord]:
         return [EventRecord(r.seq, r.at, r.type, r.subject, r.document) for r in self.store.events(after, limit)]

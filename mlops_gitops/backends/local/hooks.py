@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 
-def _no_mail(recipients: list[str], subject: str, body: str, about: str) -> None:
+def _no_mail(recipients: list[str], subject: str, body: str, about: str, html: str | None = None) -> None:
     return None
 
 
@@ -17,4 +17,5 @@ class Hooks:
     note: Callable[[str], None]  # progress of slow steps (environment and image builds, fetches)
     warn: Callable[[str], None]
     emit: Callable[[str, str, dict[str, Any]], Any]  # event type, subject, data
-    mail: Callable[[list[str], str, str, str], None] = _no_mail  # recipients, subject, body, what it is about
+    # recipients, subject, body, what it is about, and an HTML version of the body (or None)
+    mail: Callable[[list[str], str, str, str, str | None], None] = _no_mail

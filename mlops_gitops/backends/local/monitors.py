@@ -30,6 +30,7 @@ from mlops_gitops.backends.local.store import LocalStore
 from mlops_gitops.errors import NotFoundError, WorkspaceError
 from mlops_gitops.fsutil import safe_join, write_private
 from mlops_gitops.hashing import canonical_json
+from mlops_gitops.runtime.monitoring import report
 from mlops_gitops.runtime.monitoring.metrics import SignalError
 from mlops_gitops.runtime.monitoring.signals import SignalResult, evaluate
 from mlops_gitops.runtime.monitoring.table import Table
@@ -199,31 +200,19 @@ class Monitors:
         breached = [r.name for r in results if not r.passed]
         if breached:
             notify.monitor_breached(self.hooks, definition, schedule.address.name, run_id, breached,
-                                    run.report.read_text(encoding="utf-8"), None)
+                                    run.report.read_text(encoding="utf-8"),
+                                    run.report.with_suffix(".html").read_text(encoding="utf-8"))
         return run
 
     def _report(self, run: MonitorRun) -> Path:
-        lines = [f"## Monitor {run.schedule}: {run.status}", "", f"Run `{run.id}`.", ""]
-        if run.message:
-            lines += [f"**Failed:** {run.message}", ""]
-        for s in run.signals:
-            d = run.data.get(s["signal"], {})
-            lines += [f"### {s['signal']} ({s['type']}): {'passed' if s['passed'] else 'breached'}", "",
-                      f"Reference `{d.get('reference')}` ({s['rows']['reference']} rows) against production "
-                      f"`{d.get('production')}` ({s['rows']['production']} rows).", "",
-                      "| feature | type | metric | value | threshold | |", "|---|---|---|---|---|---|"]
-            for f in s["features"]:
-                if f["error"]:
-                    lines.append(f"| {f['feature']} | {f['kind']} | — | — | — | {f['error']} |")
-                for metric, limit in f["checked"].items():
-                    mark = "breached" if metric in f["breached"] else "ok"
-                    lines.append(f"| {f['feature']} | {f['kind']} | {metric} | {f['metrics'][metric]:.4g} | "
-                                 f"{limit:g} | {mark} |")
-            lines.append("")
-        path = safe_join(self.store.path / "monitors", run.id) / "report.md"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_private(path, "\n".join(lines) + "\n")
-        return path
+        """report.md and report.html in the run's folder; returns the Markdown one."""
+        recorded = {"id": run.id, "schedule": run.schedule, "status": run.status, "message": run.message,
+                    "signals": run.signals, "data": run.data}
+        folder = safe_join(self.store.path / "monitors", run.id)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_private(folder / "report.html", report.html(recorded))
+        write_private(folder / "report.md", report.markdown(recorded))
+        return folder / "report.md"
 
     def get(self, run_id: str) -> dict[str, Any]:
         self.store.ensure()
@@ -233,7 +222,8 @@ class Monitors:
             raise NotFoundError(f"no monitor run {run_id} (`mlops-gitops monitor list`)")
         return {**dict(row._mapping), "signals": rows.loads(row.signals, "signals"),
                 "data": rows.loads(row.data, "data"),
-                "report": str(self.store.path / "monitors" / run_id / "report.md")}
+                "report": str(self.store.path / "monitors" / run_id / "report.md"),
+                "html_report": str(self.store.path / "monitors" / run_id / "report.html")}
 
     def all(self, schedule: str | None = None) -> list[dict[str, Any]]:
         if not self.store.has_state():

@@ -32,18 +32,17 @@ def job_ended(hooks: Hooks, job: str, run_id: str, status: str, failures: list[s
         lines += ["", "Failures:", *(f"- {f}" for f in failures)]
     lines += ["", f"mlops-gitops job show {run_id}", f"mlops-gitops job logs {run_id}"]
     hooks.mail(emails, f"[mlops-gitops] job {job} {status} (run {run_id})", "\n".join(lines) + "\n",
-               f"run:{run_id}")
+               f"run:{run_id}", None)
 
 
 def monitor_breached(hooks: Hooks, definition: dict[str, Any], monitor: str, run_id: str,
                      breached: list[str], report: str, html: str | None) -> None:
-    """Mail alert_notification.emails the run's report when signals that alert (alert_enabled, by default
-    true) breached."""
+    """Mail alert_notification.emails the run's report (Markdown as the text, the HTML page as its HTML
+    version) when signals that alert (alert_enabled, by default true) breached."""
     emails = [str(e) for e in (definition.get("alert_notification") or {}).get("emails") or []]
     signals = definition.get("monitoring_signals") or {}
     alerting = [name for name in breached if (signals.get(name) or {}).get("alert_enabled", True) is not False]
     if not emails or not alerting:
         return
-    tail = [f"HTML report: {html}"] if html else []
     hooks.mail(emails, f"[mlops-gitops] monitor {monitor}: {', '.join(alerting)} breached",
-               report + "\n" + "\n".join([*tail, f"mlops-gitops monitor show {run_id}"]) + "\n", f"monitor:{run_id}")
+               report + f"\nmlops-gitops monitor show {run_id}\n", f"monitor:{run_id}", html)

@@ -136,6 +136,40 @@ def quality_metrics(reference: Column, production: Column, kind: str) -> dict[st
     return {"null_value_rate": nulls / n, "data_type_error_rate": 0.0, "out_of_bounds_rate": outside / n}
 
 
+PLOT_BINS = 20
+PLOT_CATEGORIES = 12
+
+
+def distribution(reference: Column, production: Column, kind: str) -> dict[str, Any]:
+    """Both samples' shares per bin of equal width over their joint range (numerical), or per category, the
+    reference's most frequent first (categorical): what a report draws; empty for an all-null feature."""
+    if kind == "numerical":
+        ref, prod = reference.numbers()[0], production.numbers()[0]
+        ref, prod = ref[np.isfinite(ref)], prod[np.isfinite(prod)]
+        if not len(ref) or not len(prod):
+            return {}
+        low, high = float(min(ref.min(), prod.min())), float(max(ref.max(), prod.max()))
+        edges = np.linspace(low, high if high > low else low + 1.0, PLOT_BINS + 1)
+        return {"edges": [round(float(e), 6) for e in edges],
+                "reference": [round(float(v), 6) for v in np.histogram(ref, edges)[0] / len(ref)],
+                "production": [round(float(v), 6) for v in np.histogram(prod, edges)[0] / len(prod)]}
+    ref_counts, prod_counts = reference.counts()[0], production.counts()[0]
+    ref_total, prod_total = sum(ref_counts.values()), sum(prod_counts.values())
+    if not ref_total or not prod_total:
+        return {}
+    ranked = sorted(ref_counts.keys() | prod_counts.keys(),
+                    key=lambda c: (-ref_counts.get(c, 0), -prod_counts.get(c, 0), c))
+    shown, rest = ranked[:PLOT_CATEGORIES], ranked[PLOT_CATEGORIES:]
+    labels = shown + (["(other)"] if rest else [])
+
+    def shares(counts: dict[str, int], total: int) -> list[float]:
+        out = [counts.get(c, 0) / total for c in shown]
+        return [round(v, 6) for v in out + ([sum(counts.get(c, 0) for c in rest) / total] if rest else [])]
+
+    return {"labels": labels, "reference": shares(ref_counts, ref_total),
+            "production": shares(prod_counts, prod_total)}
+
+
 @dataclass
 class FeatureResult:
     feature: str
@@ -144,6 +178,8 @@ class FeatureResult:
     checked: dict[str, float] = field(default_factory=dict)  # metric -> threshold
     breached: list[str] = field(default_factory=list)
     error: str = ""
+    # what the report plots: shares of the rows per bin (numerical: `edges`) or per category (`labels`)
+    distribution: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -197,6 +233,7 @@ def evaluate(name: str, signal_type: str, reference: Table, production: Table, f
                 result.metrics = categorical_metrics(ref.counts()[0], prod.counts()[0], wanted)
         except SignalError as exc:
             result.error = str(exc)
+        result.distribution = distribution(ref, prod, kind)
         for metric, limit in limits[kind].items():
             if metric in result.metrics:
                 result.checked[metric] = limit
