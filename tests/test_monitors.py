@@ -174,3 +174,53 @@ def test_validate_names_an_unknown_metric_and_takes_azures_two_forms(cli: Cli, t
     assert res.code == 1
     assert ("schedules/drift.yml:13:7: error MON001: unknown metric 'kl_divergence' for a data_drift signal on "
             "numerical features") in res.out
+
+
+def test_shared_columns_leave_out_what_only_one_side_has(tmp_path: Path) -> None:
+    ref = Table.read([table(tmp_path / "ref.csv", extra="target")], "reference")
+    prod = Table.read([table(tmp_path / "prod.csv", seed=1)], "production")
+    with pytest.raises(SignalError, match="only in the reference: target"):
+        evaluate("d", "data_drift", ref, prod, None, None)
+    result = evaluate("d", "data_drift", ref, prod, None, None, shared_columns=True)
+    assert [f.feature for f in result.features] == ["size", "weight", "colour"]
+
+
+@pytest.mark.slow
+def test_without_reference_data_a_monitor_compares_with_its_models_training_data(
+        cli: Cli, example: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The training pipeline of example-repo registers cancer-classifier:1 from breast-cancer-train; a monitor of
+    a deployment serving it, with no reference_data, finds that data through lineage."""
+    import shutil
+
+    from tests.helpers import commit_all
+
+    monkeypatch.setenv("MLOPS_GITOPS_RUNTIME", "process")
+    for folder in ("endpoints", "deployments", "monitors"):  # train first: nothing to serve yet
+        shutil.rmtree(example / folder)
+    commit_all(example, "Only the training side")
+    assert cli("apply", "--auto-approve", cwd=example).code == 0
+    monkeypatch.setenv("MLOPS_GITOPS_RUNTIME", "none")  # the deployment recorded, not served: lineage is enough
+    write(example / "endpoints" / "cancer.yml", f"$schema: {AZ}/managedOnlineEndpoint.schema.json\nname: cancer\n"
+                                                "auth_mode: key\n")
+    write(example / "deployments" / "trained.yml", (
+        f"$schema: {AZ}/managedOnlineDeployment.schema.json\nname: trained\nendpoint_name: cancer\n"
+        "model: azureml:cancer-classifier:1\ninstance_type: Standard_DS3_v2\ninstance_count: 1\n"))
+    write(example / "monitors" / "drift.yml", (
+        f"$schema: {AZ}/schedule.schema.json\nname: drift\ntrigger: {{type: cron, expression: '0 3 * * *'}}\n"
+        "create_monitor:\n  monitoring_target: {endpoint_deployment_id: 'azureml:cancer:trained'}\n"
+        "  monitoring_signals:\n    inputs:\n      type: data_drift\n"
+        "      production_data:\n        input_data: {type: uri_file, path: 'azureml:breast-cancer-train:1'}\n"))
+    commit_all(example, "Serve and monitor the trained model")
+    applied = cli("apply", "--auto-approve", cwd=example)
+    assert applied.code == 0, applied.out + applied.err
+    ran = cli("monitor", "run", "drift", cwd=example)
+    assert ran.code == 0, ran.out + ran.err
+    run_id = ran.out.split("(run ", 1)[1].split(")", 1)[0]
+    record = json.loads(cli("monitor", "show", run_id, "--format", "json", cwd=example).out)
+    facts = record["data"]["inputs"]
+    assert facts["reference"] == "data:breast-cancer-train:1"
+    found = facts["reference_found_through"]
+    assert found["deployment"] == "online-deployment:cancer/trained" and found["model"] == "model:cancer-classifier:1"
+    assert found["run"].startswith("train-cancer-classifier"), found
+    assert record["status"] == "passed", "the training data against itself does not drift"
+    assert "the training data of model:cancer-classifier:1" in cli("monitor", "show", run_id, cwd=example).out

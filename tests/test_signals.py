@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 from scipy.spatial import distance
 
-from mlops_gitops.runtime.monitoring.metrics import BINS
+from mlops_gitops.runtime.monitoring.metrics import BINS, SignalError
 from mlops_gitops.runtime.monitoring.signals import _psi, categorical_metrics, evaluate, numerical_metrics
 from mlops_gitops.runtime.monitoring.table import Column, Table, _parse
 
@@ -82,3 +82,35 @@ def test_csv_is_read_alike_with_and_without_pyarrow(tmp_path: Path) -> None:
                                                                                                 "blue": 1}, 2)
     result = evaluate("q", "data_quality", fast, slow, None, None)
     assert {f.feature: f.metrics["null_value_rate"] for f in result.features} == {"size": 0.2, "colour": 0.4}
+
+
+def test_top_n_features_are_ranked_by_what_they_tell_about_the_target() -> None:
+    rng = np.random.default_rng(3)
+    n = 4000
+    strong, weak, noise = rng.normal(size=n), rng.normal(size=n), rng.normal(size=n)
+    colour = rng.choice(["red", "blue"], n)
+    target = ((strong + 0.3 * weak + 0.1 * rng.normal(size=n)) > 0).astype(float)
+    reference = Table.of({"noise": noise, "weak": weak, "strong": strong, "colour": colour.astype(object),
+                          "label": target})
+    production = Table.of({"noise": noise, "weak": weak + 2, "strong": strong, "colour": colour.astype(object)})
+    result = evaluate("d", "data_drift", reference, production, {"top_n_feature_importance": 2}, None,
+                      target="label")
+    assert [f.feature for f in result.features] == ["strong", "weak"]
+    assert result.features[0].importance > result.features[1].importance > 0
+    assert [f.feature for f in result.features if f.breached] == ["weak"]
+    everything = evaluate("d", "data_drift", reference, production, None, None, target="label")
+    assert [f.feature for f in everything.features] == ["noise", "weak", "strong", "colour"], "the target is no feature"
+    with pytest.raises(SignalError, match="target_column_name"):
+        evaluate("d", "data_drift", reference, production, {"top_n_feature_importance": 2}, None)
+    with pytest.raises(SignalError, match="write a list of columns"):
+        evaluate("d", "data_drift", reference, production, 5, None, target="label")
+
+
+@pytest.mark.parametrize("given", ["list", "arrow"])
+def test_row_values_keep_the_rows_in_order(given: str) -> None:
+    values = ["1.5", "NA", "2", "x"] + ["3"] * 200
+    source = values if given == "list" else pa.array(values)
+    rows = Column(source, len(values)).row_values()
+    assert np.isnan(rows[1]) and np.isnan(rows[3]) and rows[0] == 1.5 and rows[2] == 2.0 and len(rows) == 204
+    text = Column(["a", "", "b"] if given == "list" else pa.array(["a", "", "b"]), 3).row_values()
+    assert text == ["a", None, "b"]

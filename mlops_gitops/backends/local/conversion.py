@@ -96,17 +96,11 @@ class Converter:
         return found
 
     def _training_data(self, source: ActualResource) -> tuple[str, str]:
-        run_id = source.provenance.get("run.id")
-        if not run_id:
-            raise ConversionError(f"{source.address} was not produced by a run of this workspace: name the sample's "
-                                  "data asset in x-gitops.convert.sample.data")
-        for step in RunRecords(self.store).steps(str(run_id)):
-            for inp in step.inputs.values():
-                origin = str(inp.get("data") or "")
-                if origin.startswith("data:"):
-                    return origin[len("data:"):], f"the training data of run {run_id} ({origin})"
-        raise ConversionError(f"run {run_id}, which produced {source.address}, read no data asset: name the "
-                              "sample's data asset in x-gitops.convert.sample.data")
+        try:
+            data_ref, run_id = RunRecords(self.store).training_data(source)
+        except LookupError as exc:
+            raise ConversionError(f"{exc}: name the sample's data asset in x-gitops.convert.sample.data") from None
+        return data_ref, f"the training data of run {run_id} (data:{data_ref})"
 
     def environment(self, source: ActualResource, model_dir: Path, extra: list[str]) -> EnvSource:
         requirements = [*CONVERTERS, *extra]

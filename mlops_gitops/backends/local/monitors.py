@@ -1,9 +1,10 @@
 """Monitors of the local workspace (an effect): a schedule's `create_monitor` run on data assets.
 
 Each signal compares its `production_data` with its `reference_data` (data assets: `azureml:NAME:VERSION` or
-`@latest`), per feature (`features`, or every shared column), with the metrics and thresholds of
-runtime/monitoring/signals.py. A run is recorded with each signal's per-feature values and verdicts and the
-data it compared (assets and hashes); a Markdown report is written beside it; a breached signal emits
+`@latest`; without one, the training data of the monitored deployment's model, through lineage), per feature
+(`features`, or every shared column), with the metrics and thresholds of runtime/monitoring/signals.py. A run
+is recorded with each signal's per-feature values and verdicts and the data it compared (assets and hashes);
+a Markdown and an HTML report are written beside it; a breached signal emits
 `monitor.signal_breached` (and `data_drift.detected` for a drift signal). Production data collected from a
 deployment (data_collector) is read from the host's Parquet files in the signal's data_window.
 """
@@ -25,6 +26,7 @@ from mlops_gitops.addresses import Address, Kind
 from mlops_gitops.backends.local import db, notify, rows
 from mlops_gitops.backends.local.collected import Collected
 from mlops_gitops.backends.local.hooks import Hooks
+from mlops_gitops.backends.local.runs import RunRecords
 from mlops_gitops.backends.local.serving import materialise
 from mlops_gitops.backends.local.store import LocalStore
 from mlops_gitops.errors import NotFoundError, WorkspaceError
@@ -154,6 +156,35 @@ class Monitors:
             "production": f"collected:{endpoint}/{deployment}/{collection}", "production_rows": window.num_rows,
             "production_window": [since.isoformat(), until.isoformat()], "production_sha256": digest.hexdigest()}
 
+    def _training_reference(self, snap: Snapshot, definition: dict[str, Any],
+                            signal: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """A signal without reference_data compares with the training data of the monitored deployment's model:
+        the data asset that the run which registered that model version read (lineage). Returns the asset's
+        NAME:VERSION as a reference, and the deployment, model and run it was found through."""
+        target = (definition.get("monitoring_target") or {}).get("endpoint_deployment_id")
+        if not target or signal.get("type") == "prediction_drift":
+            raise SignalError("reference_data: name a data asset (reference_data.input_data.path)"
+                              + ("" if target else ", or set monitoring_target.endpoint_deployment_id to compare "
+                                 "with the training data of the deployment's model"))
+        endpoint, _, name = str(target).removeprefix("azureml:").partition(":")
+        deployment = snap.resources.get(Address(Kind.ONLINE_DEPLOYMENT, f"{endpoint}/{name}"))
+        model_ref = str(((deployment.derived.get("refs") or {}) if deployment else {}).get("model") or "")
+        if deployment is None or not model_ref:
+            why = "no such deployment" if deployment is None else "it serves no registered model"
+            raise SignalError(f"monitoring_target {target}: {why} in the workspace, so no training data to "
+                              "compare with; name a data asset in reference_data.input_data.path")
+        model_name, _, version = model_ref.partition(":")
+        model = snap.resources.get(Address(Kind.MODEL, model_name, version))
+        if model is None:
+            raise SignalError(f"monitoring_target {target}: its model {model_ref} is not registered")
+        try:
+            data_ref, run_id = RunRecords(self.store).training_data(model)
+        except LookupError as exc:
+            raise SignalError(f"reference_data: {exc}; name a data asset in reference_data.input_data.path") \
+                from None
+        return f"azureml:{data_ref}", {"reference_found_through": {
+            "deployment": str(deployment.address), "model": str(model.address), "run": run_id}}
+
     def run(self, schedule: ActualResource, fired_by: str = "monitor run") -> MonitorRun:
         definition = schedule.spec.get("create_monitor") or {}
         fired_at = datetime.now(UTC)
@@ -167,16 +198,18 @@ class Monitors:
             try:
                 production_table, production_facts = self._production(snap, definition, signal, fired_at)
                 reference_text = _dataset(signal.get("reference_data"))
+                lineage: dict[str, Any] = {}
                 if reference_text is None:
-                    raise SignalError("reference_data: name a data asset (reference_data.input_data.path)")
+                    reference_text, lineage = self._training_reference(snap, definition, signal)
                 reference, ref_files = self._asset(snap, reference_text, "reference_data")
                 data[name] = {"reference": str(reference.address),
                               "reference_sha256": (reference.derived.get("paths") or {}).get("path", {}).get("sha256"),
-                              **production_facts}
-                features = signal.get("features")
+                              **lineage, **production_facts}
+                given = signal.get("reference_data")
+                target = given.get("target_column_name") if isinstance(given, dict) else None
                 result = evaluate(name, str(signal.get("type")), Table.read(ref_files, "reference_data"),
-                                  production_table, list(features) if isinstance(features, list) else None,
-                                  signal.get("metric_thresholds"))
+                                  production_table, signal.get("features"), signal.get("metric_thresholds"),
+                                  shared_columns=bool(lineage), target=str(target) if target else None)
                 results.append(result)
             except SignalError as exc:
                 problems.append(f"signal {name}: {exc}")

@@ -20,7 +20,7 @@ from mlops_gitops.errors import NotFoundError
 from mlops_gitops.hashing import canonical_json
 from mlops_gitops.runtime.pipelines.runner import OutputRecord
 from mlops_gitops.runtime.pipelines.steps import FileEntry, manifest_digest
-from mlops_gitops.state import RunRecord, StepRecord
+from mlops_gitops.state import ActualResource, RunRecord, StepRecord
 
 FINISHED = ("completed", "reused", "failed", "skipped", "cancelled", "interrupted")
 
@@ -199,6 +199,19 @@ class RunRecords:
             return [_step(r) for r in conn.execute(
                 select(db.run_steps).where(db.run_steps.c.run_id == run_id)
                 .order_by(db.run_steps.c.started_at.is_(None), db.run_steps.c.started_at, db.run_steps.c.step))]
+
+    def training_data(self, model: ActualResource) -> tuple[str, str]:
+        """(NAME:VERSION of the data asset, run ID): what the run that produced `model` read, found through
+        lineage; LookupError saying why when there is none."""
+        run_id = model.provenance.get("run.id")
+        if not run_id:
+            raise LookupError(f"{model.address} was not produced by a run of this workspace")
+        for step in self.steps(str(run_id)):
+            for inp in step.inputs.values():
+                origin = str(inp.get("data") or "")
+                if origin.startswith("data:"):
+                    return origin[len("data:"):], str(run_id)
+        raise LookupError(f"run {run_id}, which produced {model.address}, read no data asset")
 
     def last_success(self, pipeline: str, step: str) -> StepRecord | None:
         """The step's latest completed or reused record in a run of this pipeline."""

@@ -12,6 +12,14 @@ from typing import Any
 WIDTH, HEIGHT, PAD = 360, 120, 4
 
 
+def lineage(facts: dict[str, Any]) -> str:
+    """How a reference found through lineage was found, as a clause."""
+    found = facts.get("reference_found_through")
+    if not found:
+        return ""
+    return f"; the training data of {found['model']} (run {found['run']}), which {found['deployment']} serves"
+
+
 def markdown(run: dict[str, Any]) -> str:
     lines = [f"## Monitor {run['schedule']}: {run['status']}", "", f"Run `{run['id']}`.", ""]
     if run.get("message"):
@@ -19,7 +27,7 @@ def markdown(run: dict[str, Any]) -> str:
     for s in run["signals"]:
         d = run["data"].get(s["signal"], {})
         lines += [f"### {s['signal']} ({s['type']}): {'passed' if s['passed'] else 'breached'}", "",
-                  f"Reference `{d.get('reference')}` ({s['rows']['reference']} rows) against production "
+                  f"Reference `{d.get('reference')}` ({s['rows']['reference']} rows{lineage(d)}) against production "
                   f"`{d.get('production')}` ({s['rows']['production']} rows).", "",
                   "| feature | type | metric | value | threshold | |", "|---|---|---|---|---|---|"]
         for f in s["features"]:
@@ -29,6 +37,10 @@ def markdown(run: dict[str, Any]) -> str:
                 mark = "breached" if metric in f["breached"] else "ok"
                 lines.append(f"| {f['feature']} | {f['kind']} | {metric} | {f['metrics'][metric]:.4g} | "
                              f"{limit:g} | {mark} |")
+        ranked = [f for f in s["features"] if f.get("importance") is not None]
+        if ranked:
+            lines += ["", "Features ranked by importance (mutual information with the target, nats): "
+                      + ", ".join(f"{f['feature']} {f['importance']:.3g}" for f in ranked) + "."]
         lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -63,4 +75,4 @@ def html(run: dict[str, Any]) -> str:
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     template = env.from_string(files("mlops_gitops").joinpath("templates/monitor_report.html.j2")
                                .read_text(encoding="utf-8"))
-    return template.render(run=run, bars=bars, width=WIDTH, height=HEIGHT)
+    return template.render(run=run, bars=bars, lineage=lineage, width=WIDTH, height=HEIGHT)

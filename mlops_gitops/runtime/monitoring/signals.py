@@ -10,6 +10,7 @@ breaches when its p-value is *below* the threshold; every other metric when its 
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -180,6 +181,7 @@ class FeatureResult:
     error: str = ""
     # what the report plots: shares of the rows per bin (numerical: `edges`) or per category (`labels`)
     distribution: dict[str, Any] = field(default_factory=dict)
+    importance: float | None = None  # its mutual information with the target, when features were ranked by it
 
 
 @dataclass
@@ -199,17 +201,76 @@ class SignalResult:
                 "features": [vars(f) for f in self.features]}
 
 
-def evaluate(name: str, signal_type: str, reference: Table, production: Table, features: list[str] | None,
-             metric_thresholds: Any) -> SignalResult:
+def mutual_information(feature: Column, target: Column) -> float:
+    """How much knowing the feature tells about the target (nats), over the reference's rows where both have a
+    value; numerical columns with more than BINS values in quantile bins. Model-free, so it ranks features
+    without the model (Azure ranks them by a surrogate model's attributions)."""
+    x, y = _codes(feature), _codes(target)
+    keep = ~(np.isnan(x) | np.isnan(y))
+    if not keep.any():
+        return 0.0
+    joint: Counter[tuple[float, float]] = Counter(zip(x[keep].tolist(), y[keep].tolist(), strict=True))
+    n = sum(joint.values())
+    px: Counter[float] = Counter()
+    py: Counter[float] = Counter()
+    for (a, b), c in joint.items():
+        px[a] += c
+        py[b] += c
+    return max(0.0, float(sum(c / n * np.log(c * n / (px[a] * py[b])) for (a, b), c in joint.items())))
+
+
+def _codes(column: Column) -> np.ndarray:
+    """Each row's value as a discrete code (NaN where null): bins of numbers, indexes of categories."""
+    if column.kind == "numerical":
+        numbers = np.asarray(column.row_values(), dtype=np.float64)
+        present = numbers[~np.isnan(numbers)]
+        if len(np.unique(present)) > BINS:
+            edges = np.unique(np.quantile(present, np.linspace(0, 1, BINS + 1))[1:-1])
+            numbers = np.where(np.isnan(numbers), np.nan, np.searchsorted(edges, numbers, side="right"))
+        return numbers
+    index: dict[str, int] = {}
+    return np.array([np.nan if v is None else index.setdefault(v, len(index)) for v in column.row_values()],
+                    dtype=np.float64)
+
+
+def select_features(features: Any, reference: Table, production: Table, target: str | None,
+                    shared_columns: bool) -> tuple[list[str], dict[str, float]]:
+    """The features a signal compares (Azure's `features`: a list, `all_features`, or
+    `{top_n_feature_importance: N}`), and their importances where they were ranked by them."""
+    candidates = [c for c in reference.columns if c in production.columns and c != target]
+    if isinstance(features, list):
+        return [str(f) for f in features], {}
+    if isinstance(features, dict) and "top_n_feature_importance" in features:
+        top = int(features["top_n_feature_importance"])
+        if not target:
+            raise SignalError("features.top_n_feature_importance ranks features by how much they tell about the "
+                              "target: set reference_data.target_column_name")
+        if target not in reference.columns:
+            raise SignalError(f"reference_data.target_column_name {target!r} is not a column of the reference")
+        scores = {c: mutual_information(reference.columns[c], reference.columns[target]) for c in candidates}
+        ranked = sorted(candidates, key=lambda c: (-scores[c], c))[:max(0, top)]
+        return ranked, {c: round(scores[c], 6) for c in ranked}
+    if features not in (None, "all_features") and not isinstance(features, dict):
+        raise SignalError(f"features: {features!r}: write a list of columns, all_features, or "
+                          "{top_n_feature_importance: N}")
+    return candidates, {}
+
+
+def evaluate(name: str, signal_type: str, reference: Table, production: Table, features: Any,
+             metric_thresholds: Any, shared_columns: bool = False, target: str | None = None) -> SignalResult:
+    """The signal per feature (`features` as select_features reads them; the reference's `target` column is
+    never one). Comparing every column, columns only one side has are an error, unless `shared_columns` (a
+    reference found through lineage: training data has its label column)."""
     if signal_type not in ("data_drift", "prediction_drift", "data_quality"):
         raise SignalError(f"signal type {signal_type} does not run locally (data_drift, prediction_drift, "
                           "data_quality do)")
     limits = thresholds(signal_type, metric_thresholds)
-    missing = [c for c in reference.columns if c not in production.columns]
-    extra = [c for c in production.columns if c not in reference.columns]
-    chosen = features or [c for c in reference.columns if c in production.columns]
+    missing = [c for c in reference.columns if c not in production.columns and c != target]
+    extra = [c for c in production.columns if c not in reference.columns and c != target]
+    chosen, importance = select_features(features, reference, production, target, shared_columns)
     unknown = [f for f in chosen if f not in reference.columns or f not in production.columns]
-    if unknown or (not features and (missing or extra)):
+    every = not isinstance(features, list) and not importance
+    if unknown or (every and not shared_columns and (missing or extra)):
         raise SignalError("reference and production data have different columns: "
                           + "; ".join(p for p in (f"only in the reference: {', '.join(missing)}" if missing else "",
                                                   f"only in production: {', '.join(extra)}" if extra else "",
@@ -220,7 +281,7 @@ def evaluate(name: str, signal_type: str, reference: Table, production: Table, f
         ref, prod = reference.columns[feature], production.columns[feature]
         kind = ref.kind
         wanted = tuple(limits[kind])
-        result = FeatureResult(feature, kind)
+        result = FeatureResult(feature, kind, importance=importance.get(feature))
         try:
             if signal_type == "data_quality":
                 result.metrics = quality_metrics(ref, prod, kind)

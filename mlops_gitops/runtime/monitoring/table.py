@@ -90,6 +90,37 @@ class Column:
         numbers, nulls, errors = self.numbers()
         return "numerical" if len(numbers) and errors <= 0.01 * max(1, self.rows - nulls) else "categorical"
 
+    def row_values(self) -> Any:
+        """Every row's value in order: float64 (NaN where null or not a number) for a numerical column, text
+        (None where null) for a categorical one. For what needs rows side by side (feature importance)."""
+        src = self._text_source()
+        numerical = self.kind == "numerical"
+        if isinstance(src, np.ndarray) and src.dtype.kind in "fiub":
+            return src.astype(np.float64) if numerical else [None if v != v else repr(float(v)) for v in src]
+        if isinstance(src, np.ndarray | list):
+            if not numerical:
+                return [None if v is None or (isinstance(v, str) and _is_null(v)) else str(v) for v in src]
+            out = []
+            for v in src:
+                try:
+                    out.append(float("nan") if v is None or (isinstance(v, str) and _is_null(v)) else float(v))
+                except ValueError:
+                    out.append(float("nan"))
+            return np.asarray(out, dtype=np.float64)
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if pa.types.is_string(src.type) or pa.types.is_large_string(src.type):
+            text = _drop_nulls(src)
+            if not numerical:
+                return text.to_pylist()
+            numeric = pc.match_substring_regex(text, _NUMBER)
+            src = pc.cast(pc.utf8_trim_whitespace(pc.if_else(numeric, text, pa.scalar(None, pa.string()))),
+                          pa.float64())
+        elif not numerical:
+            return [None if v is None else str(v) for v in src.to_pylist()]
+        return np.asarray(pc.fill_null(pc.cast(src, pa.float64()), float("nan")), dtype=np.float64)
+
     def _text_source(self) -> Any:
         """The column as Arrow text where it can be (fast), else as it was given."""
         src = self._source
