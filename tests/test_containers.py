@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -120,6 +121,9 @@ def test_deployments_run_as_containers_with_rollout_crash_restart_and_removal(
 def test_the_example_scoring_script_runs_unchanged_in_its_environment_image(
         engine: docker.DockerClient, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     root = copy_example(tmp_path / "repo")
+    # the serving side only: the training pipeline's container steps are test_container_jobs' subject
+    shutil.rmtree(root / "pipelines")
+    (root / "models" / "cancer-trained.yml").unlink()
     ws = root / ".mlops" / "containers"
     monkeypatch.delenv("MLOPS_GITOPS_RUNTIME")
     try:
