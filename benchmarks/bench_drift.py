@@ -121,7 +121,6 @@ def main() -> None:
           f"{len(ev_verdicts)} features")
     agreement = f"the same for all {len(our_verdicts)}" if not differ else "DIFFER on " + ", ".join(differ)
     print(f"verdicts per feature: {agreement}")
-    print(f"verdicts per feature: {agreement}")
     print(f"ours is {min(ev_times) / min(our_times):.1f}x faster than Evidently's DataDriftPreset (goal: 10x)")
 
 
