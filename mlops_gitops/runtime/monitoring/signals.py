@@ -233,8 +233,8 @@ def _codes(column: Column) -> np.ndarray:
                     dtype=np.float64)
 
 
-def select_features(features: Any, reference: Table, production: Table, target: str | None,
-                    shared_columns: bool) -> tuple[list[str], dict[str, float]]:
+def select_features(features: Any, reference: Table, production: Table,
+                    target: str | None) -> tuple[list[str], dict[str, float]]:
     """The features a signal compares (Azure's `features`: a list, `all_features`, or
     `{top_n_feature_importance: N}`), and their importances where they were ranked by them."""
     candidates = [c for c in reference.columns if c in production.columns and c != target]
@@ -267,7 +267,7 @@ def evaluate(name: str, signal_type: str, reference: Table, production: Table, f
     limits = thresholds(signal_type, metric_thresholds)
     missing = [c for c in reference.columns if c not in production.columns and c != target]
     extra = [c for c in production.columns if c not in reference.columns and c != target]
-    chosen, importance = select_features(features, reference, production, target, shared_columns)
+    chosen, importance = select_features(features, reference, production, target)
     unknown = [f for f in chosen if f not in reference.columns or f not in production.columns]
     every = not isinstance(features, list) and not importance
     if unknown or (every and not shared_columns and (missing or extra)):

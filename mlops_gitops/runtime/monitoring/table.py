@@ -27,24 +27,31 @@ def _is_null(text: str) -> bool:
     return text.strip().lower() in NULLS
 
 
-def _parse(values: Iterable[Any]) -> tuple[np.ndarray, int, int]:
-    """Values one by one (the slow path): the numbers, how many were null, how many were not numbers."""
+def _parse_rows(values: Iterable[Any]) -> tuple[np.ndarray, int]:
+    """Values one by one (the slow path): each row as a float (NaN where null or not a number), and how many
+    were not numbers."""
     out: list[float] = []
-    nulls = errors = 0
+    errors = 0
     for v in values:
         if v is None or (isinstance(v, str) and _is_null(v)):
-            nulls += 1
+            out.append(float("nan"))
             continue
         try:
-            number = float(v)
+            out.append(float(v))
         except ValueError:
             errors += 1
-            continue
-        if number != number:  # NaN
-            nulls += 1
-        else:
-            out.append(number)
-    return np.asarray(out, dtype=np.float64), nulls, errors
+            out.append(float("nan"))
+    return np.asarray(out, dtype=np.float64), errors
+
+
+def _parse(values: Iterable[Any]) -> tuple[np.ndarray, int, int]:
+    """The numbers among values, how many were null, how many were not numbers."""
+    return _numbers_of(*_parse_rows(values))
+
+
+def _numbers_of(rows: np.ndarray, errors: int) -> tuple[np.ndarray, int, int]:
+    valid = rows[~np.isnan(rows)]
+    return valid, len(rows) - len(valid) - errors, errors
 
 
 # a number as float() reads one (what is not null and does not match is a data-type error)
@@ -93,33 +100,18 @@ class Column:
     def row_values(self) -> Any:
         """Every row's value in order: float64 (NaN where null or not a number) for a numerical column, text
         (None where null) for a categorical one. For what needs rows side by side (feature importance)."""
+        if self.kind == "numerical":
+            return self._number_rows()[0]
         src = self._text_source()
-        numerical = self.kind == "numerical"
         if isinstance(src, np.ndarray) and src.dtype.kind in "fiub":
-            return src.astype(np.float64) if numerical else [None if v != v else repr(float(v)) for v in src]
+            return [None if v != v else repr(float(v)) for v in src]
         if isinstance(src, np.ndarray | list):
-            if not numerical:
-                return [None if v is None or (isinstance(v, str) and _is_null(v)) else str(v) for v in src]
-            out = []
-            for v in src:
-                try:
-                    out.append(float("nan") if v is None or (isinstance(v, str) and _is_null(v)) else float(v))
-                except ValueError:
-                    out.append(float("nan"))
-            return np.asarray(out, dtype=np.float64)
+            return [None if v is None or (isinstance(v, str) and _is_null(v)) else str(v) for v in src]
         import pyarrow as pa
-        import pyarrow.compute as pc
 
         if pa.types.is_string(src.type) or pa.types.is_large_string(src.type):
-            text = _drop_nulls(src)
-            if not numerical:
-                return text.to_pylist()
-            numeric = pc.match_substring_regex(text, _NUMBER)
-            src = pc.cast(pc.utf8_trim_whitespace(pc.if_else(numeric, text, pa.scalar(None, pa.string()))),
-                          pa.float64())
-        elif not numerical:
-            return [None if v is None else str(v) for v in src.to_pylist()]
-        return np.asarray(pc.fill_null(pc.cast(src, pa.float64()), float("nan")), dtype=np.float64)
+            return _drop_nulls(src).to_pylist()
+        return [None if v is None else str(v) for v in src.to_pylist()]
 
     def _text_source(self) -> Any:
         """The column as Arrow text where it can be (fast), else as it was given."""
@@ -131,14 +123,16 @@ class Column:
         return src
 
     def _to_numbers(self) -> tuple[np.ndarray, int, int]:
+        return _numbers_of(*self._number_rows())
+
+    def _number_rows(self) -> tuple[np.ndarray, int]:
+        """Each row as a float (NaN where null or not a number), and how many were not numbers."""
         src = self._source
         if isinstance(src, np.ndarray) and src.dtype.kind in "fiub":
-            values = src.astype(np.float64, copy=False)
-            valid = values[~np.isnan(values)]
-            return valid, len(values) - len(valid), 0
+            return src.astype(np.float64, copy=False), 0
         src = self._text_source()
         if isinstance(src, np.ndarray | list):
-            return _parse(src)
+            return _parse_rows(src)
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -152,10 +146,8 @@ class Column:
                             pa.float64())
         elif not (pa.types.is_integer(array.type) or pa.types.is_floating(array.type)
                   or pa.types.is_boolean(array.type) or pa.types.is_null(array.type)):
-            return _parse([None if v is None else str(v) for v in array.to_pylist()])
-        values = np.asarray(pc.fill_null(pc.cast(array, pa.float64()), float("nan")), dtype=np.float64)
-        valid = values[~np.isnan(values)]
-        return valid, len(values) - len(valid) - errors, errors
+            return _parse_rows([None if v is None else str(v) for v in array.to_pylist()])
+        return np.asarray(pc.fill_null(pc.cast(array, pa.float64()), float("nan")), dtype=np.float64), errors
 
     def _to_counts(self) -> tuple[dict[str, int], int]:
         src = self._text_source()
