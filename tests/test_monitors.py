@@ -147,6 +147,15 @@ def test_a_monitor_runs_is_recorded_reported_and_raises_events(cli: Cli, tmp_pat
     fired = cli("schedule", "run-due", "--at", "2030-01-01T04:00:00Z", cwd=repo)
     assert "drift @ 2030-01-01T03:00:00+00:00: completed run drift-" in fired.out
     assert len(json.loads(cli("monitor", "list", "--format", "json", cwd=repo).out)) == 2
+    # lineage: the run is downstream of what it compared, and its schedule ran it
+    around = json.loads(cli("lineage", f"monitor-run:{run_id}", "--format", "json", cwd=repo).out)
+    edges = {(e["from"], e["to"], e["relation"]) for e in around["edges"]}
+    assert {("data:reference:1", f"monitor-run:{run_id}", "features.reference_data"),
+            ("data:moved:1", f"monitor-run:{run_id}", "quality.production_data"),
+            ("schedule:drift", f"monitor-run:{run_id}", "ran")} <= edges, edges
+    downstream = json.loads(cli("lineage", "data:moved:1", "--format", "json", cwd=repo).out)
+    assert sum(n["kind"] == "monitor-run" for n in downstream["nodes"]) == 2, "both runs read it"
+    assert "no monitor run nope" in cli("lineage", "monitor-run:nope", cwd=repo).err
 
 
 def test_a_monitor_without_production_data_fails_with_the_reason(cli: Cli, tmp_path: Path) -> None:
@@ -224,3 +233,11 @@ def test_without_reference_data_a_monitor_compares_with_its_models_training_data
     assert found["run"].startswith("train-cancer-classifier"), found
     assert record["status"] == "passed", "the training data against itself does not drift"
     assert "the training data of model:cancer-classifier:1" in cli("monitor", "show", run_id, cwd=example).out
+    assert facts["target"] == {"deployment": "online-deployment:cancer/trained", "model": "model:cancer-classifier:1"}
+    graph = json.loads(cli("lineage", "model:cancer-classifier:1", "--format", "json", cwd=example).out)
+    edges = {(e["from"], e["to"], e["relation"]) for e in graph["edges"]}
+    assert ("model:cancer-classifier:1", f"monitor-run:{run_id}", "monitored model") in edges
+    assert ("online-deployment:cancer/trained", f"monitor-run:{run_id}", "monitored") in edges
+    around = json.loads(cli("lineage", run_id, "--format", "json", cwd=example).out)
+    assert ("data:breast-cancer-train:1", f"monitor-run:{run_id}", "inputs.reference_data") in {
+        (e["from"], e["to"], e["relation"]) for e in around["edges"]}

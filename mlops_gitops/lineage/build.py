@@ -2,7 +2,7 @@
 
 Upstream of a model version: the run that produced it, that run's data (with DVC hashes), code
 (component versions) and commit, the commit and pull request that applied it. Downstream: the runs
-and resources that use it, the deployments serving it and their health.
+and resources that use it, the deployments serving it and their health, and the monitor runs that watched them.
 """
 
 from __future__ import annotations
@@ -137,7 +137,37 @@ def _runs(graph: Graph, runs: list[tuple[RunRecord, list[StepRecord]]]) -> None:
                     graph.link(str(data), node, f"{s.step}.inputs.{port}")
 
 
+def _monitor_runs(graph: Graph, monitor_runs: list[dict[str, Any]]) -> None:
+    """A monitor run reads the monitored deployment (and the model it served), its reference and production data;
+    its schedule ran it."""
+    for run in monitor_runs:
+        node = f"monitor-run:{run['id']}"
+        graph.add(Node(node, "monitor-run", f"monitor run {run['id']}",
+                       {"status": run.get("status"), "started_at": run.get("started_at")}))
+        schedule = str(Address(Kind.SCHEDULE, str(run.get("schedule"))))
+        graph.add(Node(schedule, Kind.SCHEDULE.value, schedule))
+        graph.link(schedule, node, "ran")
+        for signal, facts in sorted((run.get("data") or {}).items()):
+            target = facts.get("target") or {}
+            for key, relation in (("deployment", "monitored"), ("model", "monitored model")):
+                if target.get(key):
+                    graph.add(Node(target[key], target[key].split(":", 1)[0], target[key]))
+                    graph.link(target[key], node, relation)
+            for key in ("reference", "production"):
+                source = str(facts.get(key) or "")
+                if source.startswith("data:"):
+                    graph.add(Node(source, "data", source))
+                    graph.link(source, node, f"{signal}.{key}_data")
+                elif source.startswith("collected:") and target.get("deployment"):
+                    graph.link(target["deployment"], node, f"{signal}.{key}_data ({source.rsplit('/', 1)[-1]})")
+
+
 def _root(text: str, snapshot: Snapshot, graph: Graph) -> str:
+    if text.startswith("monitor-run:") or f"monitor-run:{text}" in graph.nodes:
+        node = text if text.startswith("monitor-run:") else f"monitor-run:{text}"
+        if node not in graph.nodes:
+            raise NotFoundError(f"no monitor run {node[12:]} in this workspace (see `mlops-gitops monitor list`)")
+        return node
     if text.startswith("run:") or f"run:{text}" in graph.nodes:
         node = text if text.startswith("run:") else f"run:{text}"
         if node not in graph.nodes:
@@ -163,11 +193,12 @@ def _root(text: str, snapshot: Snapshot, graph: Graph) -> str:
 
 
 def build_lineage(snapshot: Snapshot, runs: list[tuple[RunRecord, list[StepRecord]]], health: Health, start: str,
-                  depth: int = 4) -> Graph:
-    """The graph around `start` (an address or a run ID), `depth` steps upstream and downstream."""
+                  depth: int = 4, monitor_runs: list[dict[str, Any]] | None = None) -> Graph:
+    """The graph around `start` (an address, a run ID or a monitor run's), `depth` steps upstream and downstream."""
     full = Graph(root="")
     _resources(full, snapshot, health)
     _runs(full, runs)
+    _monitor_runs(full, monitor_runs or [])
     root = _root(start, snapshot, full)
     graph = Graph(root=root)
     graph.add(full.nodes[root])

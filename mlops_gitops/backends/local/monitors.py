@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 
 from mlops_gitops.actor import now as stamp
 from mlops_gitops.addresses import Address, Kind
@@ -156,8 +156,8 @@ class Monitors:
             "production": f"collected:{endpoint}/{deployment}/{collection}", "production_rows": window.num_rows,
             "production_window": [since.isoformat(), until.isoformat()], "production_sha256": digest.hexdigest()}
 
-    def _training_reference(self, snap: Snapshot, definition: dict[str, Any],
-                            signal: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    def _training_reference(self, snap: Snapshot, definition: dict[str, Any], signal: dict[str, Any],
+                            monitored: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """A signal without reference_data compares with the training data of the monitored deployment's model:
         the data asset that the run which registered that model version read (lineage). Returns the asset's
         NAME:VERSION as a reference, and the deployment, model and run it was found through."""
@@ -166,24 +166,32 @@ class Monitors:
             raise SignalError("reference_data: name a data asset (reference_data.input_data.path)"
                               + ("" if target else ", or set monitoring_target.endpoint_deployment_id to compare "
                                  "with the training data of the deployment's model"))
-        endpoint, _, name = str(target).removeprefix("azureml:").partition(":")
-        deployment = snap.resources.get(Address(Kind.ONLINE_DEPLOYMENT, f"{endpoint}/{name}"))
-        model_ref = str(((deployment.derived.get("refs") or {}) if deployment else {}).get("model") or "")
-        if deployment is None or not model_ref:
-            why = "no such deployment" if deployment is None else "it serves no registered model"
+        if not monitored.get("model"):
+            why = "it serves no registered model" if monitored else "no such deployment"
             raise SignalError(f"monitoring_target {target}: {why} in the workspace, so no training data to "
                               "compare with; name a data asset in reference_data.input_data.path")
-        model_name, _, version = model_ref.partition(":")
-        model = snap.resources.get(Address(Kind.MODEL, model_name, version))
+        model = snap.resources.get(Address.parse(monitored["model"]))
         if model is None:
-            raise SignalError(f"monitoring_target {target}: its model {model_ref} is not registered")
+            raise SignalError(f"monitoring_target {target}: its model {monitored['model']} is not registered")
         try:
             data_ref, run_id = RunRecords(self.store).training_data(model)
         except LookupError as exc:
             raise SignalError(f"reference_data: {exc}; name a data asset in reference_data.input_data.path") \
                 from None
         return f"azureml:{data_ref}", {"reference_found_through": {
-            "deployment": str(deployment.address), "model": str(model.address), "run": run_id}}
+            "deployment": monitored["deployment"], "model": str(model.address), "run": run_id}}
+
+    @staticmethod
+    def _target(snap: Snapshot, definition: dict[str, Any]) -> dict[str, Any]:
+        """The monitored deployment and the model version it serves now (for lineage), when there is one."""
+        target = (definition.get("monitoring_target") or {}).get("endpoint_deployment_id")
+        endpoint, _, name = str(target or "").removeprefix("azureml:").partition(":")
+        deployment = snap.resources.get(Address(Kind.ONLINE_DEPLOYMENT, f"{endpoint}/{name}")) if name else None
+        if deployment is None:
+            return {}
+        model = str((deployment.derived.get("refs") or {}).get("model") or "")
+        return {"deployment": str(deployment.address),
+                "model": str(Address(Kind.MODEL, *model.split(":", 1))) if ":" in model else None}
 
     def run(self, schedule: ActualResource, fired_by: str = "monitor run") -> MonitorRun:
         definition = schedule.spec.get("create_monitor") or {}
@@ -194,17 +202,18 @@ class Monitors:
         results: list[SignalResult] = []
         data: dict[str, Any] = {}
         problems: list[str] = []
+        monitored = self._target(snap, definition)
         for name, signal in (definition.get("monitoring_signals") or {}).items():
             try:
                 production_table, production_facts = self._production(snap, definition, signal, fired_at)
                 reference_text = _dataset(signal.get("reference_data"))
                 lineage: dict[str, Any] = {}
                 if reference_text is None:
-                    reference_text, lineage = self._training_reference(snap, definition, signal)
+                    reference_text, lineage = self._training_reference(snap, definition, signal, monitored)
                 reference, ref_files = self._asset(snap, reference_text, "reference_data")
                 data[name] = {"reference": str(reference.address),
                               "reference_sha256": (reference.derived.get("paths") or {}).get("path", {}).get("sha256"),
-                              **lineage, **production_facts}
+                              **({"target": monitored} if monitored else {}), **lineage, **production_facts}
                 given = signal.get("reference_data")
                 target = given.get("target_column_name") if isinstance(given, dict) else None
                 result = evaluate(name, str(signal.get("type")), Table.read(ref_files, "reference_data"),
@@ -257,6 +266,19 @@ class Monitors:
                 "data": rows.loads(row.data, "data"),
                 "report": str(self.store.path / "monitors" / run_id / "report.md"),
                 "html_report": str(self.store.path / "monitors" / run_id / "report.html")}
+
+    def recent(self, per_schedule: int = 5) -> list[dict[str, Any]]:
+        """The latest runs of each schedule with their data windows (the lineage graph's monitor runs)."""
+        if not self.store.has_state():
+            return []
+        self.store.ensure()
+        order = func.row_number().over(partition_by=db.monitor_runs.c.schedule,
+                                       order_by=db.monitor_runs.c.started_at.desc()).label("n")
+        ranked = select(db.monitor_runs, order).subquery()
+        with self.store.reading() as conn:
+            found = conn.execute(select(ranked).where(ranked.c.n <= per_schedule)).all()
+        return [{"id": r.id, "schedule": r.schedule, "status": r.status, "started_at": r.started_at,
+                 "data": rows.loads(r.data, "data")} for r in found]
 
     def all(self, schedule: str | None = None) -> list[dict[str, Any]]:
         if not self.store.has_state():
