@@ -17,7 +17,7 @@ import pytest
 
 from mlops_gitops.backends.local.collected import Collected
 from mlops_gitops.commands.data import parse_since
-from mlops_gitops.runtime.serving.collector import CollectorPool, _columns, rates_of
+from mlops_gitops.runtime.serving.collector import CollectorPool, Sample, _columns, _table, rates_of
 from tests.helpers import AZ, Result, init_repo, write
 from tests.serving_helpers import SAMPLE, Host, served_tree
 
@@ -36,6 +36,23 @@ Cli = Callable[..., Result]
 ])
 def test_payloads_become_rows(payload: object, columns: object) -> None:
     assert _columns(payload, "input") == columns
+
+
+def test_a_segment_of_mixed_shapes_is_the_rows_of_each_request_in_order() -> None:
+    """Rows of consecutive requests are made columns at once; other shapes, text and a width change between
+    them keep each request's rows in place, and a feature a request lacks is null there."""
+    bodies = [{"data": [[1, 2], [3, 4]]}, {"data": [[5, 6]]}, [{"input_0": 7, "extra": "x"}], {"data": [[8, 9, 10]]},
+              {"input_data": {"columns": ["input_0", "input_1"], "data": [[11, 12]]}}, "not json", {"data": [[13, 14]]}]
+    samples = [Sample("model_inputs", f"c{i}", 1.0, b.encode() if isinstance(b, str) else json.dumps(b).encode())
+               for i, b in enumerate(bodies)]
+    table = _table({"endpoint": "e", "deployment": "d", "model_version": "1"}, "model_inputs", samples).to_pydict()
+    assert table["correlationid"] == ["c0", "c0", "c1", "c2", "c3", "c4", "c5", "c6"]
+    assert table["row"] == [0, 1, 0, 0, 0, 0, 0, 0]
+    assert table["input_0"] == [1, 3, 5, 7, 8, 11, None, 13]
+    assert table["input_1"] == [2, 4, 6, None, 9, 12, None, 14]
+    assert table["input_2"] == [None, None, None, None, 10, None, None, None]
+    assert table["extra"] == [None, None, None, "x", None, None, None, None]
+    assert table["data"] == [None] * 6 + ["not json", None]
 
 
 def test_data_collector_settings() -> None:

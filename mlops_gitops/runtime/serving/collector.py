@@ -187,13 +187,84 @@ def read_segment(path: Path) -> tuple[dict[str, Any], list[Sample]]:
     return meta, samples
 
 
-def _parsed(s: Sample, tabular: bool, prefix: str) -> dict[str, list[Any]] | None:
-    if not tabular:
-        return None
+_NAMES: dict[tuple[str, int], tuple[str, ...]] = {}
+
+
+def _loaded(body: bytes) -> Any:
     try:
-        return _columns(orjson.loads(s.body), prefix)
+        return orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
+
+
+def _row_form(value: Any, prefix: str) -> tuple[tuple[str, ...], list[Any]] | None:
+    """Rows and their column names, for the shapes that are rows (Azure's `data` lists, `columns`/`data`):
+    most requests are, and rows of many requests are turned into columns at once. None: another shape."""
+    if isinstance(value, dict):
+        if isinstance(value.get("input_data"), (dict, list)):
+            return _row_form(value["input_data"], prefix)
+        if isinstance(value.get("columns"), list) and isinstance(value.get("data"), list):
+            names = tuple(str(c) for c in value["columns"])
+            rows = [r for r in value["data"] if isinstance(r, list) and len(r) == len(names)]
+            return (names, rows) if rows else None
+        if any(isinstance(value.get(k), list) for k in ("inputs", "outputs")) or "data" not in value:
+            return None
+        return _row_form(value["data"], prefix)
+    if not isinstance(value, list) or not value or not isinstance(value[0], list):
+        return None
+    width = len(value[0])
+    if any(not isinstance(r, list) or len(r) != width for r in value):
+        return None
+    known = _NAMES.get((prefix, width))
+    if known is None:
+        known = _NAMES[(prefix, width)] = tuple(f"{prefix}_{i}" for i in range(width))
+    return known, value
+
+
+class _Columns:
+    """Feature columns filled request by request; a feature a request lacks is null in its rows."""
+
+    def __init__(self) -> None:
+        self.features: dict[str, list[Any]] = {}
+        self.count = 0
+        self._names: tuple[str, ...] | None = None  # the open block: rows of requests with the same columns
+        self._rows: list[Any] = []
+
+    def add_rows(self, names: tuple[str, ...], rows: list[Any]) -> None:
+        if names != self._names:
+            self._close()
+            self._names = names
+        self._rows.extend(rows)
+
+    def add_columns(self, columns: dict[str, list[Any]], n: int) -> None:
+        self._close()
+        self._place(columns)
+        self.count += n
+
+    def add_nothing(self, n: int) -> None:
+        self._close()
+        self.count += n
+
+    def done(self) -> dict[str, list[Any]]:
+        self._close()
+        for values in self.features.values():  # a feature the last requests lacked
+            values.extend([None] * (self.count - len(values)))
+        return self.features
+
+    def _close(self) -> None:
+        if self._names is not None and self._rows:
+            self._place(dict(zip(self._names, map(list, zip(*self._rows, strict=True)), strict=True)))
+            self.count += len(self._rows)
+        self._names, self._rows = None, []
+
+    def _place(self, columns: dict[str, list[Any]]) -> None:
+        for name, values in columns.items():
+            known = self.features.get(name)
+            if known is None:
+                self.features[name] = known = [None] * self.count
+            elif len(known) < self.count:
+                known.extend([None] * (self.count - len(known)))
+            known.extend(values)
 
 
 def _table(meta: dict[str, Any], collection: str, samples: list[Sample]) -> Any:
@@ -203,21 +274,28 @@ def _table(meta: dict[str, Any], collection: str, samples: list[Sample]) -> Any:
     cids: list[str] = []
     times: list[int] = []
     rows: list[int] = []
-    features: dict[str, list[Any]] = {}
+    columns = _Columns()
     payloads: list[str | None] = []
     tabular = collection not in ("request", "response")  # custom collections: what a script's Collector logged
     prefix = {"model_inputs": "input", "model_outputs": "prediction"}.get(collection, collection)
     for s in samples:
-        columns = _parsed(s, tabular, prefix)
-        n = len(next(iter(columns.values()))) if columns else 1
-        for name, values in (columns or {}).items():
-            features.setdefault(name, [None] * len(cids)).extend(values)
+        value = _loaded(s.body) if tabular else None
+        as_rows = _row_form(value, prefix) if value is not None else None
+        found = _columns(value, prefix) if value is not None and as_rows is None else None
+        if as_rows is not None:
+            n = len(as_rows[1])
+            columns.add_rows(*as_rows)
+        elif found:
+            n = len(next(iter(found.values())))
+            columns.add_columns(found, n)
+        else:  # not a table: kept as text
+            n = 1
+            columns.add_nothing(1)
+        payloads.extend([None] * n if as_rows is not None or found else [s.body.decode("utf-8", "replace")])
         cids.extend([s.correlation_id] * n)
         times.extend([int(s.when * 1_000_000)] * n)
         rows.extend(range(n))
-        payloads.extend([None] * n if columns else [s.body.decode("utf-8", "replace")])
-        for values in features.values():  # a feature this request lacks is null in its rows
-            values.extend([None] * (len(cids) - len(values)))
+    features = columns.done()
     count = len(cids)
     arrays: dict[str, Any] = {
         "correlationid": pa.array(cids, pa.string()),
@@ -343,8 +421,8 @@ class CollectorPool:
 
 
 def _convert_forever(root: Path, parent: int, every_s: float = FLUSH_S) -> None:
-    if hasattr(os, "nice"):  # background work: it takes the cores the host leaves idle, and catches up after
-        os.nice(10)
+    if hasattr(os, "nice"):  # background work: it takes the cores the host leaves idle, and catches up after;
+        os.nice(19)  # the lowest priority still runs (about 1.5% of a core beside a busy host), never starves
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     while not stop.is_set():
