@@ -4,6 +4,7 @@ a monitor reads them as its production data."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -76,8 +77,13 @@ def test_pool_writes_complete_parquet_files_per_window(tmp_path: Path) -> None:
         dc.add("model_outputs", draw, f"c{i}", json.dumps([i % 2]).encode(), now)
         dc.add("request", draw, f"c{i}", b"{}", now)  # sampling rate 0: never kept
     dc.add("model_inputs", 0.0, "mixed", json.dumps({"data": [["text", 1]]}).encode(), time.time())
+    gone = pool.collector("ep/green", "ep", "green", "1", {"model_inputs": 1.0}, "hour")
+    gone.add("model_inputs", 0.0, "last", b'{"data": [[1]]}', time.time())
+    pool.retire("ep/green")  # its deployment deleted: what it sampled is kept, and it leaves the pool
+    assert set(pool.collectors) == {"ep/blue"} and len(list(pool.spool.glob("*.seg"))) == 1
     pool.close()
-    files = Collected(tmp_path / "collected").files("ep")
+    assert [f.path.parent.parts[-6] for f in Collected(tmp_path / "collected").files("ep", "green")] == ["green"]
+    files = Collected(tmp_path / "collected").files("ep", "blue")
     assert {f.collection for f in files} == {"model_inputs", "model_outputs"}
     assert not list((tmp_path / "collected").rglob("*.tmp")), "no half-written file stays behind"
     assert not list((tmp_path / "collected").rglob("*.seg")), "the spool is converted and emptied"
@@ -91,10 +97,11 @@ def test_pool_writes_complete_parquet_files_per_window(tmp_path: Path) -> None:
     assert [r["input_0"] for r in table] == ["0", "1", "2", "text"], "a feature of mixed types is kept as text"
     outputs = pq.read_table(next(f for f in files if f.collection == "model_outputs").path).to_pylist()
     assert [r["prediction"] for r in outputs] == [0, 1, 0]
-    window, _ = Collected(tmp_path / "collected").window("ep", "blue", "model_inputs",
+    window, sha256 = Collected(tmp_path / "collected").window("ep", "blue", "model_inputs",
                                                          now - timedelta(hours=1), now + timedelta(hours=1))
     assert window.num_rows == 4 and window["input_1"].to_pylist() == [0.0, 2.5, 5.0, 1.0]
     assert "correlationid" not in window.column_names, "the signals read features, not the record's facts"
+    assert sha256 == hashlib.sha256(inputs.path.read_bytes()).hexdigest(), "the hash of what was read"
     assert Collected(tmp_path / "collected").files("ep", since=now + timedelta(hours=2)) == []
 
 

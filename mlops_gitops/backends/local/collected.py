@@ -6,6 +6,7 @@ reads the rows' own `time`, so a file that straddles a boundary contributes only
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -81,9 +82,9 @@ class Collected:
         return len(files)
 
     def window(self, endpoint: str, deployment: str, collection: str, since: datetime | None,
-               until: datetime | None) -> tuple[Any, list[CollectedFile]]:
+               until: datetime | None) -> tuple[Any, str]:
         """The collection's feature columns in [since, until) as one Arrow table (what the signals read), and
-        its files."""
+        the SHA-256 of the files it was read from (each read once)."""
         import pyarrow as pa
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
@@ -91,8 +92,11 @@ class Collected:
         files = self.files(endpoint, deployment, collection, since)
         stamp = pa.timestamp("us", "UTC")
         tables = []
+        digest = hashlib.sha256()
         for f in files:
-            table = pq.read_table(f.path)
+            data = f.path.read_bytes()
+            digest.update(data)
+            table = pq.read_table(pa.BufferReader(data))
             if since is not None:
                 table = table.filter(pc.greater_equal(table["time"], pa.scalar(since, stamp)))
             if until is not None:
@@ -105,4 +109,4 @@ class Collected:
         features = joined.drop_columns([c for c in joined.column_names if c in META or c == "data"])
         if not features.column_names:
             raise WorkspaceError(f"{endpoint}/{deployment} ({collection}) holds no tabular rows (only payloads)")
-        return features, files
+        return features, digest.hexdigest()

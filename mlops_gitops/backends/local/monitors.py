@@ -11,7 +11,6 @@ deployment (data_collector) is read from the host's Parquet files in the signal'
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 from dataclasses import dataclass
@@ -145,16 +144,13 @@ class Monitors:
         endpoint, deployment, collection = target
         since, until = data_window(given, now)
         try:
-            window, files = self.collected.window(endpoint, deployment, collection, since, until)
+            window, sha256 = self.collected.window(endpoint, deployment, collection, since, until)
         except WorkspaceError as exc:
             raise SignalError(f"production_data: {exc} ({since:%Y-%m-%dT%H:%M} to "
                               f"{until:%Y-%m-%dT%H:%M} UTC)") from None
-        digest = hashlib.sha256()
-        for f in files:
-            digest.update(f.path.read_bytes())
         return Table.from_arrow(window), {
             "production": f"collected:{endpoint}/{deployment}/{collection}", "production_rows": window.num_rows,
-            "production_window": [since.isoformat(), until.isoformat()], "production_sha256": digest.hexdigest()}
+            "production_window": [since.isoformat(), until.isoformat()], "production_sha256": sha256}
 
     def _training_reference(self, snap: Snapshot, definition: dict[str, Any], signal: dict[str, Any],
                             monitored: dict[str, Any]) -> tuple[str, dict[str, Any]]:

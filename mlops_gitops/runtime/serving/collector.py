@@ -399,14 +399,24 @@ class CollectorPool:
     def flush(self) -> None:
         with self._lock:
             for dc in list(self.collectors.values()):
-                samples, dc.pending = dc.pending, []  # one assignment: requests append to the new list
-                if not samples:
-                    continue
-                try:
-                    write_segment(self.spool, dc, samples)
-                    dc.spooled += len(samples)
-                except OSError:  # a full disk or an unwritable folder: logged, the host serves on
-                    log.exception("data collection of %s/%s could not be spooled", dc.endpoint, dc.deployment)
+                self._spool(dc)
+
+    def retire(self, key: str) -> None:
+        """A deployment stopped or no longer collecting: what it sampled is spooled, and it leaves the pool."""
+        with self._lock:
+            dc = self.collectors.pop(key, None)
+            if dc is not None:
+                self._spool(dc)
+
+    def _spool(self, dc: DeploymentCollector) -> None:
+        samples, dc.pending = dc.pending, []  # one assignment: requests append to the new list
+        if not samples:
+            return
+        try:
+            write_segment(self.spool, dc, samples)
+            dc.spooled += len(samples)
+        except OSError:  # a full disk or an unwritable folder: logged, the host serves on
+            log.exception("data collection of %s/%s could not be spooled", dc.endpoint, dc.deployment)
 
     def close(self) -> None:
         self._stop.set()

@@ -97,6 +97,8 @@ class HostState:
             log.info("deployment %s ready", cfg.key)
         if old is not None:
             await old.drain_and_close()
+            if old.collect is not None and collect is None:
+                self.collectors.retire(cfg.key)
 
     async def delete_deployment(self, key: str) -> None:
         async with self._lock:
@@ -108,6 +110,7 @@ class HostState:
             self.config.deployments.pop(key, None)
         if live is not None:
             await live.drain_and_close()
+            self.collectors.retire(key)
             log.info("deployment %s stopped", key)
 
     async def put_endpoint(self, cfg: EndpointConfig) -> None:
@@ -128,8 +131,9 @@ class HostState:
             lives = [self.deployments.pop(k) for k in keys]
             for k in keys:
                 self.config.deployments.pop(k, None)
-        for live in lives:
+        for key, live in zip(keys, lives, strict=True):
             await live.drain_and_close()
+            self.collectors.retire(key)
 
     async def load(self, config: ServingConfig) -> None:
         """Start from a saved configuration (host start): what fails to load is logged and left out."""
