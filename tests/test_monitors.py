@@ -178,10 +178,13 @@ def test_validate_names_an_unknown_metric_and_takes_azures_two_forms(cli: Cli, t
     assert cli("validate", cwd=repo).code == 0  # the CLI's map form
     ran = cli("apply", "--auto-approve", cwd=repo), cli("monitor", "run", "drift", cwd=repo)
     assert "colour pearsons_chi_squared_test=" in ran[1].out, ran[1].out + ran[1].err
+    mapped = drift.read_text()
+    drift.write_text(mapped.replace("categorical: {pearsons_chi_squared_test: 0.01}", "categorical: {psi: 0.01}"))
+    assert "schedules/drift.yml:15:23: error MON001: unknown metric 'psi'" in cli("validate", cwd=repo).out
     drift.write_text(text.replace("metric_name: population_stability_index", "metric_name: kl_divergence"))
     res = cli("validate", cwd=repo)
     assert res.code == 1
-    assert ("schedules/drift.yml:13:7: error MON001: unknown metric 'kl_divergence' for a data_drift signal on "
+    assert ("schedules/drift.yml:14:48: error MON001: unknown metric 'kl_divergence' for a data_drift signal on "
             "numerical features") in res.out
 
 

@@ -4,12 +4,25 @@ a job's notification_setting) while mlops.yaml names no smtp server to send them
 
 from __future__ import annotations
 
+from typing import Any
+
 from mlops_gitops.addresses import Kind
 from mlops_gitops.diagnostics import Severity
 from mlops_gitops.runtime.monitoring.metrics import SignalError, thresholds
 from mlops_gitops.validate.context import RuleContext
 
 LOCAL_TYPES = ("data_drift", "prediction_drift", "data_quality")
+
+
+def _parts(given: Any) -> list[tuple[tuple[str | int, ...], Any]]:
+    """metric_thresholds one metric at a time, each with its path, so that an error points at that metric."""
+    if isinstance(given, list):
+        return [((i, "metric_name") if isinstance(item, dict) and "metric_name" in item else (i,), [item])
+                for i, item in enumerate(given)]
+    if isinstance(given, dict) and all(isinstance(v, dict) for v in given.values()):
+        return [((kind, metric), {kind: {metric: value}}) for kind, metrics in given.items()
+                for metric, value in metrics.items()]
+    return [((), given)]
 
 
 def check(ctx: RuleContext) -> None:
@@ -21,11 +34,12 @@ def check(ctx: RuleContext) -> None:
             for name, signal in (monitor.get("monitoring_signals") or {}).items():
                 if not isinstance(signal, dict) or signal.get("type") not in LOCAL_TYPES:
                     continue
-                try:
-                    thresholds(str(signal["type"]), signal.get("metric_thresholds"))
-                except SignalError as exc:
-                    ctx.report(res, ("create_monitor", "monitoring_signals", name, "metric_thresholds"), "MON001",
-                               str(exc))
+                where = ("create_monitor", "monitoring_signals", name, "metric_thresholds")
+                for path, part in _parts(signal.get("metric_thresholds")):
+                    try:
+                        thresholds(str(signal["type"]), part)
+                    except SignalError as exc:
+                        ctx.report(res, where + path, "MON001", str(exc))
             if no_smtp and (monitor.get("alert_notification") or {}).get("emails"):
                 ctx.report(res, ("create_monitor", "alert_notification", "emails"), "MAIL001",
                            "alert emails will not be sent: mlops.yaml has no smtp server (smtp: host, sender)",
