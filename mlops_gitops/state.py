@@ -56,6 +56,9 @@ class DesiredResource:
     auto_version: bool = False
     artifacts: list[ArtifactFile] = field(default_factory=list)
     depends_on: set[Address] = field(default_factory=set)
+    # references written as @latest (or a bare name): derived key -> the asset's name. Not hashed: the
+    # pinned version in derived["refs"] is what the resource is.
+    floating: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

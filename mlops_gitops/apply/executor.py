@@ -10,6 +10,7 @@ from typing import Any
 
 from mlops_gitops import progress
 from mlops_gitops.addresses import Address
+from mlops_gitops.apply.release import prepared
 from mlops_gitops.backends.base import Backend
 from mlops_gitops.errors import GitOpsError
 from mlops_gitops.faults import failpoint
@@ -96,6 +97,8 @@ def execute(plan: Plan, backend: Backend, provenance_for: Callable[[Change], dic
     def work(addr: Address) -> Performed:
         change = changes[addr]
         with progress.task(f"{DOING[change.action]} {addr}"):
+            if not change.action.removes:
+                change = prepared(change, backend, apply_id)  # deferred versions pinned, release gate passed
             return _perform(backend, change, provenance_for(change), apply_id)
 
     def settle(addr: Address, performed: Performed | None, exc: BaseException | None) -> bool:

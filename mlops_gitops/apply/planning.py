@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import Any
 
 from mlops_gitops import progress
 from mlops_gitops.addresses import Address
@@ -37,7 +38,7 @@ class Planned:
 
 
 def compute(project: Project, backend: Backend | None, workspace: str, snapshot: Snapshot, prune: bool | None,
-            strict: bool, preview: PipelinePreview | None = None) -> Planned:
+            strict: bool, preview: PipelinePreview | None = None, promote: bool | None = None) -> Planned:
     """Load, validate and diff; raise SpecError (with diagnostics) when the tree has errors."""
     with progress.task(f"reading {project.root.name or project.root} and planning against workspace '{workspace}'"):
         tree = load_tree(project.root, strict)
@@ -46,21 +47,28 @@ def compute(project: Project, backend: Backend | None, workspace: str, snapshot:
         if preview is None and backend is not None and backend.runs is not None:
             preview = backend.runs.preview
         plan, diags = make_plan(tree, snapshot, workspace, effective_prune, git, strict or project.config.strict,
-                                preview, _runtime(project, workspace))
+                                preview, _runtime(project, workspace),
+                                _setting(project, workspace, "promote_latest", True) if promote is None else promote)
     if plan is None:
         raise SpecError("the repository has errors; nothing was planned", diags.sorted())
     return Planned(project, tree, workspace, backend, snapshot, git, plan, diags)
 
 
 def _runtime(project: Project, workspace: str) -> str | None:
+    runtime: str | None = _setting(project, workspace, "runtime", None)
+    return runtime
+
+
+def _setting(project: Project, workspace: str, name: str, default: Any) -> Any:
     try:
-        return resolve_workspace(project, workspace).runtime
+        settings = resolve_workspace(project, workspace)
+        return getattr(settings, name) if hasattr(settings, name) else getattr(settings.config, name)
     except GitOpsError:  # not a configured workspace of this project: nothing to check against
-        return None
+        return default
 
 
 def plan_read_only(project: Project, workspace: str | None, prune: bool | None = None,
-                   strict: bool = False, for_saving: bool = False) -> Planned:
+                   strict: bool = False, for_saving: bool = False, promote: bool | None = None) -> Planned:
     """Plan without taking the lock. A plan to be saved is signed with the workspace's secret, so a workspace
     that was never written gets its identity first (`for_saving`); nothing else is written. The state is
     read the cheap way where the backend offers one (SQLite without SQLAlchemy); the backend itself is
@@ -68,11 +76,12 @@ def plan_read_only(project: Project, workspace: str | None, prune: bool | None =
     if for_saving:
         with workspace_backend(project, workspace) as (name, backend):
             backend.ensure()
-            return compute(project, backend, name, backend.read(), prune, strict)
+            return compute(project, backend, name, backend.read(), prune, strict, promote=promote)
     name = resolve_workspace(project, workspace).name
     snapshot = read_snapshot(project, workspace)
     with ExitStack() as opened:
-        return compute(project, None, name, snapshot, prune, strict, _LazyPreview(project, workspace, opened))
+        return compute(project, None, name, snapshot, prune, strict, _LazyPreview(project, workspace, opened),
+                       promote)
 
 
 class _LazyPreview:

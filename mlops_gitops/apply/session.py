@@ -67,14 +67,15 @@ def check_saved(saved: SavedPlan, planned: Planned) -> None:
 
 def apply_project(project: Project, workspace: str | None = None, saved: SavedPlan | None = None,
                   prune: bool | None = None, strict: bool = False, lock_timeout: float = 0.0,
-                  parallelism: int = 4, reason: str = "", listener: ApplyListener | None = None) -> ApplyReport:
+                  parallelism: int = 4, reason: str = "", listener: ApplyListener | None = None,
+                  promote: bool | None = None) -> ApplyReport:
     listen = listener or ApplyListener()
     if saved is not None and workspace not in (None, saved.workspace):
         raise ConfigError(f"{saved.path} was planned for workspace '{saved.workspace}', not '{workspace}'")
     effective_prune = saved.prune if saved else prune
     with workspace_backend(project, saved.workspace if saved else workspace) as (name, backend):
         # Plan read-only first: invalid input fails here, before the lock creates anything.
-        planned = compute(project, backend, name, backend.read(), effective_prune, strict)
+        planned = compute(project, backend, name, backend.read(), effective_prune, strict, promote=promote)
         listen.warnings(planned.warnings)
         with backend.lock("apply", reason, lock_timeout) as lock:
             report = ApplyReport(planned, interrupted=backend.interrupted())
@@ -89,7 +90,8 @@ def apply_project(project: Project, workspace: str | None = None, saved: SavedPl
                 planned.snapshot = snapshot
                 planned.plan.workspace_id = snapshot.workspace_id
             elif (snapshot.workspace_id, snapshot.serial) != (planned.snapshot.workspace_id, planned.snapshot.serial):
-                planned = report.planned = compute(project, backend, name, snapshot, effective_prune, strict)
+                planned = report.planned = compute(project, backend, name, snapshot, effective_prune, strict,
+                                                   promote=promote)
             if saved is not None:
                 check_saved(saved, planned)
             listen.show(planned.plan)

@@ -59,7 +59,8 @@ def _confirm(input_fn: Callable[[str], str]) -> bool:
 
 def apply(target: str = ".", workspace: str | None = None, auto_approve: bool = False, prune: bool | None = None,
           lock_timeout: float = 0.0, parallelism: int = 4, strict: bool = False, color: bool | None = None,
-          reason: str = "", input_fn: Callable[[str], str] = input, show_all: bool = False) -> int:
+          reason: str = "", input_fn: Callable[[str], str] = input, show_all: bool = False,
+          promote: bool | None = None) -> int:
     saved = _saved_plan(target)
     project = open_project(saved.root if saved else target)
     if saved is None:
@@ -75,7 +76,10 @@ def apply(target: str = ".", workspace: str | None = None, auto_approve: bool = 
     listener = ApplyListener(warnings=print_warnings, warn=lambda m: err(f"Warning: {m}"),
                              show=lambda plan: show(plan, "text", color, False, show_all), confirm=confirm,
                              done=lambda o: out(_describe(o)))
-    report = apply_project(project, workspace, saved, prune, strict, lock_timeout, parallelism, reason, listener)
+    if saved is not None:  # as it was planned
+        promote = bool(saved.document.get("promote_latest", True))
+    report = apply_project(project, workspace, saved, prune, strict, lock_timeout, parallelism, reason, listener,
+                           promote)
     if report.host_started is not None:
         out(f"Started the endpoint host at {report.host_started.url} (it was not running).")
     if not report.confirmed:
@@ -106,6 +110,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="repository folder (default: current folder) or a plan file saved by `plan --out`")
     args.workspace(p)
     args.prune(p)
+    args.promote(p)
     args.color(p)
     p.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
     p.add_argument("--show-all", action="store_true",

@@ -30,6 +30,12 @@ def prune(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-prune", dest="prune", action="store_false", help="override prune: true in mlops.yaml")
 
 
+def promote(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-promote", dest="promote", action="store_false", default=None,
+                   help="deployments naming a model @latest keep the version it names now, even where a pipeline "
+                        "of this apply registers the next one (promote_latest: false in the workspace's settings)")
+
+
 def fmt(p: argparse.ArgumentParser, *choices: str) -> None:
     p.add_argument("--format", dest="fmt", choices=list(choices or ("text", "json")), default="text",
                    help="output format (default: text)")

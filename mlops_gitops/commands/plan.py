@@ -36,10 +36,10 @@ def show(plan: Plan, fmt: str, color: bool | None, show_noop: bool, show_all: bo
 
 def plan(path: str = ".", workspace: str | None = None, prune: bool | None = None, out_file: str | None = None,
          fmt: str = "text", detailed_exitcode: bool = False, show_noop: bool = False, strict: bool = False,
-         color: bool | None = None, show_all: bool = False) -> int:
+         color: bool | None = None, show_all: bool = False, promote: bool | None = None) -> int:
     project = open_project(path)
     check_repository(project, "plan")
-    planned = plan_read_only(project, workspace, prune, strict, for_saving=bool(out_file))
+    planned = plan_read_only(project, workspace, prune, strict, for_saving=bool(out_file), promote=promote)
     print_warnings(planned.warnings, len(planned.tree.documents))
     show(planned.plan, fmt, color, show_noop, show_all)
     if out_file:
@@ -57,6 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", nargs="?", default=".", help="repository (default: current folder)")
     args.workspace(p)
     args.prune(p)
+    args.promote(p)
     args.color(p)
     p.add_argument("--out", dest="out_file", metavar="FILE",
                    help="save the plan to FILE; `apply FILE` applies exactly it")

@@ -14,6 +14,7 @@ from mlops_gitops.kinds import CONSUMERS, VERSIONED
 from mlops_gitops.plan.desired import DesiredState
 from mlops_gitops.plan.diff import document, field_changes
 from mlops_gitops.plan.model import Action, Change, DriftEntry, Plan
+from mlops_gitops.plan.promotion import promote
 from mlops_gitops.spec.references import resolved_job_output
 from mlops_gitops.state import ActualResource, DesiredResource, Snapshot
 
@@ -234,19 +235,21 @@ def _order(changes: list[Change]) -> list[Change]:
 
 
 def build_plan(workspace: str, desired: DesiredState, snapshot: Snapshot, prune: bool, root: str,
-               commit: str | None, dirty: bool, preview: PipelinePreview | None = None) -> tuple[Plan, Diagnostics]:
+               commit: str | None, dirty: bool, preview: PipelinePreview | None = None,
+               promote_latest: bool = True) -> tuple[Plan, Diagnostics]:
     diags = Diagnostics()
     diags.extend(desired.diagnostics)
     changes = [_with_run(_change_for(d, snapshot.resources.get(a), snapshot), desired, preview)
                for a, d in desired.resources.items()]
     _after_runs(changes, snapshot, diags)
+    held = promote(changes, snapshot, promote_latest)
     removals, kept = _removals(desired, snapshot, prune)
     changes += removals
     _guard(changes, desired, snapshot, diags)
     plan = Plan(workspace=workspace, workspace_id=snapshot.workspace_id, serial=snapshot.serial, root=root,
                 commit=commit, dirty=dirty, changes=_order(changes), drift=_drift(snapshot, desired), unmanaged=kept,
-                prune=prune, notes=_notes(changes), conversions=_conversions(desired, snapshot),
-                created_at=datetime.now(UTC).isoformat(timespec="seconds"))
+                prune=prune, notes=_notes(changes) + held, conversions=_conversions(desired, snapshot),
+                created_at=datetime.now(UTC).isoformat(timespec="seconds"), promote_latest=promote_latest)
     return plan, diags
 
 

@@ -175,7 +175,7 @@ def _add_versioned(state: DesiredState, res: SpecResource, root: Path, snapshot:
                    explicit_numbers: dict[tuple[Kind, str], int]) -> None:
     spec = _user_spec(res)
     paths, artifacts = _hash_paths(state, res, root, state.boundary)
-    refs, deps = _resolve_refs(state, res, snapshot, root)
+    refs, deps, floating = _resolve_refs(state, res, snapshot, root)
     job_output = resolved_job_output(refs.get("path"))
     if job_output is not None:  # the files come from the job's latest completed run, if there is one
         paths, artifacts = _from_run(snapshot, job_output)
@@ -201,7 +201,8 @@ def _add_versioned(state: DesiredState, res: SpecResource, root: Path, snapshot:
     state.resources[addr] = DesiredResource(
         address=addr, spec=spec, derived=derived, content_hash=content,
         spec_hash=spec_hash({"spec": spec, "derived": derived}), source_file=res.file, source_line=res.pos()[0],
-        schema_name=res.info.schema_name, auto_version=auto, artifacts=artifacts, depends_on=deps)
+        schema_name=res.info.schema_name, auto_version=auto, artifacts=artifacts, depends_on=deps,
+        floating=floating)
     state.by_spec[addr] = res
 
 
@@ -213,9 +214,11 @@ def _from_run(snapshot: Snapshot, ref: JobOutputRef) -> tuple[dict[str, Any], li
 
 
 def _resolve_refs(state: DesiredState, res: SpecResource, snapshot: Snapshot,
-                  root: Path) -> tuple[dict[str, str], set[Address]]:
+                  root: Path) -> tuple[dict[str, str], set[Address], dict[str, str]]:
+    """References pinned to versions, what they depend on, and which of them were @latest (key -> name)."""
     refs: dict[str, str] = {}
     deps: set[Address] = set()
+    floating: dict[str, str] = {}
     for link in res.links:
         if link.role == "job_output":
             job_ref = parse_job_output(link.text)
@@ -243,6 +246,7 @@ def _resolve_refs(state: DesiredState, res: SpecResource, snapshot: Snapshot,
             continue
         version = ref.version
         if version is None:  # @latest (or a bare name): pin to what will be latest after apply
+            floating[_loc_key(link.loc)] = ref.name
             desired = [a for a in state.resources if a.kind is link.target and a.name == ref.name]
             if desired:
                 version = max(desired, key=lambda a: a.sort_key()).version
@@ -252,7 +256,7 @@ def _resolve_refs(state: DesiredState, res: SpecResource, snapshot: Snapshot,
         if version is not None:
             refs[_loc_key(link.loc)] = f"{ref.name}:{version}"
             deps.add(Address(link.target, ref.name, version))
-    return refs, deps
+    return refs, deps, floating
 
 
 def _component_by_file(state: DesiredState, res: SpecResource, text: str, root: Path) -> Address | None:
@@ -266,7 +270,7 @@ def _component_by_file(state: DesiredState, res: SpecResource, text: str, root: 
 def _add_other(state: DesiredState, res: SpecResource, root: Path, snapshot: Snapshot) -> None:
     spec = _user_spec(res)
     paths, artifacts = _hash_paths(state, res, root, state.boundary)
-    refs, deps = _resolve_refs(state, res, snapshot, root)
+    refs, deps, floating = _resolve_refs(state, res, snapshot, root)
     derived: dict[str, Any] = {}
     if paths:
         derived["paths"] = paths
@@ -276,7 +280,8 @@ def _add_other(state: DesiredState, res: SpecResource, root: Path, snapshot: Sna
     addr = Address(res.kind, res.name)
     state.resources[addr] = DesiredResource(
         address=addr, spec=spec, derived=derived, content_hash=digest, spec_hash=digest, source_file=res.file,
-        source_line=res.pos()[0], schema_name=res.info.schema_name, artifacts=artifacts, depends_on=deps)
+        source_line=res.pos()[0], schema_name=res.info.schema_name, artifacts=artifacts, depends_on=deps,
+        floating=floating)
     state.by_spec[addr] = res
     model: Any = res.model
     if res.kind is Kind.ONLINE_ENDPOINT and model.traffic is not None:

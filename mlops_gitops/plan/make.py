@@ -15,7 +15,7 @@ from mlops_gitops.vcs.git import GitInfo
 
 def make_plan(tree: Tree, snapshot: Snapshot, workspace: str, prune: bool, git: GitInfo,
               strict: bool = False, preview: PipelinePreview | None = None,
-              runtime: str | None = None) -> tuple[Plan | None, Diagnostics]:
+              runtime: str | None = None, promote_latest: bool = True) -> tuple[Plan | None, Diagnostics]:
     """Validate against the tree and the workspace, then diff; no plan when there are errors. `runtime`: the
     workspace's (process, container, none), for what runs only in some of them."""
     diags = validate_tree(tree, snapshot.index())
@@ -27,7 +27,8 @@ def make_plan(tree: Tree, snapshot: Snapshot, workspace: str, prune: bool, git: 
     if runtime == "process":
         _custom_containers(tree, desired, snapshot, diags)
     dirty = any(f.startswith(_prefix(tree, git)) for f in git.dirty_files) if git.toplevel else False
-    plan, plan_diags = build_plan(workspace, desired, snapshot, prune, str(tree.root), git.commit, dirty, preview)
+    plan, plan_diags = build_plan(workspace, desired, snapshot, prune, str(tree.root), git.commit, dirty, preview,
+                                  promote_latest)
     diags.extend(plan_diags)
     plan.diagnostics = diags.sorted()
     if diags.has_errors():

@@ -52,6 +52,8 @@ class Change:
     after_hash: str | None = None
     desired: DesiredResource | None = None  # not serialised; apply re-derives it from the tree
     steps: list[dict[str, str]] = field(default_factory=list)  # pipeline jobs: step, action (run|reuse), reason
+    # references resolved only at apply: key -> {model, job, planned}: the version job registers in this apply
+    deferred: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class Plan:
     conversions: list[dict[str, Any]] = field(default_factory=list)  # ONNX conversions: declared, or measured
     prune: bool = False
     created_at: str = ""
+    promote_latest: bool = True
 
     @property
     def actionable(self) -> list[Change]:

@@ -29,6 +29,10 @@ class WorkspaceConfig(Strict):
         "process", description="process: serve online deployments as local processes; container: as containers "
                                "of their images (Docker Engine API, DOCKER_HOST); none: record them only.")
     port: int = Field(0, ge=0, le=65535, description="Port of the endpoint host; 0 picks a free one.")
+    promote_latest: bool = Field(
+        True, description="A deployment naming a model @latest, where a pipeline of the apply registers that "
+                          "model's next version, serves that version after the same apply (false: the version "
+                          "@latest names at plan time; `--no-promote` for one plan or apply).")
     endpoint_ports: dict[str, Annotated[int, Field(ge=1, le=65535)]] = Field(
         default_factory=dict, description="A port of its own for an endpoint ({name: port}), on which the endpoint "
                                           "host serves it under Triton's routes (/v2/models/<model>/infer with the "

@@ -72,8 +72,9 @@ def register_logged_models(store: LocalStore, job: str, run_id: str, result: Run
             desired = DesiredResource(address=address, spec=spec, derived=derived, content_hash=content,
                                       spec_hash=spec_hash({"spec": spec, "derived": derived}), source_file="",
                                       schema_name="model", auto_version=True, artifacts=files)
+            metrics = {k: v for s in result.steps.values() for k, v in s.metrics.items()}  # for release gates
             store.write(desired, "create", {"run.id": run_id, "run.step": step, "job": job,
-                                            "by": "mlflow.register_model"},
+                                            "by": "mlflow.register_model", "run.metrics": metrics},
                         None, origin="run")
             note(f"  registered model {model}:{version} (logged by step {step} with MLflow)")
             made.append(address)

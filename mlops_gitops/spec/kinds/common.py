@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from types import UnionType
 from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from mlops_gitops.imageref import PATTERN, check_image_reference
 
@@ -113,6 +123,41 @@ class Conversion(Strict):
     tolerance: ConversionTolerance = Field(default_factory=ConversionTolerance)
 
 
+CONDITION = re.compile(r"^\s*([A-Za-z_][\w.\-/]*)\s*(>=|<=|==|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+
+
+def parse_condition(text: str) -> tuple[str, str, float]:
+    """A release gate's condition, 'METRIC OP NUMBER', as (metric, op, number)."""
+    found = CONDITION.match(text)
+    if found is None:
+        raise ValueError(f"gate condition {text!r}: write METRIC OP NUMBER, e.g. 'val_accuracy >= 0.9' "
+                         "(OP: >=, >, <=, <, ==)")
+    return found.group(1), found.group(2), float(found.group(3))
+
+
+class ReleaseGate(Strict):
+    """`x-gitops.gate`: what a model version must show before a deployment serves it (on a deployment; on a model
+    file, for every deployment of that model). Checked at apply, once the version exists."""
+
+    metrics: list[str] = Field(default_factory=list, description="Conditions on the producing run's metrics, "
+                                                                  "'NAME OP NUMBER' with OP one of >=, >, <=, <, "
+                                                                  "== (conversion.* for a conversion's report).")
+    not_worse_than: Literal["current"] | None = Field(
+        None, description="current: each metric of `metrics` must be no worse than that of the version in service "
+                          "(the deployment's, or its endpoint's busiest deployment's), in the direction its "
+                          "condition gives, within `tolerance`.")
+    tolerance: float = Field(0.0, ge=0, description="How much worse than the version in service a metric may be.")
+    parity: bool = Field(True, description="Where the version is an ONNX conversion, its parity check must have "
+                                           "passed.")
+
+    @field_validator("metrics")
+    @classmethod
+    def _conditions(cls, value: list[str]) -> list[str]:
+        for text in value:
+            parse_condition(text)
+        return value
+
+
 class GitOpsExtension(Strict):
     """Our extensions live under one key, `x-gitops`, never as new top-level fields."""
 
@@ -120,6 +165,8 @@ class GitOpsExtension(Strict):
     description: str | None = None
     convert: Conversion | None = Field(None, description="Models only: this version is the ONNX conversion of "
                                                          "another model version, checked for parity at apply.")
+    gate: ReleaseGate | None = Field(None, description="Deployments and models: the release gate a model version "
+                                                       "passes before a deployment serves it.")
 
 
 class Resource(Strict):

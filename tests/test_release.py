@@ -1,0 +1,115 @@
+"""Release automation: a deployment naming a model @latest serves the version a pipeline of the same apply
+registers (one apply from data to production), behind a release gate on the run's metrics and the version in
+service."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mlops_gitops.addresses import Address, Kind
+from mlops_gitops.apply.release import check_gate
+from mlops_gitops.state import ActualResource
+from tests.helpers import AZ, Result, commit_all, write
+
+Cli = Callable[..., Result]
+TRAIN = "train-cancer-classifier"
+
+
+def _model(version: str, metrics: dict[str, float], conversion: dict[str, object] | None = None) -> ActualResource:
+    return ActualResource(address=Address(Kind.MODEL, "m", version), spec={}, derived={}, content_hash="",
+                          spec_hash="", applied_spec=None, applied_hash=None, status="active", managed=True,
+                          source_file="", created_at="", updated_at="",
+                          provenance={"run.metrics": metrics, **({"conversion": conversion} if conversion else {})})
+
+
+def test_a_gate_says_which_condition_failed_with_both_values() -> None:
+    gate = {"metrics": ["accuracy >= 0.9", "loss <= 0.3"], "not_worse_than": "current", "tolerance": 0.01}
+    assert check_gate(gate, _model("2", {"accuracy": 0.95, "loss": 0.2}), _model("1", {"accuracy": 0.955,
+                                                                                    "loss": 0.21})) == []
+    failed = check_gate(gate, _model("2", {"accuracy": 0.93, "loss": 0.35}), _model("1", {"accuracy": 0.96,
+                                                                                       "loss": 0.2}))
+    assert failed == [
+        "loss <= 0.3: model:m:2 has 0.35",
+        "accuracy not worse than current: model:m:2 has 0.93, model:m:1 in service has 0.96 (tolerance 0.01)",
+        "loss not worse than current: model:m:2 has 0.35, model:m:1 in service has 0.2 (tolerance 0.01)"]
+    missing = check_gate({"metrics": ["f1 > 0.5"]}, _model("2", {"accuracy": 0.9}), None)
+    assert missing == ["f1 > 0.5: model:m:2 has no metric f1 (its run wrote accuracy)"]
+    outside = _model("2", {}, {"within_tolerance": False, "outside_tolerance": ["max_abs_diff 0.2 > 0.0001"]})
+    assert check_gate({}, outside, None) == [
+        "parity: the ONNX conversion model:m:2 is outside its tolerance (max_abs_diff 0.2 > 0.0001)"]
+
+
+def test_validate_names_a_malformed_gate_condition(cli: Cli, example: Path) -> None:
+    write(example / "deployments" / "cancer-blue.yml",
+          (example / "deployments" / "cancer-blue.yml").read_text() + "x-gitops:\n  gate:\n"
+          "    metrics: ['accuracy is high']\n")
+    res = cli("validate", cwd=example)
+    assert res.code == 1 and "deployments/cancer-blue.yml:" in res.out and "write METRIC OP NUMBER" in res.out, res.out
+
+
+def _deployment(repo: Path, gate: str) -> None:
+    write(repo / "endpoints" / "cancer.yml", f"$schema: {AZ}/managedOnlineEndpoint.schema.json\nname: cancer\n"
+                                             "auth_mode: key\ntraffic: {trained: 100}\n")
+    write(repo / "deployments" / "trained.yml", (
+        f"$schema: {AZ}/managedOnlineDeployment.schema.json\nname: trained\nendpoint_name: cancer\n"
+        "model: azureml:cancer-classifier@latest\ninstance_type: Standard_DS3_v2\ninstance_count: 1\n" + gate))
+
+
+def _retrain(repo: Path, c: str) -> None:
+    train = repo / "pipelines" / "train.yml"
+    text = train.read_text()
+    start = text.index("  regularisation: ")
+    end = text.index("\n", start)
+    train.write_text(text[:start] + f"  regularisation: {c}" + text[end:])
+    commit_all(repo, f"Train with C={c}")
+
+
+def _served(cli: Cli, repo: Path) -> str:
+    shown = json.loads(cli("state", "show", "online-deployment:cancer/trained", "--format", "json", cwd=repo).out)
+    return str(shown["derived"]["refs"]["model"])
+
+
+@pytest.mark.slow
+def test_one_apply_trains_gates_and_promotes(cli: Cli, example: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOPS_GITOPS_RUNTIME", "process")  # the pipeline's steps run
+    for folder in ("endpoints", "deployments", "monitors"):
+        shutil.rmtree(example / folder)
+    _deployment(example, "x-gitops:\n  gate:\n    metrics: ['accuracy >= 0.9']\n    not_worse_than: current\n"
+                         "    tolerance: 0.02\n")
+    commit_all(example, "Train, and serve what the training registers")
+    first = cli("apply", "--auto-approve", cwd=example)
+    assert first.code == 0, first.out + first.err
+    assert _served(cli, example) == "cancer-classifier:1"
+
+    _retrain(example, "0.5")
+    plan = cli("plan", cwd=example)
+    assert plan.code == 0, plan.err
+    assert f'"cancer-classifier:1" -> "cancer-classifier:(next, after job:{TRAIN})"' in plan.out, plan.out
+    assert f"serves the version of cancer-classifier that job:{TRAIN} registers in this apply" in plan.out
+    held = cli("plan", "--no-promote", "--format", "json", cwd=example)
+    assert not any(c["address"] == "online-deployment:cancer/trained"
+                   for c in json.loads(held.out)["resource_changes"]), "--no-promote: @latest as it is now"
+    saved = example.parent / "promote.plan.json"  # a saved plan carries the deferred reference
+    assert cli("plan", "--out", str(saved), cwd=example).code == 0
+    deferred = next(c for c in json.loads(saved.read_text())["resource_changes"]
+                    if c["address"] == "online-deployment:cancer/trained")["deferred"]
+    assert deferred == {"model": {"model": "cancer-classifier", "job": TRAIN, "planned": "2"}}
+    promoted = cli("apply", str(saved), cwd=example)
+    assert promoted.code == 0, promoted.out + promoted.err
+    assert _served(cli, example) == "cancer-classifier:2", "one apply: trained, registered and served"
+
+    _retrain(example, "0.0001")  # a much weaker model: the gate keeps version 2 in service
+    gated = cli("apply", "--auto-approve", cwd=example)
+    assert gated.code == 1
+    assert "gated: online-deployment:cancer/trained stays on model:cancer-classifier:2" in gated.out + gated.err
+    assert "accuracy >= 0.9: model:cancer-classifier:3 has " in gated.out + gated.err
+    assert _served(cli, example) == "cancer-classifier:2"
+    events = [json.loads(line) for line in cli("events", "list", "--format", "json", cwd=example).out.splitlines()
+              if line.strip()]
+    gate_events = [e for e in events if e["type"] == "release.gated"]
+    assert gate_events and gate_events[-1]["data"]["model"] == "model:cancer-classifier:3"
