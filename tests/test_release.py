@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mlops_gitops.addresses import Address, Kind
-from mlops_gitops.apply.release import check_gate
+from mlops_gitops.plan.gates import check_gate
 from mlops_gitops.state import ActualResource
 from tests.helpers import AZ, Result, commit_all, write
 
@@ -91,6 +91,10 @@ def test_one_apply_trains_gates_and_promotes(cli: Cli, example: Path, monkeypatc
     assert plan.code == 0, plan.err
     assert f'"cancer-classifier:1" -> "cancer-classifier:(next, after job:{TRAIN})"' in plan.out, plan.out
     assert f"serves the version of cancer-classifier that job:{TRAIN} registers in this apply" in plan.out
+    comment = cli("plan", "--format", "markdown", cwd=example).out  # the pull request's sticky comment
+    assert "**Model releases**" in comment and "<code>model:cancer-classifier:1</code> in service" in comment
+    assert "Gate: <code>accuracy &gt;= 0.9</code>, not worse than current — **at apply**" in comment, comment
+    assert "| accuracy | 0.9" in comment and "| after the run |" in comment
     held = cli("plan", "--no-promote", "--format", "json", cwd=example)
     assert not any(c["address"] == "online-deployment:cancer/trained"
                    for c in json.loads(held.out)["resource_changes"]), "--no-promote: @latest as it is now"
@@ -111,5 +115,7 @@ def test_one_apply_trains_gates_and_promotes(cli: Cli, example: Path, monkeypatc
     assert _served(cli, example) == "cancer-classifier:2"
     events = [json.loads(line) for line in cli("events", "list", "--format", "json", cwd=example).out.splitlines()
               if line.strip()]
+    again = cli("plan", "--format", "markdown", cwd=example).out  # :3 exists now: the verdict is known at plan
+    assert "— **accuracy &gt;= 0.9: model:cancer-classifier:3 has 0." in again, again
     gate_events = [e for e in events if e["type"] == "release.gated"]
     assert gate_events and gate_events[-1]["data"]["model"] == "model:cancer-classifier:3"

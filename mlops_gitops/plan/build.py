@@ -14,7 +14,7 @@ from mlops_gitops.kinds import CONSUMERS, VERSIONED
 from mlops_gitops.plan.desired import DesiredState
 from mlops_gitops.plan.diff import document, field_changes
 from mlops_gitops.plan.model import Action, Change, DriftEntry, Plan
-from mlops_gitops.plan.promotion import promote
+from mlops_gitops.plan.promotion import promote, releases
 from mlops_gitops.spec.references import resolved_job_output
 from mlops_gitops.state import ActualResource, DesiredResource, Snapshot
 
@@ -249,7 +249,8 @@ def build_plan(workspace: str, desired: DesiredState, snapshot: Snapshot, prune:
     plan = Plan(workspace=workspace, workspace_id=snapshot.workspace_id, serial=snapshot.serial, root=root,
                 commit=commit, dirty=dirty, changes=_order(changes), drift=_drift(snapshot, desired), unmanaged=kept,
                 prune=prune, notes=_notes(changes) + held, conversions=_conversions(desired, snapshot),
-                created_at=datetime.now(UTC).isoformat(timespec="seconds"), promote_latest=promote_latest)
+                created_at=datetime.now(UTC).isoformat(timespec="seconds"), promote_latest=promote_latest,
+                releases=releases(changes, snapshot))
     return plan, diags
 
 

@@ -82,6 +82,7 @@ class Plan:
     prune: bool = False
     created_at: str = ""
     promote_latest: bool = True
+    releases: list[dict[str, Any]] = field(default_factory=list)  # deployments moving to another model version
 
     @property
     def actionable(self) -> list[Change]:

@@ -10,12 +10,15 @@ registered none. `--no-promote` (or a workspace's `promote_latest: false`) keeps
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from mlops_gitops import versioning
 from mlops_gitops.addresses import Address, Kind
 from mlops_gitops.hashing import spec_hash
 from mlops_gitops.plan.diff import document, field_changes
+from mlops_gitops.plan.gates import check_gate, gate_of, in_service, metrics_of, model_version
 from mlops_gitops.plan.model import Action, Change
+from mlops_gitops.spec.kinds.common import parse_condition
 from mlops_gitops.spec.references import resolved_job_output
 from mlops_gitops.state import Snapshot
 
@@ -82,3 +85,36 @@ def _defer(c: Change, snapshot: Snapshot, key: str, name: str, job: str, planned
         c.reason = f"serves the version of {name} that job:{job} registers in this apply"
     elif c.action is not Action.CREATE:
         c.reason += f"; serves the version of {name} that job:{job} registers in this apply"
+
+
+def releases(changes: list[Change], snapshot: Snapshot) -> list[dict[str, Any]]:
+    """Each deployment change that serves another model version, for review: the version in service and the
+    candidate, their metrics with deltas, and the gate verdict (at apply, where the candidate is not made yet)."""
+    planned_models = {c.address: c.desired for c in changes if c.address.kind is Kind.MODEL and c.desired}
+    out: list[dict[str, Any]] = []
+    for c in changes:
+        d = c.desired
+        if d is None or c.address.kind not in PROMOTED or c.action.removes or c.action is Action.NOOP:
+            continue
+        ref = str((d.derived.get("refs") or {}).get("model") or "")
+        current = in_service(snapshot, c.address)
+        if not ref or (current is not None and f"{current.address.name}:{current.address.version}" == ref):
+            continue
+        deferred = c.deferred.get("model")
+        candidate = None if deferred else model_version(snapshot, ref)
+        model_spec = (planned_models.get(Address(Kind.MODEL, *ref.split(":", 1))) if ":" in ref else None)
+        gate = gate_of(d.spec, candidate) or (gate_of(model_spec.spec, None) if model_spec else None)
+        got = metrics_of(candidate) if candidate is not None else {}
+        before = metrics_of(current) if current is not None else {}
+        named = [parse_condition(str(t))[0] for t in (gate or {}).get("metrics") or []]
+        rows = [{"metric": m, "in_service": before.get(m), "candidate": got.get(m),
+                 "delta": got[m] - before[m] if m in got and m in before else None}
+                for m in dict.fromkeys([*named, *sorted(set(got) | set(before))])]
+        verdict: list[str] | None = check_gate(gate, candidate, current) if gate and candidate is not None else None
+        out.append({"deployment": str(c.address), "in_service": str(current.address) if current else None,
+                    "candidate": f"{deferred['model']}:(next, after job:{deferred['job']})" if deferred else ref,
+                    "metrics": rows, "gate": list((gate or {}).get("metrics") or []),
+                    "not_worse_than": (gate or {}).get("not_worse_than"),
+                    "verdict": "at apply" if gate and verdict is None else (
+                        "passes" if verdict == [] else ("; ".join(verdict) if verdict else "no gate"))})
+    return out

@@ -52,5 +52,6 @@ def plan_to_dict(plan: Plan, show_noop: bool = False) -> dict[str, Any]:
         "not_in_repository": [str(a) for a in plan.unmanaged],
         "notes": list(plan.notes),
         "conversions": list(plan.conversions),
+        "releases": list(plan.releases),
         "diagnostics": [d.to_dict() for d in plan.diagnostics],
     }

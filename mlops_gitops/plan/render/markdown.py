@@ -34,7 +34,7 @@ def render_markdown(plan: Plan, show_noop: bool = False) -> str:
     return env.from_string(template_text).render(
         marker=MARKER, plan=plan, summary=plan.summary_line(), changes=changes, drift=drift,
         deletes=counts["delete"] + counts["replace"], unmanaged=[str(a) for a in plan.unmanaged],
-        notes=list(plan.notes), conversions=plan.conversions)
+        notes=list(plan.notes), conversions=plan.conversions, releases=plan.releases)
 
 
 def inline(text: object) -> str:
