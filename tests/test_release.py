@@ -86,6 +86,11 @@ def test_one_apply_trains_gates_and_promotes(cli: Cli, example: Path, monkeypatc
     assert first.code == 0, first.out + first.err
     assert _served(cli, example) == "cancer-classifier:1"
 
+    typo = example / "deployments" / "trained.yml"
+    typo.write_text(typo.read_text().replace("'accuracy >= 0.9'", "'acuracy >= 0.9'"))
+    warned = cli("plan", cwd=example)  # against the workspace: its model's run wrote no such metric
+    assert "deployments/trained.yml:9:15: warning GATE001: gate metric 'acuracy'" in warned.out + warned.err, warned.err
+    typo.write_text(typo.read_text().replace("'acuracy >= 0.9'", "'accuracy >= 0.9'"))
     _retrain(example, "0.5")
     plan = cli("plan", cwd=example)
     assert plan.code == 0, plan.err

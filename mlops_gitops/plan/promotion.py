@@ -14,7 +14,9 @@ from typing import Any
 
 from mlops_gitops import versioning
 from mlops_gitops.addresses import Address, Kind
+from mlops_gitops.diagnostics import Diagnostics, Severity
 from mlops_gitops.hashing import spec_hash
+from mlops_gitops.plan.desired import DesiredState
 from mlops_gitops.plan.diff import document, field_changes
 from mlops_gitops.plan.gates import check_gate, gate_of, in_service, metrics_of, model_version
 from mlops_gitops.plan.model import Action, Change
@@ -118,3 +120,27 @@ def releases(changes: list[Change], snapshot: Snapshot) -> list[dict[str, Any]]:
                     "verdict": "at apply" if gate and verdict is None else (
                         "passes" if verdict == [] else ("; ".join(verdict) if verdict else "no gate"))})
     return out
+
+
+def unknown_gate_metrics(changes: list[Change], desired: DesiredState, snapshot: Snapshot,
+                         diags: Diagnostics) -> None:
+    """GATE001 (a warning: the training code of the same pull request may add the metric): a deployment's gate
+    names a metric that the runs behind its model's latest version did not write."""
+    for c in changes:
+        res = desired.by_spec.get(c.address)
+        if res is None or c.desired is None or c.address.kind not in PROMOTED:
+            continue
+        conditions = ((c.desired.spec.get("x-gitops") or {}).get("gate") or {}).get("metrics") or []
+        ref = str((c.desired.derived.get("refs") or {}).get("model") or "")
+        latest = snapshot.latest(Kind.MODEL, ref.split(":", 1)[0]) if conditions and ref else None
+        known = set((latest.provenance.get("run.metrics") or {}) if latest is not None else {})
+        if latest is None or not known:
+            continue
+        for i, text in enumerate(conditions):
+            metric = parse_condition(str(text))[0]
+            if metric not in known and not metric.startswith("conversion."):
+                line, col = res.pos(("x-gitops", "gate", "metrics", i))
+                diags.add(res.file, line, col, "GATE001",
+                          f"gate metric '{metric}': the run behind {latest.address} wrote "
+                          f"{', '.join(sorted(known))}; apply fails this gate unless the next run writes it",
+                          severity=Severity.WARNING)
