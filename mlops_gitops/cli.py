@@ -80,6 +80,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "data": ("data", "add_arguments", "data the endpoint host collected from deployments (data_collector)"),
     "analytics": ("analytics", "add_arguments", "the workspace's jobs, metrics, predictions, monitor results and "
                                                 "collected data as Parquet files (BI tools, DuckDB)"),
+    "rollout": ("rollout", "add_arguments", "progressive rollouts of online endpoints: where one stands"),
     "monitor": ("monitors", "add_arguments", "monitors of the workspace: run one now, list and show their runs"),
     "schedule": ("schedules", "add_arguments", "schedules of the workspace: list, fire what is due, trigger, "
                                                "disable, enable"),

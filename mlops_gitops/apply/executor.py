@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlops_gitops import progress
-from mlops_gitops.addresses import Address
+from mlops_gitops.addresses import Address, Kind
 from mlops_gitops.apply.release import prepared
+from mlops_gitops.apply.rollout import walk
 from mlops_gitops.backends.base import Backend
 from mlops_gitops.errors import GitOpsError
 from mlops_gitops.faults import failpoint
@@ -99,7 +100,12 @@ def execute(plan: Plan, backend: Backend, provenance_for: Callable[[Change], dic
         with progress.task(f"{DOING[change.action]} {addr}"):
             if not change.action.removes:
                 change = prepared(change, backend, apply_id)  # deferred versions pinned, release gate passed
-            return _perform(backend, change, provenance_for(change), apply_id)
+            provenance = provenance_for(change)
+            if change.address.kind is Kind.TRAFFIC and change.action is Action.UPDATE:
+                walked = walk(change, backend, provenance, apply_id)  # the steps below the final split
+                if walked is not None:
+                    provenance = {**provenance, "rollout": {"done": True, **walked}}
+            return _perform(backend, change, provenance, apply_id)
 
     def settle(addr: Address, performed: Performed | None, exc: BaseException | None) -> bool:
         if exc is None and performed is not None:

@@ -153,6 +153,11 @@ class Serving(Protocol):
 
     def forget_host(self, host_id: str) -> None: ...
 
+    def figures(self) -> dict[str, dict[str, Any]]:
+        """What the hosts measured per deployment (endpoint/name), summed, cumulative: requests, errors (5xx),
+        latency bucket counts; as they recorded them in the workspace."""
+        ...
+
     def hosts(self) -> list[dict[str, Any]]:
         """The hosts that follow the workspace, as they last reported."""
         ...

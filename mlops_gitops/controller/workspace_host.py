@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from mlops_gitops.backends.local.locations import ARTIFACTS_VARIABLE, DATABASE_VARIABLE
-from mlops_gitops.controller import schedule_loop
+from mlops_gitops.controller import figures_loop, schedule_loop
 from mlops_gitops.controller.batch_gateway import WorkspaceBatchGateway
 from mlops_gitops.runtime.serving import host
 
@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     database, artifacts = os.environ.get(DATABASE_VARIABLE) or None, os.environ.get(ARTIFACTS_VARIABLE) or None
     gateway = WorkspaceBatchGateway(workspace, database, artifacts)
     schedule_loop.start(workspace, database, artifacts)  # the host lives with the workspace: it fires schedules
-    return host.main(argv, batch=gateway)
+    return host.main(argv, batch=gateway,
+                     on_state=lambda state, port: figures_loop.start(workspace, database, state, port))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from mlops_gitops.kinds import CONSUMERS, VERSIONED
 from mlops_gitops.plan.desired import DesiredState
 from mlops_gitops.plan.diff import document, field_changes
 from mlops_gitops.plan.model import Action, Change, DriftEntry, Plan
-from mlops_gitops.plan.promotion import promote, releases, unknown_gate_metrics
+from mlops_gitops.plan.promotion import interrupted_rollouts, promote, releases, unknown_gate_metrics
 from mlops_gitops.spec.references import resolved_job_output
 from mlops_gitops.state import ActualResource, DesiredResource, Snapshot
 
@@ -244,6 +244,7 @@ def build_plan(workspace: str, desired: DesiredState, snapshot: Snapshot, prune:
     _after_runs(changes, snapshot, diags)
     held = promote(changes, snapshot, promote_latest)
     unknown_gate_metrics(changes, desired, snapshot, diags)
+    interrupted_rollouts(changes, snapshot)
     removals, kept = _removals(desired, snapshot, prune)
     changes += removals
     _guard(changes, desired, snapshot, diags)

@@ -286,6 +286,8 @@ def _add_other(state: DesiredState, res: SpecResource, root: Path, snapshot: Sna
     model: Any = res.model
     if res.kind is Kind.ONLINE_ENDPOINT and model.traffic is not None:
         tspec = {"traffic": dict(model.traffic), "mirror_traffic": dict(model.mirror_traffic or {})}
+        if model.x_gitops is not None and model.x_gitops.rollout is not None:  # how the split moves, at apply
+            tspec["rollout"] = model.x_gitops.rollout.model_dump(mode="json", exclude_none=True)
         taddr = Address(Kind.TRAFFIC, res.name)
         thash = spec_hash({"spec": tspec})
         state.resources[taddr] = DesiredResource(

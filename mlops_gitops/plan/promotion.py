@@ -144,3 +144,18 @@ def unknown_gate_metrics(changes: list[Change], desired: DesiredState, snapshot:
                           f"gate metric '{metric}': the run behind {latest.address} wrote "
                           f"{', '.join(sorted(known))}; apply fails this gate unless the next run writes it",
                           severity=Severity.WARNING)
+
+
+def interrupted_rollouts(changes: list[Change], snapshot: Snapshot) -> None:
+    """A traffic change whose actual split a rollout left (killed apply, or rolled back) says so."""
+    for c in changes:
+        actual = snapshot.resources.get(c.address) if c.address.kind is Kind.TRAFFIC else None
+        rollout = (actual.provenance.get("rollout") or {}) if actual is not None else {}
+        if not rollout or rollout.get("done") or c.action is Action.NOOP:
+            continue
+        if rollout.get("rolled_back"):
+            c.reason += "; the last rollout was rolled back: it starts again from the first step"
+        else:
+            c.reason = (f"a rollout stopped at step {rollout.get('step')} of {rollout.get('of')} "
+                        f"({rollout.get('deployment')} at {rollout.get('share')}%) when its apply was interrupted: "
+                        "apply goes on from there")

@@ -274,6 +274,15 @@ hosts = Table(
     Column("status", Text, nullable=False, default="{}"),  # deployments and traffic served, failures
 )
 
+figures = Table(  # what each endpoint host measured per deployment (cumulative), recorded every second
+    "mg_figures",
+    metadata,
+    Column("host", String(300), primary_key=True),
+    Column("deployment", String(300), primary_key=True),  # endpoint/name
+    Column("at", String(40), nullable=False),
+    Column("figures", Text, nullable=False),  # {"requests", "errors", "buckets"}
+)
+
 step_cache = Table(
     "mg_step_cache",
     metadata,

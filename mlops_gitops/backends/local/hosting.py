@@ -113,6 +113,9 @@ class LocalServing:
     def forget_host(self, host_id: str) -> None:
         self.store.forget_host(host_id)
 
+    def figures(self) -> dict[str, dict[str, Any]]:
+        return self.store.figures()
+
     def hosts(self) -> list[dict[str, Any]]:
         return self.store.hosts()
 

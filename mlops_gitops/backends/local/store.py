@@ -326,6 +326,33 @@ class LocalStore:
             if conn.execute(update(db.hosts).where(db.hosts.c.id == host_id).values(**values)).rowcount == 0:
                 conn.execute(insert(db.hosts).values(id=host_id, started_at=stamp, **values))
 
+    def record_figures(self, host_id: str, figures: dict[str, dict[str, Any]]) -> None:
+        """A host's cumulative per-deployment figures, replacing its previous ones."""
+        stamp = now()
+        with self.writing() as conn:
+            conn.execute(delete(db.figures).where(db.figures.c.host == host_id))
+            if figures:
+                conn.execute(insert(db.figures), [{"host": host_id, "deployment": key, "at": stamp,
+                                                   "figures": canonical_json(value)}
+                                                  for key, value in sorted(figures.items())])
+
+    def figures(self) -> dict[str, dict[str, Any]]:
+        """Per deployment, the figures of every host summed: requests, errors, latency bucket counts."""
+        if not self.has_state():
+            return {}
+        self.ensure()
+        out: dict[str, dict[str, Any]] = {}
+        with self.reading() as conn:
+            for r in conn.execute(select(db.figures)):
+                value = rows.loads(r.figures, f"mg_figures of {r.host}")
+                mine = out.setdefault(r.deployment, {"requests": 0, "errors": 0, "buckets": [], "at": r.at})
+                mine["requests"] += int(value.get("requests") or 0)
+                mine["errors"] += int(value.get("errors") or 0)
+                given = [int(b) for b in value.get("buckets") or []]
+                mine["buckets"] = [a + b for a, b in zip(mine["buckets"] or [0] * len(given), given, strict=True)]
+                mine["at"] = max(mine["at"], r.at)
+        return out
+
     def forget_host(self, host_id: str) -> None:
         with self.writing() as conn:
             conn.execute(delete(db.hosts).where(db.hosts.c.id == host_id))

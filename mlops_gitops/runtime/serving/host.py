@@ -17,6 +17,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
@@ -53,7 +54,9 @@ def _watch_workspace(workspace: Path, server: uvicorn.Server, every_s: float = 2
             return
 
 
-def main(argv: list[str] | None = None, batch: BatchGateway | None = None) -> int:
+def main(argv: list[str] | None = None, batch: BatchGateway | None = None,
+         on_state: Callable[[HostState, int], None] | None = None) -> int:
+    """`on_state`: given the host's state and port once it listens (a workspace host records its figures)."""
     parser = argparse.ArgumentParser(prog="mlops-gitops-host")
     parser.add_argument("--workspace", required=True, type=Path)
     parser.add_argument("--host", default="127.0.0.1")
@@ -95,6 +98,8 @@ def main(argv: list[str] | None = None, batch: BatchGateway | None = None) -> in
         endpoint_ports[extra.getsockname()[1]] = name
     token = secrets.token_urlsafe(32)
     state = HostState(workspace, log_files=not args.log_stderr)
+    if on_state is not None:
+        on_state(state, port)
     initial = ServingConfig.load(workspace / "serving.json")
     keys = [k for k in os.environ.get("MLOPS_GITOPS_ENDPOINT_KEYS", "").split(",") if k]
     if keys:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -20,6 +23,9 @@ class Metrics:
                                 ["endpoint", "deployment", "code"], registry=self.registry)
         self._counters: dict[tuple[str, str, int], object] = {}
         self._histograms: dict[tuple[str, str], object] = {}
+        # plain cumulative figures per endpoint/deployment: requests, 5xx answers, then latency bucket counts
+        # (BUCKETS, then +Inf): what the host records in the workspace for rollouts to read
+        self.figures_raw: dict[str, list[int]] = {}
 
     def observe(self, endpoint: str, deployment: str, code: int, seconds: float) -> None:
         key = (endpoint, deployment, code)
@@ -32,6 +38,18 @@ class Metrics:
         if hist is None:
             hist = self._histograms[hkey] = self.latency.labels(endpoint, deployment)
         hist.observe(seconds)  # type: ignore[attr-defined]
+        raw = self.figures_raw.get(f"{endpoint}/{deployment}")
+        if raw is None:
+            raw = self.figures_raw[f"{endpoint}/{deployment}"] = [0] * (len(BUCKETS) + 3)
+        raw[0] += 1
+        if code >= 500:
+            raw[1] += 1
+        raw[2 + bisect.bisect_left(BUCKETS, seconds)] += 1
+
+    def figures(self) -> dict[str, dict[str, Any]]:
+        """Cumulative figures per deployment (endpoint/name): requests, errors (5xx), latency bucket counts."""
+        return {key: {"requests": raw[0], "errors": raw[1], "buckets": list(raw[2:])}
+                for key, raw in list(self.figures_raw.items())}
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from types import UnionType
 from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
@@ -158,6 +159,54 @@ class ReleaseGate(Strict):
         return value
 
 
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+
+
+def seconds_of(value: float | str) -> float:
+    """A duration: a number of seconds, or '500ms', '30s', '2m', '1h'."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    found = DURATION.match(value)
+    if found is None:
+        raise ValueError(f"duration {value!r}: write seconds (30) or 500ms, 30s, 2m, 1h")
+    return float(found.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[found.group(2) or "s"]
+
+
+class RolloutHealth(Strict):
+    max_error_rate: float | None = Field(None, ge=0, le=1, description="Largest share of 5xx answers of the "
+                                                                       "deployment gaining traffic in a pause.")
+    max_p99_latency_ms: float | None = Field(None, gt=0, description="Largest p99 latency of its answers in a "
+                                                                      "pause (from the host's latency buckets).")
+    max_error_rate_over_old: float | None = Field(
+        None, ge=0, le=1, description="How much its error rate may exceed that of the deployments losing "
+                                      "traffic, measured over the same pause.")
+    min_requests: int = Field(0, ge=0, description="Requests it must answer in a pause for the step to count; "
+                                                   "with fewer, the rollout stops and the split is restored.")
+
+
+class Rollout(Strict):
+    """`x-gitops.rollout` on an online endpoint: a traffic change moves in steps, each held for `pause` while
+    the endpoint host measures the deployment gaining traffic; a breach restores the previous split."""
+
+    steps: list[Annotated[int, Field(ge=1, le=100)]] = Field(
+        description="Shares (percent) of the deployment gaining traffic, rising, ending at its declared share.")
+    pause: float | str = Field("30s", description="How long each step holds: seconds, or 500ms, 30s, 2m.")
+    health: RolloutHealth = Field(default_factory=RolloutHealth)
+
+    @field_validator("steps")
+    @classmethod
+    def _rising(cls, value: list[int]) -> list[int]:
+        if not value or any(b <= a for a, b in itertools.pairwise(value)):
+            raise ValueError("rollout steps must rise (e.g. [10, 50, 100])")
+        return value
+
+    @field_validator("pause")
+    @classmethod
+    def _pause(cls, value: float | str) -> float | str:
+        seconds_of(value)
+        return value
+
+
 class GitOpsExtension(Strict):
     """Our extensions live under one key, `x-gitops`, never as new top-level fields."""
 
@@ -167,6 +216,8 @@ class GitOpsExtension(Strict):
                                                          "another model version, checked for parity at apply.")
     gate: ReleaseGate | None = Field(None, description="Deployments and models: the release gate a model version "
                                                        "passes before a deployment serves it.")
+    rollout: Rollout | None = Field(None, description="Online endpoints: traffic changes move in steps, checked "
+                                                      "by the host's figures, rolled back on a breach.")
 
 
 class Resource(Strict):
