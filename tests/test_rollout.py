@@ -50,6 +50,33 @@ def test_splits_and_judging() -> None:
                         "p99 latency 5 ms > max_p99_latency_ms 2"]
 
 
+def test_conditions_on_any_host_figure_and_against_the_old_deployments() -> None:
+    fast, slow = [0, 0, 0, 10] + [0] * 11, [0] * 8 + [10] + [0] * 6  # 5 ms and 250 ms buckets
+    start = {"e/green": {"requests": 0, "errors": 0, "latency_us": 0, "buckets": [0] * 15}}
+    end = {"e/green": {"requests": 10, "errors": 0, "latency_us": 2_000_000, "buckets": slow},
+           "e/blue": {"requests": 10, "errors": 0, "latency_us": 40_000, "buckets": fast}}
+    health = {"metrics": ["mean_latency_ms < 100", "p50_latency_ms_over_old <= 100", "requests >= 10"]}
+    figures, breaches = judge(health, start, end, "e", "green", ["blue"])
+    assert figures["mean_latency_ms"] == 200.0 and figures["p50_latency_ms_over_old"] == 245.0
+    assert breaches == ["mean_latency_ms 200 fails 'mean_latency_ms < 100'",
+                        "p50_latency_ms_over_old 245 fails 'p50_latency_ms_over_old <= 100' (old deployments: 5)"]
+    assert judge({"metrics": ["p50_latency_ms_over_old <= 1"]}, start, end, "e", "green", [])[1] == [], \
+        "no old deployment answered: nothing to compare against, no breach"
+
+
+def test_validate_names_a_step_list_off_the_traffic_and_an_unknown_figure(tmp_path: Path, cli: Cli) -> None:
+    served_tree(tmp_path, {"blue": 0, "green": 100})
+    endpoint = tmp_path / "endpoints" / "cancer.yml"
+    endpoint.write_text(endpoint.read_text() + "x-gitops:\n  rollout:\n    steps: [10, 50]\n    health:\n"
+                                               "      metrics: ['p99_latency_ms < 300', 'cpu_percent < 80']\n")
+    res = cli("validate", cwd=tmp_path)
+    assert res.code == 1
+    assert ("endpoints/cancer.yml:9:17: error ROLL001: rollout steps end at 50%, but the traffic of endpoint "
+            "'cancer' gives no deployment that share (it declares 100%)") in res.out, res.out
+    assert "endpoints/cancer.yml:11:41: error ROLL002: rollout condition on 'cpu_percent'" in res.out, res.out
+    assert res.out.count("ROLL00") == 2, "p99_latency_ms is a figure the host records"
+
+
 class Load:
     """Requests to the endpoint from a thread while apply walks the rollout: every answer kept."""
 
@@ -86,7 +113,8 @@ def test_a_rollout_walks_its_steps_under_load_without_a_failed_request(
     monkeypatch.setenv("MLOPS_GITOPS_FIGURES_INTERVAL_S", "0.1")
     served_tree(serving, {"blue": 100, "green": 0})
     assert cli("apply", "--auto-approve", cwd=serving).code == 0
-    _rollout(serving, "{max_error_rate: 0.01, max_p99_latency_ms: 2500, min_requests: 1}")
+    _rollout(serving, "{max_error_rate: 0.01, max_p99_latency_ms: 2500, min_requests: 1, "
+             "metrics: ['mean_latency_ms_over_old < 2500']}")
     with Load(Host(serving / ".mlops" / "dev")) as load:
         res = cli("apply", "--auto-approve", cwd=serving)
     assert res.code == 0, res.out + res.err

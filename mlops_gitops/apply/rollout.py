@@ -18,7 +18,7 @@ from mlops_gitops.errors import WorkspaceError
 from mlops_gitops.hashing import spec_hash
 from mlops_gitops.plan.model import Change
 from mlops_gitops.runtime.serving.metrics import BUCKETS
-from mlops_gitops.spec.kinds.common import seconds_of
+from mlops_gitops.spec.kinds.common import parse_condition, seconds_of
 
 
 class RolloutError(WorkspaceError):
@@ -39,40 +39,62 @@ def split_at(before: dict[str, int], gaining: str, share: int) -> dict[str, int]
     return out
 
 
-def _delta(start: dict[str, Any], end: dict[str, Any], key: str) -> tuple[int, int, list[int]]:
+def _delta(start: dict[str, Any], end: dict[str, Any], key: str) -> dict[str, Any]:
     a, b = start.get(key) or {}, end.get(key) or {}
     buckets_a = list(a.get("buckets") or [0] * len(b.get("buckets") or []))
-    buckets = [y - x for x, y in zip(buckets_a, b.get("buckets") or [], strict=False)]
-    return int(b.get("requests") or 0) - int(a.get("requests") or 0), \
-        int(b.get("errors") or 0) - int(a.get("errors") or 0), buckets
+    return {"buckets": [y - x for x, y in zip(buckets_a, b.get("buckets") or [], strict=False)],
+            **{k: int(b.get(k) or 0) - int(a.get(k) or 0) for k in ("requests", "errors", "latency_us")}}
 
 
-def p99_ms(buckets: list[int]) -> float | None:
-    """The upper bound of the bucket holding the 99th percentile (None: no answers; inf above the last)."""
+def _summed(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    width = max((len(p["buckets"]) for p in parts), default=0)
+    return {"buckets": [sum(p["buckets"][i] for p in parts if i < len(p["buckets"])) for i in range(width)],
+            **{k: sum(p[k] for p in parts) for k in ("requests", "errors", "latency_us")}}
+
+
+def quantile_ms(buckets: list[int], q: float) -> float | None:
+    """The upper bound of the bucket holding the q-quantile (None: no answers; inf above the last bound)."""
     total = sum(buckets)
     if total <= 0:
         return None
     seen = 0
     for bound, count in zip([*BUCKETS, float("inf")], buckets, strict=False):
         seen += count
-        if seen >= 0.99 * total:
+        if seen >= q * total:
             return bound * 1000
     return float("inf")
+
+
+def p99_ms(buckets: list[int]) -> float | None:
+    return quantile_ms(buckets, 0.99)
+
+
+def figures_of(raw: dict[str, Any]) -> dict[str, float | None]:
+    """A pause's counts as the named figures rollout conditions use (HOST_FIGURES)."""
+    requests = raw["requests"]
+    out: dict[str, float | None] = {
+        "requests": requests, "errors": raw["errors"],
+        "error_rate": round(raw["errors"] / requests, 6) if requests else 0.0,
+        "mean_latency_ms": round(raw["latency_us"] / requests / 1000, 3) if requests else None}
+    for q in (50, 90, 95, 99):
+        out[f"p{q}_latency_ms"] = quantile_ms(raw["buckets"], q / 100)
+    return out
+
+
+def _holds(value: float, op: str, bound: float) -> bool:
+    return {">=": value >= bound, ">": value > bound, "<=": value <= bound, "<": value < bound,
+            "==": value == bound}[op]
 
 
 def judge(health: dict[str, Any], start: dict[str, Any], end: dict[str, Any], endpoint: str, gaining: str,
           losing: list[str]) -> tuple[dict[str, Any], list[str]]:
     """The pause's figures of the deployment gaining traffic (and of those losing it) and the breaches."""
-    requests, errors, buckets = _delta(start, end, f"{endpoint}/{gaining}")
-    old_requests = old_errors = 0
-    for name in losing:
-        r, e, _ = _delta(start, end, f"{endpoint}/{name}")
-        old_requests, old_errors = old_requests + r, old_errors + e
-    rate = errors / requests if requests else 0.0
-    old_rate = old_errors / old_requests if old_requests else 0.0
-    p99 = p99_ms(buckets)
-    figures = {"requests": requests, "errors": errors, "error_rate": round(rate, 6), "p99_latency_ms": p99,
-               "old_requests": old_requests, "old_error_rate": round(old_rate, 6)}
+    new = figures_of(_delta(start, end, f"{endpoint}/{gaining}"))
+    old = figures_of(_summed([_delta(start, end, f"{endpoint}/{name}") for name in losing]))
+    requests, errors = int(new["requests"] or 0), int(new["errors"] or 0)
+    rate, old_rate, p99 = float(new["error_rate"] or 0), float(old["error_rate"] or 0), new["p99_latency_ms"]
+    figures = {**new, "old_requests": old["requests"], "old_error_rate": old_rate,
+               "old_p99_latency_ms": old["p99_latency_ms"]}
     breaches = []
     if requests < int(health.get("min_requests") or 0):
         breaches.append(f"{requests} request(s) answered in the pause, fewer than min_requests "
@@ -86,6 +108,16 @@ def judge(health: dict[str, Any], start: dict[str, Any], end: dict[str, Any], en
     if over is not None and rate - old_rate > float(over):
         breaches.append(f"error rate {rate:.2%} exceeds the old deployments' {old_rate:.2%} by more than "
                         f"{float(over):.2%}")
+    for text in health.get("metrics") or []:
+        name, op, bound = parse_condition(str(text))
+        base = name.removesuffix("_over_old")
+        value, was = new.get(base), old.get(base)
+        if name != base:  # the excess over the deployments losing traffic, where both answered
+            value = value - was if value is not None and was is not None else None
+            figures[name] = value
+        if value is not None and not _holds(float(value), op, bound):
+            against = f" (old deployments: {was:g})" if name != base and was is not None else ""
+            breaches.append(f"{name} {value:g} fails '{text}'{against}")
     return figures, breaches
 
 

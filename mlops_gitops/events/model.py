@@ -16,7 +16,7 @@ from typing import Any
 TYPES = (
     "model.registered", "environment.built", "job.completed", "job.failed", "deployment.created",
     "deployment.updated", "deployment.failed", "traffic.changed", "apply.completed", "apply.failed",
-    "drift.detected", "release.gated", "monitor.signal_breached", "data_drift.detected",
+    "drift.detected", "release.gated", "release.rolled_back", "monitor.signal_breached", "data_drift.detected",
 )
 
 

@@ -280,7 +280,7 @@ figures = Table(  # what each endpoint host measured per deployment (cumulative)
     Column("host", String(300), primary_key=True),
     Column("deployment", String(300), primary_key=True),  # endpoint/name
     Column("at", String(40), nullable=False),
-    Column("figures", Text, nullable=False),  # {"requests", "errors", "buckets"}
+    Column("figures", Text, nullable=False),  # {"requests", "errors", "latency_us", "buckets"}
 )
 
 step_cache = Table(

@@ -337,7 +337,7 @@ class LocalStore:
                                                   for key, value in sorted(figures.items())])
 
     def figures(self) -> dict[str, dict[str, Any]]:
-        """Per deployment, the figures of every host summed: requests, errors, latency bucket counts."""
+        """Per deployment, the figures of every host summed: requests, errors, summed latency, latency buckets."""
         if not self.has_state():
             return {}
         self.ensure()
@@ -345,9 +345,10 @@ class LocalStore:
         with self.reading() as conn:
             for r in conn.execute(select(db.figures)):
                 value = rows.loads(r.figures, f"mg_figures of {r.host}")
-                mine = out.setdefault(r.deployment, {"requests": 0, "errors": 0, "buckets": [], "at": r.at})
-                mine["requests"] += int(value.get("requests") or 0)
-                mine["errors"] += int(value.get("errors") or 0)
+                mine = out.setdefault(r.deployment, {"requests": 0, "errors": 0, "latency_us": 0, "buckets": [],
+                                                     "at": r.at})
+                for key in ("requests", "errors", "latency_us"):
+                    mine[key] += int(value.get(key) or 0)
                 given = [int(b) for b in value.get("buckets") or []]
                 mine["buckets"] = [a + b for a, b in zip(mine["buckets"] or [0] * len(given), given, strict=True)]
                 mine["at"] = max(mine["at"], r.at)

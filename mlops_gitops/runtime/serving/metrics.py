@@ -23,8 +23,8 @@ class Metrics:
                                 ["endpoint", "deployment", "code"], registry=self.registry)
         self._counters: dict[tuple[str, str, int], object] = {}
         self._histograms: dict[tuple[str, str], object] = {}
-        # plain cumulative figures per endpoint/deployment: requests, 5xx answers, then latency bucket counts
-        # (BUCKETS, then +Inf): what the host records in the workspace for rollouts to read
+        # plain cumulative figures per endpoint/deployment: requests, 5xx answers, summed latency (microseconds),
+        # then latency bucket counts (BUCKETS, then +Inf): what the host records in the workspace for rollouts
         self.figures_raw: dict[str, list[int]] = {}
 
     def observe(self, endpoint: str, deployment: str, code: int, seconds: float) -> None:
@@ -40,15 +40,17 @@ class Metrics:
         hist.observe(seconds)  # type: ignore[attr-defined]
         raw = self.figures_raw.get(f"{endpoint}/{deployment}")
         if raw is None:
-            raw = self.figures_raw[f"{endpoint}/{deployment}"] = [0] * (len(BUCKETS) + 3)
+            raw = self.figures_raw[f"{endpoint}/{deployment}"] = [0] * (len(BUCKETS) + 4)
         raw[0] += 1
         if code >= 500:
             raw[1] += 1
-        raw[2 + bisect.bisect_left(BUCKETS, seconds)] += 1
+        raw[2] += int(seconds * 1_000_000)
+        raw[3 + bisect.bisect_left(BUCKETS, seconds)] += 1
 
     def figures(self) -> dict[str, dict[str, Any]]:
-        """Cumulative figures per deployment (endpoint/name): requests, errors (5xx), latency bucket counts."""
-        return {key: {"requests": raw[0], "errors": raw[1], "buckets": list(raw[2:])}
+        """Cumulative figures per deployment (endpoint/name): requests, errors (5xx), summed latency, latency
+        bucket counts."""
+        return {key: {"requests": raw[0], "errors": raw[1], "latency_us": raw[2], "buckets": list(raw[3:])}
                 for key, raw in list(self.figures_raw.items())}
 
     def render(self) -> bytes:

@@ -131,7 +131,7 @@ def parse_condition(text: str) -> tuple[str, str, float]:
     """A release gate's condition, 'METRIC OP NUMBER', as (metric, op, number)."""
     found = CONDITION.match(text)
     if found is None:
-        raise ValueError(f"gate condition {text!r}: write METRIC OP NUMBER, e.g. 'val_accuracy >= 0.9' "
+        raise ValueError(f"condition {text!r}: write METRIC OP NUMBER, e.g. 'val_accuracy >= 0.9' "
                          "(OP: >=, >, <=, <, ==)")
     return found.group(1), found.group(2), float(found.group(3))
 
@@ -172,6 +172,15 @@ def seconds_of(value: float | str) -> float:
     return float(found.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[found.group(2) or "s"]
 
 
+# what an endpoint host records per deployment over a rollout's pause (the names rollout conditions may use)
+HOST_FIGURES = ("requests", "errors", "error_rate", "p50_latency_ms", "p90_latency_ms", "p95_latency_ms",
+                "p99_latency_ms", "mean_latency_ms")
+
+
+def host_figure(name: str) -> bool:
+    return name in HOST_FIGURES or (name.endswith("_over_old") and name[:-len("_over_old")] in HOST_FIGURES)
+
+
 class RolloutHealth(Strict):
     max_error_rate: float | None = Field(None, ge=0, le=1, description="Largest share of 5xx answers of the "
                                                                        "deployment gaining traffic in a pause.")
@@ -182,6 +191,16 @@ class RolloutHealth(Strict):
                                       "traffic, measured over the same pause.")
     min_requests: int = Field(0, ge=0, description="Requests it must answer in a pause for the step to count; "
                                                    "with fewer, the rollout stops and the split is restored.")
+    metrics: list[str] = Field(default_factory=list, description=(
+        "More conditions, 'FIGURE OP NUMBER', on any figure the host records per deployment over a pause: "
+        f"{', '.join(HOST_FIGURES)}; FIGURE_over_old is its excess over the deployments losing traffic."))
+
+    @field_validator("metrics")
+    @classmethod
+    def _conditions(cls, value: list[str]) -> list[str]:
+        for text in value:
+            parse_condition(text)
+        return value
 
 
 class Rollout(Strict):
