@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mlops_gitops.addresses import Address, Kind
-from mlops_gitops.plan.gates import check_gate
+from mlops_gitops.plan.gates import check_gate, importance_changes
 from mlops_gitops.state import ActualResource
 from tests.helpers import AZ, Result, commit_all, write
 
@@ -42,6 +42,18 @@ def test_a_gate_says_which_condition_failed_with_both_values() -> None:
     outside = _model("2", {}, {"within_tolerance": False, "outside_tolerance": ["max_abs_diff 0.2 > 0.0001"]})
     assert check_gate({}, outside, None) == [
         "parity: the ONNX conversion model:m:2 is outside its tolerance (max_abs_diff 0.2 > 0.0001)"]
+
+
+def test_importance_changes_name_the_features_that_moved_or_changed_rank() -> None:
+    def report(**means: float) -> dict[str, object]:
+        return {"features": [{"name": k, "mean": v} for k, v in sorted(means.items(), key=lambda kv: -kv[1])]}
+
+    old = report(radius=0.30, texture=0.10, area=0.05, smoothness=0.01)
+    new = report(radius=0.29, texture=0.02, area=0.06, smoothness=0.04)
+    moved = importance_changes(new, old, 0.02)
+    assert [(m["feature"], m["delta"], tuple(m["rank"])) for m in moved] == [
+        ("texture", -0.08, (2, None)), ("smoothness", 0.03, (None, 3))], moved
+    assert importance_changes(old, old, 0.0) == [] and importance_changes(None, old, 0.02) == []
 
 
 def test_validate_names_a_malformed_gate_condition(cli: Cli, example: Path) -> None:
@@ -81,10 +93,20 @@ def test_one_apply_trains_gates_and_promotes(cli: Cli, example: Path, monkeypatc
         shutil.rmtree(example / folder)
     _deployment(example, "x-gitops:\n  gate:\n    metrics: ['accuracy >= 0.9']\n    not_worse_than: current\n"
                          "    tolerance: 0.02\n")
+    model = example / "models" / "cancer-trained.yml"  # each version's permutation importance, for governance
+    model.write_text(model.read_text() + "x-gitops:\n  explain:\n    data: azureml:breast-cancer-train@latest\n"
+                                         "    label: target\n    rows: 200\n    repeats: 3\n")
     commit_all(example, "Train, and serve what the training registers")
     first = cli("apply", "--auto-approve", cwd=example)
     assert first.code == 0, first.out + first.err
     assert _served(cli, example) == "cancer-classifier:1"
+    importance = json.loads(cli("model", "show", "cancer-classifier:1", cwd=example).out)["feature_importance"]
+    assert importance["scoring"] == "accuracy" and importance["baseline"] > 0.9 and importance["rows"] == 200
+    assert len(importance["features"]) == 30 and importance["data"] == "breast-cancer-train:1"
+    means = [f["mean"] for f in importance["features"]]
+    assert means == sorted(means, reverse=True) and means[0] > 0, "ranked, and the model depends on something"
+    top = importance["features"][0]["name"]
+    assert f"importance: {top} " in cli("lineage", "model:cancer-classifier:1", cwd=example).out
 
     typo = example / "deployments" / "trained.yml"
     typo.write_text(typo.read_text().replace("'accuracy >= 0.9'", "'acuracy >= 0.9'"))
@@ -100,6 +122,8 @@ def test_one_apply_trains_gates_and_promotes(cli: Cli, example: Path, monkeypatc
     assert "**Model releases**" in comment and "<code>model:cancer-classifier:1</code> in service" in comment
     assert "Gate: <code>accuracy &gt;= 0.9</code>, not worse than current — **at apply**" in comment, comment
     assert "| accuracy | 0.9" in comment and "| after the run |" in comment
+    assert ("Its feature importance will be measured on <code>azureml:breast-cancer-train@latest</code> when it is "
+            "registered") in comment, comment
     held = cli("plan", "--no-promote", "--format", "json", cwd=example)
     assert not any(c["address"] == "online-deployment:cancer/trained"
                    for c in json.loads(held.out)["resource_changes"]), "--no-promote: @latest as it is now"
@@ -122,5 +146,7 @@ def test_one_apply_trains_gates_and_promotes(cli: Cli, example: Path, monkeypatc
               if line.strip()]
     again = cli("plan", "--format", "markdown", cwd=example).out  # :3 exists now: the verdict is known at plan
     assert "— **accuracy &gt;= 0.9: model:cancer-classifier:3 has 0." in again, again
+    assert "Feature importance (permutation) moved notably:" in again, again  # a weaker model leans elsewhere
+    assert "| feature | in service | candidate | change |" in again
     gate_events = [e for e in events if e["type"] == "release.gated"]
     assert gate_events and gate_events[-1]["data"]["model"] == "model:cancer-classifier:3"

@@ -91,7 +91,7 @@ def model_show(ref: str, path: str = ".", workspace: str | None = None) -> int:
     data = {**_summary(r), "type": r.spec.get("type"), "description": r.spec.get("description"),
             "source_file": r.source_file, "content": r.derived.get("paths"), "updated_at": r.updated_at,
             "files": [{"path": f.rel, "sha256": f.sha256, "size": f.size} for f in r.files],
-            "provenance": r.provenance}
+            "feature_importance": r.provenance.get("importance"), "provenance": r.provenance}
     out(json.dumps(snap.masker().tree(data), indent=2))
     return EXIT_OK
 

@@ -66,6 +66,9 @@ def _resources(graph: Graph, snapshot: Snapshot, health: Health) -> None:
         attrs: dict[str, Any] = {"status": res.status if res.status != "active" else None,
                                  "applied_at": res.provenance.get("applied_at"),
                                  "applied_by": res.provenance.get("applied_by")}
+        importance = res.provenance.get("importance") if addr.kind is Kind.MODEL else None
+        if importance:  # what the version's predictions depend on most (x-gitops.explain)
+            attrs["importance"] = ", ".join(f"{f['name']} {f['mean']:.3g}" for f in importance["features"][:3])
         if addr.kind is Kind.ONLINE_DEPLOYMENT:
             endpoint, _, name = addr.name.partition("/")
             weights = traffic.get(endpoint, {})

@@ -83,3 +83,24 @@ def gate_of(deployment_spec: dict[str, Any], candidate: ActualResource | None) -
     if not found and candidate is not None:
         found = (candidate.spec.get("x-gitops") or {}).get("gate")
     return found or None
+
+
+def importance_changes(candidate: dict[str, Any] | None, current: dict[str, Any] | None,
+            notable: float) -> list[dict[str, Any]]:
+    """Features whose importance moved by more than `notable` between the version in service and a candidate
+    (by how much, largest first), or that entered or left the top three."""
+    if not candidate or not current:
+        return []
+    new = {f["name"]: float(f["mean"]) for f in candidate.get("features") or []}
+    old = {f["name"]: float(f["mean"]) for f in current.get("features") or []}
+    top_new = [f["name"] for f in (candidate.get("features") or [])[:3]]
+    top_old = [f["name"] for f in (current.get("features") or [])[:3]]
+    out = []
+    for name in dict.fromkeys([*new, *old]):
+        a, b = old.get(name), new.get(name)
+        moved = (b or 0.0) - (a or 0.0)
+        if abs(moved) > notable or (name in top_new) != (name in top_old):
+            out.append({"feature": name, "in_service": a, "candidate": b, "delta": round(moved, 6),
+                        "rank": (top_old.index(name) + 1 if name in top_old else None,
+                                 top_new.index(name) + 1 if name in top_new else None)})
+    return sorted(out, key=lambda c: -abs(c["delta"]))

@@ -18,7 +18,7 @@ from mlops_gitops.diagnostics import Diagnostics, Severity
 from mlops_gitops.hashing import spec_hash
 from mlops_gitops.plan.desired import DesiredState
 from mlops_gitops.plan.diff import document, field_changes
-from mlops_gitops.plan.gates import check_gate, gate_of, in_service, metrics_of, model_version
+from mlops_gitops.plan.gates import check_gate, gate_of, importance_changes, in_service, metrics_of, model_version
 from mlops_gitops.plan.model import Action, Change
 from mlops_gitops.spec.kinds.common import parse_condition
 from mlops_gitops.spec.references import resolved_job_output
@@ -113,7 +113,12 @@ def releases(changes: list[Change], snapshot: Snapshot) -> list[dict[str, Any]]:
                  "delta": got[m] - before[m] if m in got and m in before else None}
                 for m in dict.fromkeys([*named, *sorted(set(got) | set(before))])]
         verdict: list[str] | None = check_gate(gate, candidate, current) if gate and candidate is not None else None
+        explain = ((model_spec.spec.get("x-gitops") or {}).get("explain") if model_spec else None) or {}
+        importance = importance_changes(candidate.provenance.get("importance") if candidate else None,
+                                        current.provenance.get("importance") if current else None,
+                                        float(explain.get("notable", 0.02)))
         out.append({"deployment": str(c.address), "in_service": str(current.address) if current else None,
+                    "importance": importance, "explain_on": explain.get("data") if candidate is None else None,
                     "candidate": f"{deferred['model']}:(next, after job:{deferred['job']})" if deferred else ref,
                     "metrics": rows, "gate": list((gate or {}).get("metrics") or []),
                     "not_worse_than": (gate or {}).get("not_worse_than"),

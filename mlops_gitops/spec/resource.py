@@ -126,6 +126,9 @@ def compute_links(res: SpecResource) -> list[Link]:  # noqa: C901 - one branch p
     out: list[Link] = []
     kind = res.kind
     convert = m.x_gitops.convert if kind is Kind.MODEL and m.x_gitops is not None else None
+    explain = m.x_gitops.explain if kind is Kind.MODEL and m.x_gitops is not None else None
+    if explain is not None:  # each version's feature importance is measured on this data asset
+        out.append(Link(("x-gitops", "explain", "data"), "data", explain.data, Kind.DATA))
     if convert is not None:  # its files come from converting another model version, checked on a sample
         conv = ("x-gitops", "convert")
         out.append(Link((*conv, "from"), "model", convert.from_, Kind.MODEL))

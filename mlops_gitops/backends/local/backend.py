@@ -320,6 +320,10 @@ class LocalBackend:
         if desired.address.kind is Kind.MODEL and (desired.spec.get("x-gitops") or {}).get("convert"):
             desired, provenance = self._converted(desired, provenance)
         self.store.store_files(desired.artifacts)
+        if desired.address.kind is Kind.MODEL and (desired.spec.get("x-gitops") or {}).get("explain"):
+            from mlops_gitops.backends.local.importance import explained
+
+            provenance = {**provenance, "importance": explained(self.store, self.hooks, desired)}
         addr = desired.address
         if addr.kind in SERVED and self.pusher is not None:
             try:

@@ -74,6 +74,19 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v is not None}
 
 
+def csv_files(store: LocalStore, data_ref: str, label: str, here: Path) -> list[str]:
+    """The CSV files of a registered data asset (NAME:VERSION), laid out under `here`."""
+    name, _, version = data_ref.partition(":")
+    data = store.get(Address(Kind.DATA, name, version))
+    if data is None or not data.files:
+        raise ConversionError(f"{label} is not registered in the workspace (or holds no files)")
+    found = sorted(str(p) for p in materialise([(f.rel, f.sha256) for f in data.files], store.artifact_path,
+                                               here).rglob("*.csv"))
+    if not found:
+        raise ConversionError(f"{label} holds no CSV file")
+    return found
+
+
 class Converter:
     def __init__(self, store: LocalStore, hooks: Hooks) -> None:
         self.store = store
@@ -85,15 +98,7 @@ class Converter:
         label = f"data asset {data_ref}" if data_ref else None
         if data_ref is None:
             data_ref, label = self._training_data(source)
-        name, _, version = data_ref.partition(":")
-        data = self.store.get(Address(Kind.DATA, name, version))
-        if data is None or not data.files:
-            raise ConversionError(f"the sample, {label}, is not registered in the workspace (or holds no files)")
-        folder = materialise([(f.rel, f.sha256) for f in data.files], self.store.artifact_path, here / "sample")
-        found = sorted(str(p) for p in folder.rglob("*.csv"))
-        if not found:
-            raise ConversionError(f"the sample, {label}, holds no CSV file")
-        return found
+        return csv_files(self.store, data_ref, f"the sample, {label},", here / "sample")
 
     def _training_data(self, source: ActualResource) -> tuple[str, str]:
         try:
@@ -102,13 +107,15 @@ class Converter:
             raise ConversionError(f"{exc}: name the sample's data asset in x-gitops.convert.sample.data") from None
         return data_ref, f"the training data of run {run_id} (data:{data_ref})"
 
-    def environment(self, source: ActualResource, model_dir: Path, extra: list[str]) -> EnvSource:
+    def environment(self, source: Address, model_dir: Path, extra: list[str], purpose: str = "conversion") -> EnvSource:
+        """The converters, the model's libraries as it was logged (MLflow) and `extra`: one environment per set,
+        shared by the conversions and importance measures that ask for the same packages."""
         requirements = [*CONVERTERS, *extra]
         mlmodel = find_mlmodel(model_dir)
         if mlmodel is not None and (mlmodel / "requirements.txt").is_file():  # as the model was logged
             requirements += [r for r in resolve_requirements((mlmodel / "requirements.txt").read_text()).requirements
                              if not r.lower().startswith("mlflow")]
-        return EnvSource(f"the conversion environment of {source.address}",
+        return EnvSource(f"the {purpose} environment of {source}",
                          resolved=resolve_requirements("\n".join(requirements)))
 
     def convert(self, source: ActualResource, declaration: dict[str, Any], data_ref: str | None,
@@ -117,7 +124,7 @@ class Converter:
         model_dir = materialise(azure_layout(source.spec.get("path"), [(f.rel, f.sha256) for f in source.files]),
                                 self.store.artifact_path, here / "source")
         sample = self.sample(source, data_ref, here)
-        env = self.environment(source, model_dir, list(declaration.get("requirements") or []))
+        env = self.environment(source.address, model_dir, list(declaration.get("requirements") or []))
         python = self.envs.python(env)
         output = ensure_dir(here / "converted")
         spec = declaration.get("sample") or {}

@@ -54,7 +54,10 @@ def load_model(model_dir: Path) -> tuple[Any, str]:
     raise AssertionError("unreachable")
 
 
-def read_sample(files: list[str], drop: list[str], rows: int) -> tuple[np.ndarray, list[str]]:
+def read_sample(files: list[str], drop: list[str], rows: int,
+                label: str | None = None) -> tuple[np.ndarray, list[str], list[str]]:
+    """`rows` seeded rows of the CSV files as numbers (less the dropped columns and the label), with the
+    feature names and, where a label column is named, its values."""
     header: list[str] | None = None
     body: list[list[str]] = []
     for name in files:
@@ -73,14 +76,17 @@ def read_sample(files: list[str], drop: list[str], rows: int) -> tuple[np.ndarra
     assert header is not None
     missing = [c for c in drop if c not in header]
     if missing:
-        fail(2, f"sample.drop_columns names {', '.join(missing)}, not columns of the sample ({', '.join(header)})")
-    keep = [i for i, c in enumerate(header) if c not in drop]
+        fail(2, f"drop_columns names {', '.join(missing)}, not columns of the sample ({', '.join(header)})")
+    if label is not None and label not in header:
+        fail(2, f"the label column {label!r} is not a column of the data ({', '.join(header)})")
+    keep = [i for i, c in enumerate(header) if c not in drop and c != label]
     picked = np.random.default_rng(0).permutation(len(body))[:rows]  # seeded: the same rows every time
     try:
         x = np.array([[float(body[r][i]) for i in keep] for r in picked], dtype=np.float64)
     except ValueError as exc:
         fail(2, f"the sample has a value that is not a number ({exc}); list non-feature columns in drop_columns")
-    return x, [header[i] for i in keep]
+    labels = [body[r][header.index(label)] for r in picked] if label is not None else []
+    return x, [header[i] for i in keep], labels
 
 
 def convert(model: Any, x: np.ndarray, converter: str, opset: int | None) -> tuple[bytes, str]:
@@ -127,7 +133,7 @@ def main() -> int:
     import onnxruntime as ort
 
     model, source_file = load_model(Path(request["model_dir"]))
-    x, features = read_sample(request["sample"], request.get("drop_columns") or [], int(request.get("rows", 200)))
+    x, features, _ = read_sample(request["sample"], request.get("drop_columns") or [], int(request.get("rows", 200)))
     onnx_bytes, chosen = convert(model, x, request.get("converter", "auto"), request.get("target_opset"))
     out = Path(request["output"])
     out.mkdir(parents=True, exist_ok=True)

@@ -226,6 +226,24 @@ class Rollout(Strict):
         return value
 
 
+class Explanation(Strict):
+    """`x-gitops.explain` on a model: each version it registers gets its global feature importance (permutation
+    importance on an evaluation data asset, computed in the model's environment), stored with the version."""
+
+    data: str = Field(description="The evaluation data asset (CSV files): azureml:NAME:VERSION or azureml:NAME@latest "
+                                  "— best held out from training.")
+    label: str = Field(description="The column holding the true label (or target value).")
+    drop_columns: list[str] = Field(default_factory=list, description="Columns that are not features.")
+    rows: int = Field(500, ge=10, le=100_000, description="Rows sampled (seeded) from the evaluation data.")
+    repeats: int = Field(5, ge=1, le=100, description="Shuffles per feature; importance is their mean drop.")
+    scoring: str | None = Field(None, description="A scikit-learn scorer name (default: accuracy for "
+                                                  "classifiers, r2 otherwise).")
+    requirements: list[str] = Field(default_factory=list, description="Packages the model needs besides "
+                                                                      "scikit-learn, numpy and onnxruntime.")
+    notable: float = Field(0.02, ge=0, description="A change in a feature's importance against the version in "
+                                                   "service larger than this is shown in the pull request.")
+
+
 class GitOpsExtension(Strict):
     """Our extensions live under one key, `x-gitops`, never as new top-level fields."""
 
@@ -237,6 +255,8 @@ class GitOpsExtension(Strict):
                                                        "passes before a deployment serves it.")
     rollout: Rollout | None = Field(None, description="Online endpoints: traffic changes move in steps, checked "
                                                       "by the host's figures, rolled back on a breach.")
+    explain: Explanation | None = Field(None, description="Models only: each version's permutation feature "
+                                                          "importance on an evaluation data asset.")
 
 
 class Resource(Strict):
@@ -248,6 +268,8 @@ class Resource(Strict):
     def _conversion_is_for_models(self) -> Resource:
         if self.x_gitops is not None and self.x_gitops.convert is not None and not self.converts:
             raise ValueError("x-gitops.convert is for models only (a model version converted to ONNX)")
+        if self.x_gitops is not None and self.x_gitops.explain is not None and not self.converts:
+            raise ValueError("x-gitops.explain is for models only (a model version's feature importance)")
         return self
 
 
