@@ -14,6 +14,7 @@ import pytest
 from mlops_gitops.addresses import Address, Kind
 from mlops_gitops.plan.gates import check_gate, importance_changes
 from mlops_gitops.state import ActualResource
+from tests.fake_github import TOKEN, FakeGitHub
 from tests.helpers import AZ, Result, commit_all, write
 
 Cli = Callable[..., Result]
@@ -150,3 +151,38 @@ def test_one_apply_trains_gates_and_promotes(cli: Cli, example: Path, monkeypatc
     assert "| feature | in service | candidate | change |" in again
     gate_events = [e for e in events if e["type"] == "release.gated"]
     assert gate_events and gate_events[-1]["data"]["model"] == "model:cancer-classifier:3"
+
+
+@pytest.mark.slow
+def test_ci_train_shows_a_pull_requests_numbers_before_merge_without_touching_the_workspace(
+        cli: Cli, example: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MLOPS_GITOPS_RUNTIME", "process")
+    for folder in ("endpoints", "deployments", "monitors"):
+        shutil.rmtree(example / folder)
+    _deployment(example, "x-gitops:\n  gate:\n    metrics: ['accuracy >= 0.9']\n")
+    commit_all(example, "Train, and serve what the training registers")
+    assert cli("apply", "--auto-approve", cwd=example).code == 0
+    runs_before = cli("job", "list", cwd=example).out
+    gh = FakeGitHub()
+    try:
+        event = tmp_path / "event.json"
+        event.write_text(json.dumps({"pull_request": {"number": 7, "head": {"sha": "b" * 40}}}))
+        (tmp_path / "runner").mkdir()
+        for key, value in {"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "pull_request", "GITHUB_EVENT_PATH":
+                           str(event), "GITHUB_REPOSITORY": "acme/ml", "GITHUB_API_URL": gh.api,
+                           "GITHUB_TOKEN": TOKEN, "RUNNER_TEMP": str(tmp_path / "runner")}.items():
+            monkeypatch.setenv(key, value)
+        _retrain(example, "0.0001")  # the pull request: a much weaker model
+        res = cli("ci", "--train", str(example))
+        body = next(iter(gh.comments.values()))["body"]
+    finally:
+        gh.close()
+    assert res.code == 1, res.out + res.err
+    assert "the release gate fails on this check's training" in res.err, res.err
+    assert "Trained by this check (run <code>" in body, body
+    assert "— **accuracy &gt;= 0.9: model:cancer-classifier:next has 0." in body, body
+    assert "after the run" not in body, "the candidate's numbers are the check's run's"
+    assert gh.statuses[-1]["state"] == "failure"
+    assert cli("job", "list", cwd=example).out == runs_before, "the workspace's runs are untouched"
+    models = cli("model", "list", cwd=example).out
+    assert "cancer-classifier            1 " in models and "cancer-classifier            2 " not in models

@@ -38,8 +38,10 @@ class Planned:
 
 
 def compute(project: Project, backend: Backend | None, workspace: str, snapshot: Snapshot, prune: bool | None,
-            strict: bool, preview: PipelinePreview | None = None, promote: bool | None = None) -> Planned:
-    """Load, validate and diff; raise SpecError (with diagnostics) when the tree has errors."""
+            strict: bool, preview: PipelinePreview | None = None, promote: bool | None = None,
+            targets: list[Address] | None = None) -> Planned:
+    """Load, validate and diff; raise SpecError (with diagnostics) when the tree has errors. `targets`: only
+    the changes of these resources (any version where none is given) and of what they depend on."""
     with progress.task(f"reading {project.root.name or project.root} and planning against workspace '{workspace}'"):
         tree = load_tree(project.root, strict)
         git = repo_info(project.root)
@@ -51,7 +53,24 @@ def compute(project: Project, backend: Backend | None, workspace: str, snapshot:
                                 _setting(project, workspace, "promote_latest", True) if promote is None else promote)
     if plan is None:
         raise SpecError("the repository has errors; nothing was planned", diags.sorted())
+    if targets is not None:
+        narrow(plan, targets)
     return Planned(project, tree, workspace, backend, snapshot, git, plan, diags)
+
+
+def narrow(plan: Plan, targets: list[Address]) -> None:
+    """Keep the changes of the targets and, transitively, of what they depend on."""
+    by_address = {c.address: c for c in plan.changes}
+    todo = [a for a in by_address if any(a.kind is t.kind and a.name == t.name and t.version in (None, a.version)
+                                         for t in targets)]
+    keep: set[Address] = set()
+    while todo:
+        address = todo.pop()
+        if address not in keep:
+            keep.add(address)
+            todo.extend(d for d in by_address[address].depends_on if d in by_address)
+    plan.changes = [c for c in plan.changes if c.address in keep]
+    plan.releases = [r for r in plan.releases if Address.parse(r["deployment"]) in keep]
 
 
 def _runtime(project: Project, workspace: str) -> str | None:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlops_gitops.addresses import Address
 from mlops_gitops.apply.executor import ApplyResult, Outcome, execute
 from mlops_gitops.apply.planning import Planned, compute
 from mlops_gitops.apply.provenance import base_provenance, for_change
@@ -68,14 +69,15 @@ def check_saved(saved: SavedPlan, planned: Planned) -> None:
 def apply_project(project: Project, workspace: str | None = None, saved: SavedPlan | None = None,
                   prune: bool | None = None, strict: bool = False, lock_timeout: float = 0.0,
                   parallelism: int = 4, reason: str = "", listener: ApplyListener | None = None,
-                  promote: bool | None = None) -> ApplyReport:
+                  promote: bool | None = None, targets: list[Address] | None = None) -> ApplyReport:
     listen = listener or ApplyListener()
     if saved is not None and workspace not in (None, saved.workspace):
         raise ConfigError(f"{saved.path} was planned for workspace '{saved.workspace}', not '{workspace}'")
     effective_prune = saved.prune if saved else prune
     with workspace_backend(project, saved.workspace if saved else workspace) as (name, backend):
         # Plan read-only first: invalid input fails here, before the lock creates anything.
-        planned = compute(project, backend, name, backend.read(), effective_prune, strict, promote=promote)
+        planned = compute(project, backend, name, backend.read(), effective_prune, strict, promote=promote,
+                          targets=targets)
         listen.warnings(planned.warnings)
         with backend.lock("apply", reason, lock_timeout) as lock:
             report = ApplyReport(planned, interrupted=backend.interrupted())
@@ -91,7 +93,7 @@ def apply_project(project: Project, workspace: str | None = None, saved: SavedPl
                 planned.plan.workspace_id = snapshot.workspace_id
             elif (snapshot.workspace_id, snapshot.serial) != (planned.snapshot.workspace_id, planned.snapshot.serial):
                 planned = report.planned = compute(project, backend, name, snapshot, effective_prune, strict,
-                                                   promote=promote)
+                                                   promote=promote, targets=targets)
             if saved is not None:
                 check_saved(saved, planned)
             listen.show(planned.plan)

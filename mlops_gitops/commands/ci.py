@@ -97,7 +97,7 @@ def _warn(message: str) -> None:
     runner_command(f"::warning title=mlops-gitops::{github_data(message)}")  # the exit code stays the real one
 
 
-def ci(path: str = ".", workspace: str | None = None, command: str | None = None) -> int:
+def ci(path: str = ".", workspace: str | None = None, command: str | None = None, train: bool = False) -> int:
     env = dict(os.environ)
     if env.get("GITHUB_ACTIONS") != "true":
         if env.get("TF_BUILD", "").lower() == "true":
@@ -112,7 +112,8 @@ def ci(path: str = ".", workspace: str | None = None, command: str | None = None
     name, _ = workspace_config(project, workspace)
     out(f"mlops-gitops ci: {run.event or 'manual'} event -> {chosen} on workspace '{name}'")
     if chosen in ("validate", "plan"):
-        return _plan(run, path, workspace, name, plan=chosen == "plan")
+        train = train or env.get("MLOPS_GITOPS_CI_TRAIN", "").lower() in ("1", "true", "yes")
+        return _plan(run, path, workspace, name, plan=chosen == "plan", train=train)
     if chosen == "apply":
         return _apply(run, path, workspace, name)
     if chosen == "drift":
@@ -126,7 +127,7 @@ def _github(run: GitHubRun) -> Any:
     return GitHub.connect(run.token, run.repository, run.api_url)
 
 
-def _plan(run: GitHubRun, path: str, workspace: str | None, name: str, plan: bool) -> int:
+def _plan(run: GitHubRun, path: str, workspace: str | None, name: str, plan: bool, train: bool = False) -> int:
     from mlops_gitops.apply.planning import plan_read_only
     from mlops_gitops.commands.validate import validate
     from mlops_gitops.integrations.github import truncate
@@ -154,12 +155,15 @@ def _plan(run: GitHubRun, path: str, workspace: str | None, name: str, plan: boo
             code = EXIT_ERROR
         else:
             summary = planned.plan.summary_line()
-            markdown, plan_file = plan_documents(planned.plan, Path(os.environ.get("RUNNER_TEMP", ".")))
+            temp = Path(os.environ.get("RUNNER_TEMP", "."))
+            if train:
+                code, summary = _train(planned, temp, summary)
+            markdown, plan_file = plan_documents(planned.plan, temp)
             _summary(markdown)
             _set_output("plan-json", str(plan_file))
             _set_output("has-changes", "true" if planned.plan.has_changes else "false")
             body = truncate(markdown, pointer=f"The full plan is in the [job summary]({run.run_url}).")
-            state = "success"
+            state = "success" if code == EXIT_OK else "failure"
     _set_output("summary", summary)
     out(summary)
     try:
@@ -172,6 +176,26 @@ def _plan(run: GitHubRun, path: str, workspace: str | None, name: str, plan: boo
     except GitOpsError as exc:
         _warn(str(exc))
     return code
+
+
+def _train(planned: Any, temp: Path, summary: str) -> tuple[int, str]:
+    """`--train`: the trainings the plan defers to, run in a scratch workspace for the comment's numbers."""
+    from mlops_gitops.commands.ci_train import train_in_check
+
+    try:
+        trained = train_in_check(planned.project, planned, temp / "mlops-gitops-train")
+    except GitOpsError as exc:
+        err(f"Error: {exc}")
+        planned.plan.notes.append(f"Training in this check failed: {exc}")
+        return EXIT_ERROR, f"{summary} Training in this check failed."
+    if trained:
+        out(f"Trained {', '.join(trained)} in a scratch workspace: the comment shows that run's numbers")
+    gated = [f"{r['deployment']}: {r['verdict']}" for r in planned.plan.releases
+             if r.get("trained_in_check") and r["verdict"] not in ("passes", "no gate")]
+    if gated:  # merging would keep the version in service: the check says so now
+        err("Error: the release gate fails on this check's training: " + "; ".join(gated))
+        return EXIT_ERROR, f"{summary} The release gate fails on this check's training."
+    return EXIT_OK, summary
 
 
 def _apply(run: GitHubRun, path: str, workspace: str | None, name: str) -> int:
@@ -239,6 +263,10 @@ def _monitor_issues(run: GitHubRun, path: str, workspace: str | None) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--train", action="store_true",
+                   help="on a pull request: run the pipelines whose next model version a deployment would serve, "
+                        "in a scratch workspace, so the comment shows their metrics and the gate's verdict "
+                        "(MLOPS_GITOPS_CI_TRAIN=true)")
     p.add_argument("--command", choices=["validate", "plan", "apply", "drift"],
                    help="what to do (default: from the event)")
     p.add_argument("path", nargs="?", default=".", help="repository (default: current folder)")

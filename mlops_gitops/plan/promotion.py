@@ -22,7 +22,7 @@ from mlops_gitops.plan.gates import check_gate, gate_of, importance_changes, in_
 from mlops_gitops.plan.model import Action, Change
 from mlops_gitops.spec.kinds.common import parse_condition
 from mlops_gitops.spec.references import resolved_job_output
-from mlops_gitops.state import Snapshot
+from mlops_gitops.state import ActualResource, Snapshot
 
 PROMOTED = (Kind.ONLINE_DEPLOYMENT, Kind.BATCH_DEPLOYMENT)
 
@@ -89,9 +89,12 @@ def _defer(c: Change, snapshot: Snapshot, key: str, name: str, job: str, planned
         c.reason += f"; serves the version of {name} that job:{job} registers in this apply"
 
 
-def releases(changes: list[Change], snapshot: Snapshot) -> list[dict[str, Any]]:
+def releases(changes: list[Change], snapshot: Snapshot,
+             trained: dict[str, ActualResource] | None = None) -> list[dict[str, Any]]:
     """Each deployment change that serves another model version, for review: the version in service and the
-    candidate, their metrics with deltas, and the gate verdict (at apply, where the candidate is not made yet)."""
+    candidate, their metrics with deltas, and the gate verdict (at apply, where the candidate is not made yet).
+    `trained`: per model name, the version a pull request's check trained elsewhere (`ci --train`), which
+    stands in for a candidate this apply's run will register."""
     planned_models = {c.address: c.desired for c in changes if c.address.kind is Kind.MODEL and c.desired}
     out: list[dict[str, Any]] = []
     for c in changes:
@@ -103,7 +106,7 @@ def releases(changes: list[Change], snapshot: Snapshot) -> list[dict[str, Any]]:
         if not ref or (current is not None and f"{current.address.name}:{current.address.version}" == ref):
             continue
         deferred = c.deferred.get("model")
-        candidate = None if deferred else model_version(snapshot, ref)
+        candidate = (trained or {}).get(deferred["model"]) if deferred else model_version(snapshot, ref)
         model_spec = (planned_models.get(Address(Kind.MODEL, *ref.split(":", 1))) if ":" in ref else None)
         gate = gate_of(d.spec, candidate) or (gate_of(model_spec.spec, None) if model_spec else None)
         got = metrics_of(candidate) if candidate is not None else {}
@@ -119,6 +122,7 @@ def releases(changes: list[Change], snapshot: Snapshot) -> list[dict[str, Any]]:
                                         float(explain.get("notable", 0.02)))
         out.append({"deployment": str(c.address), "in_service": str(current.address) if current else None,
                     "importance": importance, "explain_on": explain.get("data") if candidate is None else None,
+                    "trained_in_check": candidate.provenance.get("run.id") if deferred and candidate else None,
                     "candidate": f"{deferred['model']}:(next, after job:{deferred['job']})" if deferred else ref,
                     "metrics": rows, "gate": list((gate or {}).get("metrics") or []),
                     "not_worse_than": (gate or {}).get("not_worse_than"),
