@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,8 +18,8 @@ import httpx
 import pytest
 
 from mlops_gitops.apply.rollout import judge, p99_ms, split_at
-from tests.helpers import Result
-from tests.serving_helpers import SAMPLE, Host, served_tree
+from tests.helpers import Result, commit_all, copy_example, init_repo, write
+from tests.serving_helpers import SAMPLE, Host, deployment, served_tree
 
 Cli = Callable[..., Result]
 FAILING = '''
@@ -183,3 +184,51 @@ def test_an_apply_killed_mid_rollout_is_named_by_the_next_plan_and_walked_on(
     status = json.loads(cli("rollout", "status", "cancer", "--format", "json", cwd=serving).out)
     assert status["traffic"] == {"blue": 0, "green": 100}
     assert [s["share"] for s in status["rollout"]["steps"]] == [50], "it went on from 10%, not from the start"
+
+
+@pytest.mark.slow
+def test_a_worse_model_is_gated_and_a_better_one_promoted_through_the_rollout_under_load(
+        serving: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worse model is gated and nothing changes in service; a better one goes from data to production in
+    one apply: the run registers it, the gate passes, `trained` serves it, and the traffic walks 10% -> 50%
+    -> 100% while every request is answered."""
+    monkeypatch.setenv("MLOPS_GITOPS_FIGURES_INTERVAL_S", "0.1")
+    repo = init_repo(copy_example(serving), "The example")
+    for folder in ("deployments", "monitors"):
+        shutil.rmtree(repo / folder)
+    (repo / "endpoints" / "cancer-batch.yml").unlink()
+    endpoint = repo / "endpoints" / "cancer.yml"
+    endpoint.write_text(endpoint.read_text().replace("  blue: 90\n  green: 10\n", "  blue: 100\n  trained: 0\n"))
+    write(repo / "deployments" / "blue.yml", deployment("blue", "model: azureml:cancer-onnx:1\n"))
+    write(repo / "deployments" / "trained.yml", deployment("trained", "model: azureml:cancer-classifier@latest\n"
+                                                           "x-gitops:\n  gate:\n    metrics: ['accuracy >= 0.9']\n"))
+    commit_all(repo, "Serve what the training registers, at 0% first")
+    first = cli("apply", "--auto-approve", cwd=repo)
+    assert first.code == 0, first.out + first.err
+
+    train = repo / "pipelines" / "train.yml"
+    train.write_text(train.read_text().replace("  regularisation: 1.0", "  regularisation: 0.0001"))
+    endpoint.write_text(endpoint.read_text().replace("  blue: 100\n  trained: 0\n", "  blue: 0\n  trained: 100\n")
+                        + "x-gitops:\n  rollout:\n    steps: [10, 50, 100]\n    pause: 1s\n"
+                          "    health: {max_error_rate: 0.01, min_requests: 1}\n")
+    commit_all(repo, "Retrain with C=0.0001 and move the traffic to it")
+    with Load(Host(repo / ".mlops" / "dev")) as load:
+        gated = cli("apply", "--auto-approve", cwd=repo)
+    assert gated.code == 1 and "gated: online-deployment:cancer/trained stays on model:cancer-classifier:1" in \
+        gated.out + gated.err, gated.out + gated.err
+    assert {d for _, d, _ in load.answers} == {"blue"}, "a worse model: nothing changes in service"
+    assert json.loads(cli("rollout", "status", "cancer", "--format", "json", cwd=repo).out)["traffic"] == {
+        "blue": 100, "trained": 0}, "the gated deployment's traffic change is stopped with it"
+
+    train.write_text(train.read_text().replace("  regularisation: 0.0001", "  regularisation: 0.5"))
+    commit_all(repo, "Retrain with C=0.5")
+    with Load(Host(repo / ".mlops" / "dev")) as load:
+        res = cli("apply", "--auto-approve", cwd=repo)
+    assert res.code == 0, res.out + res.err
+    assert load.answers and all(code == 200 for code, _, _ in load.answers), "no request failed"
+    assert {d for _, d, _ in load.answers} == {"blue", "trained"}
+    shown = json.loads(cli("state", "show", "online-deployment:cancer/trained", "--format", "json", cwd=repo).out)
+    assert shown["derived"]["refs"]["model"] == "cancer-classifier:3", "the version this apply's run registered"
+    status = json.loads(cli("rollout", "status", "cancer", "--format", "json", cwd=repo).out)
+    assert status["traffic"] == {"blue": 0, "trained": 100} and status["state"] == "completed: trained at 100%"
+    assert [s["share"] for s in status["rollout"]["steps"]] == [10, 50]
