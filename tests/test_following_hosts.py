@@ -197,3 +197,31 @@ def test_two_hosts_follow_applies_from_ci_without_a_failed_request(fleet: Fleet,
     assert {name: code for name, (code, _) in stopped.items()} == {"web-1": 0, "web-2": 0}
     assert "Following the workspace as host web-1" in stopped["web-1"][1]
     assert fleet.hosts() == {}, "a follower that stops removes its report"
+
+
+def test_a_rollout_applied_from_ci_is_judged_by_the_figures_the_following_hosts_record(
+        fleet: Fleet, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The apply runs where no host runs: each step's split reaches both hosts through the workspace, and the
+    pause is judged by what both recorded in the shared store."""
+    monkeypatch.setenv("MLOPS_GITOPS_FIGURES_INTERVAL_S", "0.1")
+    ci = fleet.clone("ci")
+    assert cli("apply", str(ci), "--auto-approve").code == 0
+    fleet.follow("web-1")
+    fleet.follow("web-2")
+    urls = [h["url"] for h in fleet.wait_for(routes({"blue": 100})).values()]
+    endpoint = ci / "endpoints" / "cancer.yml"
+    endpoint.write_text(endpoint.read_text().replace("blue: 100", "blue: 0").replace("green: 0", "green: 100")
+                        + "x-gitops:\n  rollout:\n    steps: [10, 50, 100]\n    pause: 2s\n"
+                          "    health: {max_error_rate: 0.01, min_requests: 1}\n")
+    commit_all(ci, "Roll green out in steps")
+    with Clients(urls, keys(fleet)) as clients:
+        res = cli("apply", str(ci), "--auto-approve")
+        assert res.code == 0, res.out + res.err
+        fleet.wait_for(routes({"green": 100}))
+    assert clients.failures == []
+    assert clients.seen("blue") and clients.seen("green"), clients.answers
+    status = json.loads(cli("rollout", "status", "cancer", "--format", "json", cwd=ci).out)
+    assert status["state"] == "completed: green at 100%" and [s["share"] for s in status["rollout"]["steps"]] == [
+        10, 50]
+    assert all(s["requests"] >= 1 and s["errors"] == 0 for s in status["rollout"]["steps"]), status
+    assert status["figures"]["green"]["hosts"] == 2, "both hosts recorded their figures in the shared store"

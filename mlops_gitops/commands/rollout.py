@@ -52,7 +52,8 @@ def rollout_status(endpoint: str, path: str = ".", workspace: str | None = None,
         out(escape(f"    {step['share']:>3}%: {step['requests']} request(s), error rate {step['error_rate']:.2%}, "
                    f"p99 {step['p99_latency_ms']} ms"))
     for name, f in sorted(figures.items()):
-        out(escape(f"  {name}: {f['requests']} request(s), {f['errors']} error(s) recorded by the hosts"))
+        out(escape(f"  {name}: {f['requests']} request(s), {f['errors']} error(s) recorded by "
+                   f"{f.get('hosts', 1)} host(s), last at {str(f.get('at', ''))[:19]}"))
     return EXIT_OK
 
 

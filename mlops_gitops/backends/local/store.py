@@ -346,7 +346,8 @@ class LocalStore:
             for r in conn.execute(select(db.figures)):
                 value = rows.loads(r.figures, f"mg_figures of {r.host}")
                 mine = out.setdefault(r.deployment, {"requests": 0, "errors": 0, "latency_us": 0, "buckets": [],
-                                                     "at": r.at})
+                                                     "at": r.at, "hosts": 0})
+                mine["hosts"] += 1
                 for key in ("requests", "errors", "latency_us"):
                     mine[key] += int(value.get(key) or 0)
                 given = [int(b) for b in value.get("buckets") or []]
