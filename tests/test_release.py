@@ -113,6 +113,8 @@ def test_one_apply_trains_gates_and_promotes(cli: Cli, example: Path, monkeypatc
     typo.write_text(typo.read_text().replace("'accuracy >= 0.9'", "'acuracy >= 0.9'"))
     warned = cli("plan", cwd=example)  # against the workspace: its model's run wrote no such metric
     assert "deployments/trained.yml:9:15: warning GATE001: gate metric 'acuracy'" in warned.out + warned.err, warned.err
+    checked = cli("validate", cwd=example)  # validate reads the workspace too: the same diagnostic
+    assert checked.code == 0 and "deployments/trained.yml:9:15: warning GATE001" in checked.out, checked.out
     typo.write_text(typo.read_text().replace("'acuracy >= 0.9'", "'accuracy >= 0.9'"))
     _retrain(example, "0.5")
     plan = cli("plan", cwd=example)

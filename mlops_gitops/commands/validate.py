@@ -19,6 +19,7 @@ from mlops_gitops.commands.common import (
 from mlops_gitops.diagnostics import Diagnostic, Diagnostics
 from mlops_gitops.errors import ConfigError
 from mlops_gitops.plan.desired import build_desired
+from mlops_gitops.plan.promotion import unknown_gate_metrics
 from mlops_gitops.spec.tree import find_root, load_tree
 from mlops_gitops.state import Snapshot
 from mlops_gitops.validate import report, validate_tree
@@ -46,7 +47,9 @@ def validate(paths: list[str], strict: bool = False, fmt: str = "text", workspac
     snapshot = Snapshot(None, 0) if offline else read_snapshot(project, workspace)
     diags = validate_tree(tree, snapshot.index(), offline=offline)
     if snapshot.workspace_id is not None and not diags.has_errors():
-        diags.extend(build_desired(tree, snapshot).diagnostics)  # VER001 against the workspace
+        desired = build_desired(tree, snapshot)
+        diags.extend(desired.diagnostics)  # VER001 against the workspace
+        unknown_gate_metrics(desired, snapshot, diags)  # GATE001: the metrics its runs wrote
     if strict or project.config.strict:
         diags.promote_warnings()
     selected = _select(diags, targets, root)

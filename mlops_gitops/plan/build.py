@@ -243,7 +243,7 @@ def build_plan(workspace: str, desired: DesiredState, snapshot: Snapshot, prune:
                for a, d in desired.resources.items()]
     _after_runs(changes, snapshot, diags)
     held = promote(changes, snapshot, promote_latest)
-    unknown_gate_metrics(changes, desired, snapshot, diags)
+    unknown_gate_metrics(desired, snapshot, diags)
     interrupted_rollouts(changes, snapshot)
     removals, kept = _removals(desired, snapshot, prune)
     changes += removals

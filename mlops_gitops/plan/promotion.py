@@ -131,16 +131,15 @@ def releases(changes: list[Change], snapshot: Snapshot,
     return out
 
 
-def unknown_gate_metrics(changes: list[Change], desired: DesiredState, snapshot: Snapshot,
-                         diags: Diagnostics) -> None:
+def unknown_gate_metrics(desired: DesiredState, snapshot: Snapshot, diags: Diagnostics) -> None:
     """GATE001 (a warning: the training code of the same pull request may add the metric): a deployment's gate
-    names a metric that the runs behind its model's latest version did not write."""
-    for c in changes:
-        res = desired.by_spec.get(c.address)
-        if res is None or c.desired is None or c.address.kind not in PROMOTED:
+    names a metric that the runs behind its model's latest version did not write. At validate and plan."""
+    for address, d in desired.resources.items():
+        res = desired.by_spec.get(address)
+        if res is None or address.kind not in PROMOTED:
             continue
-        conditions = ((c.desired.spec.get("x-gitops") or {}).get("gate") or {}).get("metrics") or []
-        ref = str((c.desired.derived.get("refs") or {}).get("model") or "")
+        conditions = ((d.spec.get("x-gitops") or {}).get("gate") or {}).get("metrics") or []
+        ref = str((d.derived.get("refs") or {}).get("model") or "")
         latest = snapshot.latest(Kind.MODEL, ref.split(":", 1)[0]) if conditions and ref else None
         known = set((latest.provenance.get("run.metrics") or {}) if latest is not None else {})
         if latest is None or not known:
